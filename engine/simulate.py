@@ -1,0 +1,136 @@
+"""Run the kernel over a trial range and return exact integer tallies.
+
+This is the only place that calls :func:`kernels.trial.run_trials`; it allocates the per-thread
+tally slabs, walks the range in waves (for progress and bounded memory), and sums the slabs in a
+fixed order.  All tallies are integers, so the result does not depend on threads or block size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from kernels.layout import N_ALLIANCE_COLUMNS, N_CELL_COLUMNS, N_HIST_BINS, N_RECORD_COLUMNS
+
+from .compile import CompiledScenario
+
+DEFAULT_BLOCK_SIZE = 4096
+
+
+@dataclass
+class Tallies:
+    """Exact totals of a trial range (every array int64)."""
+
+    cells: np.ndarray  # (C, N_CELL_COLUMNS)
+    cell_hist: np.ndarray  # (C, N_HIST_BINS)
+    alliances: np.ndarray  # (A, N_ALLIANCE_COLUMNS)
+    alliance_hist: np.ndarray  # (A, N_HIST_BINS)
+
+    @classmethod
+    def zeros(cls, n_cells: int, n_alliances: int) -> Tallies:
+        return cls(
+            np.zeros((n_cells, N_CELL_COLUMNS), np.int64),
+            np.zeros((n_cells, N_HIST_BINS), np.int64),
+            np.zeros((n_alliances, N_ALLIANCE_COLUMNS), np.int64),
+            np.zeros((n_alliances, N_HIST_BINS), np.int64),
+        )
+
+    def add(self, other: Tallies) -> None:
+        self.cells += other.cells
+        self.cell_hist += other.cell_hist
+        self.alliances += other.alliances
+        self.alliance_hist += other.alliance_hist
+
+    def equals(self, other: Tallies) -> bool:
+        return all(
+            np.array_equal(x, y)
+            for x, y in zip(
+                (self.cells, self.cell_hist, self.alliances, self.alliance_hist),
+                (other.cells, other.cell_hist, other.alliances, other.alliance_hist),
+                strict=True,
+            )
+        )
+
+
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` Numba threads (None: all available); return the number in use."""
+    import numba
+
+    if threads is not None:
+        if threads < 1:
+            raise ValueError("threads must be ≥ 1")
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return numba.get_num_threads()
+
+
+def simulate(
+    compiled: CompiledScenario,
+    seed: int,
+    start: int,
+    stop: int,
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    save_trials: int = 0,
+    wave_trials: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Tallies, np.ndarray]:
+    """Simulate global trials ``[start, stop)``.
+
+    Returns the tallies and the saved records of the first ``save_trials`` trials of the range,
+    float64 ``(min(save_trials, stop − start), N_RECORD_COLUMNS)``.  ``progress(n)`` is called
+    after each wave with the number of trials it finished.
+    """
+    import numba
+
+    from kernels.deterrence import deterrence_probabilities
+    from kernels.trial import run_trials
+
+    if block_size < 1:
+        raise ValueError("block_size must be ≥ 1")
+    c = compiled
+    threads = numba.get_num_threads()
+    p_det, p_det0 = deterrence_probabilities(
+        c.capability, c.commitment, c.membership, c.bindingness, c.cover_ptr, c.cover_idx,
+        c.aggressor_state, c.resolve, c.target_ptr, c.target_state, c.misperception,
+    )
+    total = Tallies.zeros(c.n_cells, c.n_alliances)
+    slab = (
+        np.zeros((threads, c.n_cells, N_CELL_COLUMNS), np.int64),
+        np.zeros((threads, c.n_cells, N_HIST_BINS), np.int64),
+        np.zeros((threads, c.n_alliances, N_ALLIANCE_COLUMNS), np.int64),
+        np.zeros((threads, c.n_alliances, N_HIST_BINS), np.int64),
+    )
+    n_records = max(0, min(save_trials, stop - start))
+    records = np.zeros((n_records, N_RECORD_COLUMNS), np.float64)
+    if wave_trials is None:
+        wave_trials = max(block_size * threads * 8, 1 << 21)
+    wave_trials = max(block_size, (wave_trials // block_size) * block_size)
+    position = start
+    while position < stop:
+        end = min(stop, position + wave_trials)
+        run_trials(
+            seed, position, end, block_size,
+            c.capability, c.commitment, c.stability, c.free_riding,
+            c.member_ptr, c.member_idx, c.rule, c.quota, c.veto, c.round_days, c.max_rounds,
+            c.integration, c.bindingness, c.intel_sharing, c.cover_ptr, c.cover_idx,
+            c.shares_alliance, c.exposure,
+            c.aggressor_state, c.aggressor_cum_weight, c.resolve, c.target_ptr, c.target_state,
+            c.target_cum_weight, c.target_cell_base, c.mix_ptr, c.mix_type, c.mix_cum_weight,
+            c.severity, c.attribution_days, c.ambiguity,
+            p_det, p_det0,
+            c.outcome_noise, c.mobilization_days, c.window_days, c.interoperability_bonus,
+            c.defection_threshold, c.conflict_penalty, c.threat_weight,
+            slab[0], slab[1], slab[2], slab[3], records, start,
+        )
+        if progress is not None:
+            progress(end - position)
+        position = end
+    total.add(Tallies(*(s.sum(axis=0) for s in slab)))
+    return total, records
+
+
+def default_threads() -> int:
+    return int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))

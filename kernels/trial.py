@@ -1,0 +1,357 @@
+"""The trial loop: design §2 steps 1–8 for a range of global trial indices, tallied in-kernel.
+
+Trials ``start … stop − 1`` are split into blocks of ``block_size``; blocks run in ``prange`` and
+each thread adds into its own slice of the tally arrays (``numba.get_thread_id()``).  Every tally
+is an integer, so the totals are the same whatever the thread count or block size, and every
+random number is keyed by the global trial index (:mod:`kernels.rng`).
+"""
+
+import math
+
+import numpy as np
+from numba import get_thread_id, njit, prange
+
+from .consultation import consult
+from .deterrence import normal_cdf
+from .histogram import delay_bin
+from .layout import (
+    A_BACKING_SHARE_SUM,
+    A_CONSULTED,
+    A_COVERED,
+    A_DEADLOCK,
+    A_DECIDED,
+    A_DELAY_SUM,
+    A_DETERRED,
+    A_FIRST,
+    A_FREE_RIDERS_SUM,
+    A_REPELLED,
+    A_ROUNDS_SUM,
+    A_VETO,
+    C_ATTACKED,
+    C_BACKING_SHARE_SUM,
+    C_CONSULTED,
+    C_DEADLOCK,
+    C_DEFECTION,
+    C_DELAY_SUM,
+    C_DELIVERED_SHARE_SUM,
+    C_DETERRED,
+    C_DETERRED_NO_ALLIANCE,
+    C_FREE_RIDERS_SUM,
+    C_INVOKED,
+    C_REPELLED,
+    C_REPELLED_INVOKED,
+    C_ROUNDS_SUM,
+    C_SUCCEEDED,
+    C_TRIALS,
+    C_VETO,
+    C_WITH_ALLIED_BACKERS,
+    CAUSE_DEADLOCK,
+    CAUSE_DEFECTION,
+    CAUSE_NONE,
+    CAUSE_VETO,
+    DELAY_SCALE,
+    R_AGGRESSOR,
+    R_ALLIANCE,
+    R_ATTACK_TYPE,
+    R_ATTACKED,
+    R_BACKING_SHARE,
+    R_CAUSE,
+    R_CELL,
+    R_DELAY,
+    R_DELIVERED_SHARE,
+    R_DETERRED,
+    R_FORCE,
+    R_FREE_RIDERS,
+    R_INVOKED,
+    R_REPELLED,
+    R_ROUNDS,
+    R_TARGET,
+    R_TRIAL,
+    SHARE_SCALE,
+    SLOT_AGGRESSOR,
+    SLOT_ATTACK_TYPE,
+    SLOT_ATTRIBUTION,
+    SLOT_DELIVERY_BASE,
+    SLOT_DETERRENCE,
+    SLOT_OUTCOME,
+    SLOT_TARGET,
+)
+from .rng import seed_base, trial_key, uniform
+
+# bits of the per-state mark used while a trial runs
+IN_COVER = 1  # in M_A of some covering alliance
+BACKED_ANY = 2  # backed in some covering alliance
+IN_DECIDING = 4  # in M_A of some deciding alliance
+RESPONDS = 8  # backed in some deciding alliance (and is not the target)
+
+
+@njit(cache=True)
+def pick(cum_weight, lo, hi, u):
+    """First index ``i`` in ``[lo, hi)`` with ``u < cum_weight[i]`` (the last entry is 1.0)."""
+    for i in range(lo, hi - 1):
+        if u < cum_weight[i]:
+            return i
+    return hi - 1
+
+
+@njit(cache=True)
+def fixed(x, scale):
+    return np.int64(x * scale + 0.5)
+
+
+@njit(cache=True, parallel=True)
+def run_trials(
+    seed, start, stop, block_size,
+    # states
+    capability, commitment, stability, free_riding,
+    # alliances
+    member_ptr, member_idx, rule, quota, veto, round_days, max_rounds, integration,
+    bindingness, intel_sharing, cover_ptr, cover_idx, shares_alliance, exposure,
+    # aggressors and attack types
+    aggressor_state, aggressor_cum_weight, resolve, target_ptr, target_state,
+    target_cum_weight, target_cell_base, mix_ptr, mix_type, mix_cum_weight,
+    severity, attribution_days, ambiguity,
+    # precomputed (kernels.deterrence.deterrence_probabilities)
+    p_deterred, p_deterred_no_alliance,
+    # scenario scalars
+    outcome_noise, mobilization_days, window_days, interoperability_bonus,
+    defection_threshold, conflict_penalty, threat_weight,
+    # outputs
+    cell_tallies, cell_hist, alliance_tallies, alliance_hist, records, record_start,
+):
+    """Simulate trials ``[start, stop)`` and add their tallies into the outputs.
+
+    Outputs (all int64 unless noted; the leading axis is the thread id, ``numba.get_num_threads()``):
+    ``cell_tallies`` (T, C, N_CELL_COLUMNS), ``cell_hist`` (T, C, N_HIST_BINS),
+    ``alliance_tallies`` (T, A, N_ALLIANCE_COLUMNS), ``alliance_hist`` (T, A, N_HIST_BINS).
+    ``records`` float64 (K, N_RECORD_COLUMNS) receives trial ``g`` in row ``g − record_start``
+    when ``0 ≤ g − record_start < K``.
+    """
+    base_key = seed_base(seed)
+    n_states = capability.shape[0]
+    n_alliances = member_ptr.shape[0] - 1
+    largest = 1
+    for al in range(n_alliances):
+        largest = max(largest, member_ptr[al + 1] - member_ptr[al])
+    max_cover = 1
+    for s in range(n_states):
+        max_cover = max(max_cover, cover_ptr[s + 1] - cover_ptr[s])
+    n_records = records.shape[0]
+    n_blocks = (stop - start + block_size - 1) // block_size
+
+    for b in prange(n_blocks):
+        tid = get_thread_id()
+        ct = cell_tallies[tid]
+        ch = cell_hist[tid]
+        at = alliance_tallies[tid]
+        ah = alliance_hist[tid]
+        # per-block scratch: no allocation inside the trial loop
+        active = np.zeros(largest, dtype=np.uint8)
+        backed = np.zeros(largest, dtype=np.uint8)
+        survival = np.zeros(largest, dtype=np.float64)
+        draw = np.zeros(largest, dtype=np.float64)
+        theta = np.zeros(largest, dtype=np.float64)
+        base = np.zeros(largest, dtype=np.float64)
+        mark = np.zeros(n_states, dtype=np.uint8)
+        decided = np.zeros(max_cover, dtype=np.bool_)
+        rounds_of = np.zeros(max_cover, dtype=np.int64)
+        vetoed = np.zeros(max_cover, dtype=np.bool_)
+        n_back_of = np.zeros(max_cover, dtype=np.int64)
+        n_mem_of = np.zeros(max_cover, dtype=np.int64)
+
+        first_trial = start + b * block_size
+        last_trial = min(stop, first_trial + block_size)
+        for g in range(first_trial, last_trial):
+            key = trial_key(base_key, g)
+            # 1. the crisis
+            j = pick(aggressor_cum_weight, 0, aggressor_cum_weight.shape[0],
+                     uniform(key, SLOT_AGGRESSOR))
+            ti = pick(target_cum_weight, target_ptr[j], target_ptr[j + 1],
+                      uniform(key, SLOT_TARGET))
+            ki = pick(mix_cum_weight, mix_ptr[j], mix_ptr[j + 1], uniform(key, SLOT_ATTACK_TYPE))
+            a = aggressor_state[j]
+            t = target_state[ti]
+            k = mix_type[ki]
+            cell = target_cell_base[ti] + (ki - mix_ptr[j])
+            c_lo = cover_ptr[t]
+            c_hi = cover_ptr[t + 1]
+            n_cover = c_hi - c_lo
+
+            # 2. deterrence (R depends only on the aggressor-target pair: precomputed)
+            u_det = uniform(key, SLOT_DETERRENCE)
+            deterred = u_det < p_deterred[ti]
+            ct[cell, C_TRIALS] += 1
+            if u_det < p_deterred_no_alliance[ti]:
+                ct[cell, C_DETERRED_NO_ALLIANCE] += 1
+            for c in range(c_lo, c_hi):
+                at[cover_idx[c], A_COVERED] += 1
+            rec = g - record_start
+            keep = 0 <= rec < n_records
+            if keep:
+                records[rec, R_TRIAL] = g
+                records[rec, R_CELL] = cell
+                records[rec, R_AGGRESSOR] = j
+                records[rec, R_TARGET] = t
+                records[rec, R_ATTACK_TYPE] = k
+                records[rec, R_DETERRED] = 1.0 if deterred else 0.0
+                records[rec, R_ATTACKED] = 0.0 if deterred else 1.0
+                records[rec, R_ALLIANCE] = -1.0
+                for col in range(R_INVOKED, records.shape[1]):
+                    if col != R_ALLIANCE:
+                        records[rec, col] = 0.0
+            if deterred:
+                ct[cell, C_DETERRED] += 1
+                for c in range(c_lo, c_hi):
+                    at[cover_idx[c], A_DETERRED] += 1
+                continue
+            ct[cell, C_ATTACKED] += 1
+
+            # 3. attribution
+            d_att = 0.0
+            if attribution_days[k] > 0.0:
+                d_att = -attribution_days[k] * math.log(1.0 - uniform(key, SLOT_ATTRIBUTION))
+
+            # 4–5. consultation in every covering alliance
+            first = -1
+            first_time = 0.0
+            first_mob = 0.0
+            any_vetoed = False
+            for c in range(n_cover):
+                al = cover_idx[c_lo + c]
+                ok, r, n_back, m, vet = consult(
+                    al, a, t, k, key,
+                    capability, commitment, free_riding, member_ptr, member_idx, rule, quota,
+                    veto, max_rounds, bindingness, intel_sharing, shares_alliance, exposure,
+                    severity, ambiguity, conflict_penalty, threat_weight,
+                    active, backed, survival, draw, theta, base,
+                )
+                decided[c] = ok
+                rounds_of[c] = r
+                vetoed[c] = vet
+                n_back_of[c] = n_back
+                n_mem_of[c] = m
+                any_vetoed = any_vetoed or vet
+                lo = member_ptr[al]
+                for p in range(member_ptr[al + 1] - lo):
+                    if active[p] == 0:
+                        continue
+                    i = member_idx[lo + p]
+                    mark[i] |= IN_COVER
+                    if backed[p] != 0:
+                        mark[i] |= BACKED_ANY
+                    if ok:
+                        mark[i] |= IN_DECIDING
+                        if backed[p] != 0 and i != t:
+                            mark[i] |= RESPONDS
+                if ok:
+                    when = r * round_days[al]
+                    mob = mobilization_days * (1.0 - integration[al])
+                    if first < 0 or when < first_time or (when == first_time and mob < first_mob):
+                        first = c
+                        first_time = when
+                        first_mob = mob
+
+            # 6–7. delay, delivery, free riders; and the trial-level backing share
+            invoked = first >= 0
+            delay = d_att
+            force = capability[t]
+            n_resp = 0
+            n_failed = 0
+            n_free = 0
+            n_union = 0
+            n_union_back = 0
+            first_al = -1
+            if n_cover > 0:
+                for i in range(n_states):
+                    mk = mark[i]
+                    if mk == 0:
+                        continue
+                    n_union += 1
+                    if mk & BACKED_ANY:
+                        n_union_back += 1
+                    if mk & RESPONDS:
+                        n_resp += 1
+                        if uniform(key, SLOT_DELIVERY_BASE + i) < stability[i]:
+                            force = force + capability[i]
+                        else:
+                            n_failed += 1
+                    elif (mk & IN_DECIDING) and i != t:
+                        n_free += 1
+                    mark[i] = 0
+            defection = False
+            if invoked:
+                first_al = cover_idx[c_lo + first]
+                delay = (d_att + rounds_of[first] * round_days[first_al]) + mobilization_days * (
+                    1.0 - integration[first_al])
+                force = force * (1.0 + integration[first_al] * interoperability_bonus)
+                if n_resp > 0:
+                    defection = n_failed / n_resp > defection_threshold
+
+            # 8. outcome
+            threat = capability[a] * severity[k]
+            z = (math.log(force) - math.log(threat) - delay / window_days) / outcome_noise
+            repelled = uniform(key, SLOT_OUTCOME) < normal_cdf(z)
+
+            # tallies
+            if repelled:
+                ct[cell, C_REPELLED] += 1
+            else:
+                ct[cell, C_SUCCEEDED] += 1
+            cause = CAUSE_NONE
+            backing_share = 0.0
+            if n_cover > 0:
+                ct[cell, C_CONSULTED] += 1
+                backing_share = n_union_back / n_union
+                ct[cell, C_BACKING_SHARE_SUM] += fixed(backing_share, SHARE_SCALE)
+                if not invoked:
+                    if any_vetoed:
+                        ct[cell, C_VETO] += 1
+                        cause = CAUSE_VETO
+                    else:
+                        ct[cell, C_DEADLOCK] += 1
+                        cause = CAUSE_DEADLOCK
+            delivered_share = 0.0
+            if invoked:
+                ct[cell, C_INVOKED] += 1
+                ct[cell, C_ROUNDS_SUM] += rounds_of[first]
+                ct[cell, C_DELAY_SUM] += fixed(delay, DELAY_SCALE)
+                ch[cell, delay_bin(delay)] += 1
+                ct[cell, C_FREE_RIDERS_SUM] += n_free
+                if n_resp > 0:
+                    delivered_share = (n_resp - n_failed) / n_resp
+                    ct[cell, C_WITH_ALLIED_BACKERS] += 1
+                    ct[cell, C_DELIVERED_SHARE_SUM] += fixed(delivered_share, SHARE_SCALE)
+                if defection:
+                    ct[cell, C_DEFECTION] += 1
+                    cause = CAUSE_DEFECTION
+                if repelled:
+                    ct[cell, C_REPELLED_INVOKED] += 1
+            for c in range(n_cover):
+                al = cover_idx[c_lo + c]
+                at[al, A_CONSULTED] += 1
+                at[al, A_BACKING_SHARE_SUM] += fixed(n_back_of[c] / n_mem_of[c], SHARE_SCALE)
+                if repelled:
+                    at[al, A_REPELLED] += 1
+                if decided[c]:
+                    at[al, A_DECIDED] += 1
+                    at[al, A_ROUNDS_SUM] += rounds_of[c]
+                    at[al, A_FREE_RIDERS_SUM] += n_mem_of[c] - n_back_of[c]
+                elif vetoed[c]:
+                    at[al, A_VETO] += 1
+                else:
+                    at[al, A_DEADLOCK] += 1
+                if c == first:
+                    at[al, A_FIRST] += 1
+                    at[al, A_DELAY_SUM] += fixed(delay, DELAY_SCALE)
+                    ah[al, delay_bin(delay)] += 1
+            if keep:
+                records[rec, R_INVOKED] = 1.0 if invoked else 0.0
+                records[rec, R_ALLIANCE] = first_al
+                records[rec, R_ROUNDS] = rounds_of[first] if invoked else 0
+                records[rec, R_DELAY] = delay
+                records[rec, R_BACKING_SHARE] = backing_share
+                records[rec, R_FREE_RIDERS] = n_free
+                records[rec, R_CAUSE] = cause
+                records[rec, R_DELIVERED_SHARE] = delivered_share
+                records[rec, R_FORCE] = force
+                records[rec, R_REPELLED] = 1.0 if repelled else 0.0
