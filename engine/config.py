@@ -218,9 +218,8 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
                 problems.append((f"{where}.targets.{t}", "an aggressor cannot target itself"))
         for k in ag.attack_mix:
             if k not in s.attack_types:
-                problems.append(
-                    (f"{where}.attack_mix.{k}", f"attack type {k!r} is not defined in [attack_types]")
-                )
+                problems.append((f"{where}.attack_mix.{k}",
+                                 f"attack type {k!r} is not defined in [attack_types]"))
 
     for key, value in s.exposure.pairs.items():
         where = f"exposure.{key}"
@@ -283,7 +282,8 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
-        raise ConfigError(str(path), [("", f"not UTF-8 text ({err.reason} at byte {err.start})")])
+        problem = f"not UTF-8 text ({err.reason} at byte {err.start})"
+        raise ConfigError(str(path), [("", problem)]) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(path), [("", f"invalid TOML: {err}")]) from None
     return scenario_from_dict(data, str(path))

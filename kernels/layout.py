@@ -5,7 +5,8 @@ agree on what each tally column and each random-draw slot means.
 
 Random-draw slots
 -----------------
-Every uniform of trial ``g`` is ``uniform(trial_key(seed_base(seed), g), slot)`` (see :mod:`kernels.rng`).
+Every uniform of trial ``g`` is ``uniform(trial_key(seed_base(seed), g), slot)``
+(see :mod:`kernels.rng`).
 The slot names the draw's purpose, so a draw never depends on the order in which other draws
 were made, on the block size or on the thread count.
 
@@ -215,7 +216,7 @@ N_HIST_BINS = HIST_OVERFLOW + 1
 
 
 def histogram_edges():
-    """Lower edges of every bin plus the upper edge of the last finite bin: shape (N_HIST_BINS + 1,).
+    """Lower edges of every bin and the overflow bin's upper edge: shape (N_HIST_BINS + 1,).
 
     The overflow bin's upper edge is ``inf``.
     """

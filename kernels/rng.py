@@ -1,9 +1,10 @@
 """Counter-based random numbers keyed by (seed, global trial index, slot).
 
-``trial_key(seed_base(seed), g)`` hashes the seed and the trial index; ``uniform(key, slot)`` hashes the key
-and the draw's slot (see :mod:`kernels.layout`).  The hash is the SplitMix64 finalizer (Steele,
-Lea & Flood 2014), whose output passes BigCrush when fed a Weyl sequence.  A uniform is the top
-53 bits of the hash, so it lies in [0, 1) with 2^-53 resolution and ``1 − u`` is never 0.
+``trial_key(seed_base(seed), g)`` hashes the seed and the trial index; ``uniform(key, slot)``
+hashes the key and the draw's slot (see :mod:`kernels.layout`).  The hash is the SplitMix64
+finalizer (Steele, Lea & Flood 2014), whose output passes BigCrush when fed a Weyl sequence.
+A uniform is the top 53 bits of the hash, so it lies in [0, 1) with 2^-53 resolution and
+``1 − u`` is never 0.
 
 All arithmetic is on uint64 and wraps modulo 2^64; constants are ``np.uint64`` so Numba never
 promotes to float64.

@@ -121,7 +121,7 @@ def run_trials(
 ):
     """Simulate trials ``[start, stop)`` and add their tallies into the outputs.
 
-    Outputs (all int64 unless noted; the leading axis is the thread id, ``numba.get_num_threads()``):
+    Outputs (int64 unless noted; the leading axis is the thread id < ``numba.get_num_threads()``):
     ``cell_tallies`` (T, C, N_CELL_COLUMNS), ``cell_hist`` (T, C, N_HIST_BINS),
     ``alliance_tallies`` (T, A, N_ALLIANCE_COLUMNS), ``alliance_hist`` (T, A, N_HIST_BINS).
     ``records`` float64 (K, N_RECORD_COLUMNS) receives trial ``g`` in row ``g − record_start``

@@ -1,0 +1,178 @@
+"""The ``crisis`` command line (thin: the library does the work).
+
+Exit codes: 0 success, 2 user error (bad scenario, bad option, refused output folder),
+1 internal error (a short message; ``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from .errors import UserError
+
+EXIT_USER = 2
+EXIT_INTERNAL = 1
+
+
+class CrisisGroup(click.Group):
+    """Turns library errors into clear messages and exit codes."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(EXIT_USER)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as err:  # noqa: BLE001 - the last line of defence
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            else:
+                click.echo(
+                    f"internal error: {type(err).__name__}: {err}\n"
+                    "rerun with `crisis --debug …` for the traceback",
+                    err=True,
+                )
+            ctx.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=CrisisGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="crisis-engine", prog_name="crisis")
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Monte Carlo engine for collective-security crises in military alliances."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trials", type=click.IntRange(min=1), help="Trials to run (default: the file's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--threads", type=click.IntRange(min=1), help="Numba threads (default: all cores).")
+@click.option("--block-size", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Trials per parallel block (results do not depend on it).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: results/<scenario>-<seed>/).")
+@click.option("--save-trials", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Keep per-trial records of the first K trials in trials.parquet.")
+@click.option("--force", is_flag=True, help="Overwrite a non-empty output folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table.")
+def run(config, trials, seed, threads, block_size, out_dir, save_trials, force, quiet):
+    """Run the scenario CONFIG and write cells.parquet, summary.parquet and manifest.json."""
+    if threads is not None and threads > int(os.environ.get("NUMBA_NUM_THREADS", "0") or 0):
+        # Numba reads its thread ceiling at import; raise it before the first import.
+        if "numba" not in sys.modules:
+            os.environ["NUMBA_NUM_THREADS"] = str(max(threads, os.cpu_count() or 1))
+    from tqdm import tqdm
+
+    from .runner import run_scenario
+    from .tables import format_summary
+
+    show_bar = not quiet and _stderr_is_tty()
+    bar = None
+
+    def total(n):
+        nonlocal bar
+        if show_bar:
+            bar = tqdm(total=n, unit=" trials", unit_scale=True, file=sys.stderr,
+                       desc="simulating", dynamic_ncols=True)
+
+    def advance(n):
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        result = run_scenario(config, trials=trials, seed=seed, threads=threads,
+                              block_size=block_size, out_dir=out_dir, save_trials=save_trials,
+                              force=force, progress=advance, progress_total=total)
+    finally:
+        if bar is not None:
+            bar.close()
+    m = result.manifest
+    if not quiet:
+        click.echo(format_summary(result.summary))
+        click.echo("")
+    click.echo(
+        f"{m['trials']:,} trials, seed {m['seed']}, {m['threads']} threads, "
+        f"{m['wall_time_s']:.2f} s ({m['trials_per_s'] / 1e6:.2f} M trials/s) → {result.out_dir}"
+    )
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+def validate(config):
+    """Check the scenario CONFIG; every problem names the file, the key and what is wrong."""
+    from .compile import compile_scenario
+    from .config import load_scenario
+
+    scenario = load_scenario(config)
+    compiled = compile_scenario(scenario)
+    click.echo(
+        f"{config}: ok — {compiled.n_states} states, {compiled.n_alliances} alliances, "
+        f"{len(scenario.aggressors)} aggressors, {compiled.n_cells} cells"
+    )
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+def summarize(run_dir, fmt):
+    """Print the results of the run in RUN_DIR (json is for scripts)."""
+    import polars as pl
+
+    from .tables import format_summary
+
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise UserError(f"{run_dir}: not a complete run folder (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        summary = pl.read_parquet(run_dir / "summary.parquet")
+        cells = pl.read_parquet(run_dir / "cells.parquet")
+    except (OSError, ValueError, pl.exceptions.PolarsError) as err:
+        raise UserError(f"{run_dir}: cannot read the run: {err}") from None
+    if fmt == "json":
+        doc = {"manifest": manifest, "summary": summary.to_dicts(), "cells": cells.to_dicts()}
+        click.echo(json.dumps(_finite(doc), indent=2, default=str, allow_nan=False))
+    elif fmt == "csv":
+        click.echo(summary.write_csv(), nl=False)
+    else:
+        click.echo(f"{manifest['scenario']} — {manifest['trials']:,} trials, seed "
+                   f"{manifest['seed']}, scenario {manifest['scenario_hash'][:12]}")
+        click.echo(format_summary(summary))
+
+
+def _finite(value):
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    main()
