@@ -315,6 +315,7 @@ def consult(c: CompiledScenario, A: int, a: int, t: int, k: int, keys: np.ndarra
 
     backed = np.zeros((m, n), dtype=bool)
     backed[M == t] = True  # the target backs action from the start
+    backing_cap = np.full(n, float(c.capability[t]))
     survive = np.ones((m, n))  # S_i, default scheme
     if not literal_rounds:  # one uniform per member (the target's is never used)
         u = np.stack([np.ones(n) if i == t else uniform(keys, consult_slot(A, int(i)))
@@ -331,20 +332,20 @@ def consult(c: CompiledScenario, A: int, a: int, t: int, k: int, keys: np.ndarra
         active = ~decided  # trials still consulting
         if not active.any():
             break
-        # capability share of the backers at the round's start, summed left to right
-        backing_cap = np.zeros(n)
-        for row in range(m):
-            np.add(backing_cap, cap[row], out=backing_cap, where=backed[row])
-        share = backing_cap / cap_M
+        share = backing_cap / cap_M  # capability share of the backers at the round's start
         threat = (1.0 - w) + w * theta
         p = (base * threat)[:, None] * (1.0 - free_riding * share)  # (m, n)
         waiting = active & ~backed  # the target is never waiting
         if literal_rounds:
             fresh = np.stack([uniform(keys, round_slot(A, int(i), r)) for i in M])
-            backed |= waiting & (fresh < p)
+            newly_backed = waiting & (fresh < p)
         else:
             survive = np.where(waiting, survive * (1.0 - p), survive)
-            backed |= waiting & (u < 1.0 - survive)
+            newly_backed = waiting & (u < 1.0 - survive)
+        backed |= newly_backed
+        # the backers' capability grows by this round's new backers, added in ascending order
+        for row in range(m):
+            np.add(backing_cap, cap[row], out=backing_cap, where=newly_backed[row])
         holds = backed.sum(axis=0) >= need
         for row in veto_rows:
             holds &= backed[row]

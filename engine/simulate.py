@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.layout import N_ALLIANCE_COLUMNS, N_CELL_COLUMNS, N_HIST_BINS, N_RECORD_COLUMNS
+from kernels.layout import (
+    A_COVERED,
+    A_DETERRED,
+    C_DETERRED,
+    C_TRIALS,
+    N_ALLIANCE_COLUMNS,
+    N_CELL_COLUMNS,
+    N_HIST_BINS,
+    N_RECORD_COLUMNS,
+)
 
 from .compile import CompiledScenario
 
@@ -86,6 +95,7 @@ def simulate(
     import numba
 
     from kernels.deterrence import deterrence_probabilities
+    from kernels.prepare import consultation_tables
     from kernels.trial import run_trials
 
     if block_size < 1:
@@ -96,7 +106,12 @@ def simulate(
         c.capability, c.commitment, c.membership, c.bindingness, c.cover_ptr, c.cover_idx,
         c.aggressor_state, c.resolve, c.target_ptr, c.target_state, c.misperception,
     )
-    total = Tallies.zeros(c.n_cells, c.n_alliances)
+    tables = consultation_tables(
+        c.capability, c.commitment, c.free_riding, c.member_ptr, c.member_idx, c.rule, c.quota,
+        c.veto, c.bindingness, c.cover_ptr, c.cover_idx, c.shares_alliance, c.exposure,
+        c.aggressor_state, c.cell_aggressor, c.cell_target, c.cell_attack_type, c.severity,
+        c.ambiguity, c.conflict_penalty, c.threat_weight,
+    )
     slab = (
         np.zeros((threads, c.n_cells, N_CELL_COLUMNS), np.int64),
         np.zeros((threads, c.n_cells, N_HIST_BINS), np.int64),
@@ -106,29 +121,34 @@ def simulate(
     n_records = max(0, min(save_trials, stop - start))
     records = np.zeros((n_records, N_RECORD_COLUMNS), np.float64)
     if wave_trials is None:
-        wave_trials = max(block_size * threads * 8, 1 << 21)
+        wave_trials = max(block_size * threads * 8, 1 << 22)
     wave_trials = max(block_size, (wave_trials // block_size) * block_size)
     position = start
     while position < stop:
         end = min(stop, position + wave_trials)
         run_trials(
             seed, position, end, block_size,
-            c.capability, c.commitment, c.stability, c.free_riding,
-            c.member_ptr, c.member_idx, c.rule, c.quota, c.veto, c.round_days, c.max_rounds,
-            c.integration, c.bindingness, c.intel_sharing, c.cover_ptr, c.cover_idx,
-            c.shares_alliance, c.exposure,
-            c.aggressor_state, c.aggressor_cum_weight, c.resolve, c.target_ptr, c.target_state,
+            c.capability, c.stability, c.free_riding,
+            c.rule, c.round_days, c.max_rounds, c.integration, c.intel_sharing,
+            c.aggressor_state, c.aggressor_cum_weight, c.target_ptr, c.target_state,
             c.target_cum_weight, c.target_cell_base, c.mix_ptr, c.mix_type, c.mix_cum_weight,
-            c.severity, c.attribution_days, c.ambiguity,
+            c.severity, c.attribution_days,
             p_det, p_det0,
+            *tables,
             c.outcome_noise, c.mobilization_days, c.window_days, c.interoperability_bonus,
-            c.defection_threshold, c.conflict_penalty, c.threat_weight,
+            c.defection_threshold, c.threat_weight,
             slab[0], slab[1], slab[2], slab[3], records, start,
         )
         if progress is not None:
             progress(end - position)
         position = end
-    total.add(Tallies(*(s.sum(axis=0) for s in slab)))
+    total = Tallies(*(s.sum(axis=0) for s in slab))
+    # A trial is "covered" by every defense alliance of its target: per-alliance coverage and
+    # deterrence follow exactly from the cell tallies.
+    cc_ptr, cc_alliance = tables[0], tables[1]
+    cc_cell = np.repeat(np.arange(c.n_cells), np.diff(cc_ptr))
+    np.add.at(total.alliances[:, A_COVERED], cc_alliance, total.cells[cc_cell, C_TRIALS])
+    np.add.at(total.alliances[:, A_DETERRED], cc_alliance, total.cells[cc_cell, C_DETERRED])
     return total, records
 
 

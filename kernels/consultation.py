@@ -1,20 +1,17 @@
-"""Step 4–5 of the model: one covering alliance consults its members.
+"""Steps 4–5 of the model: one covering alliance consults its members.
 
-Members are taken in ascending state order, the aggressor excluded (``M_A``).  Scratch arrays
-are indexed by position within the alliance's member list (``member_ptr[A]`` …).
+The per-cell constants come from :mod:`kernels.prepare`; scratch arrays are indexed by a member's
+position ``p`` within its consultation's entries (ascending state order, aggressor excluded).
+Only members not yet backing are visited in a round (a compacted ``pending`` list), and the
+backers' capability grows by each round's new backers added in ascending order — the reference
+implementation does the same, so both produce the same doubles.
 """
 
 import math
 
 from numba import njit
 
-from .layout import (
-    QUOTA_EPSILON,
-    RULE_MAJORITY,
-    RULE_UNANIMITY,
-    RULE_VETO,
-    SLOT_CONSULT_BASE,
-)
+from .layout import QUOTA_EPSILON, RULE_MAJORITY, RULE_UNANIMITY, SLOT_CONSULT_BASE
 from .rng import uniform
 
 
@@ -30,88 +27,80 @@ def backers_needed(rule, quota, m):
 
 @njit(cache=True)
 def consult(
-    al, a, t, k, key,
-    capability, commitment, free_riding, member_ptr, member_idx, rule, quota, veto,
-    max_rounds, bindingness, intel_sharing, shares_alliance, exposure,
-    severity, ambiguity, conflict_penalty, threat_weight,
-    active, backed, survival, draw, theta, base,
+    cc, t, key, max_rounds, intel, threat_weight, vetoing,
+    capability, free_riding,
+    cc_alliance, cc_entry_ptr, cc_need, cc_cap_members, cc_free_riding,
+    e_state, e_base, e_theta, e_static, e_veto,
+    backed, pending, draw, survival, theta,
 ):
-    """Run alliance ``al``'s consultation for a trial (aggressor state ``a``, target ``t``,
-    attack type ``k``, trial ``key``).
+    """Run consultation ``cc`` (one covering alliance of one cell) for the trial with ``key``.
 
-    Scratch (float64/uint8 arrays at least as long as the largest alliance): ``active`` marks
-    members of ``M_A``; on return ``backed`` marks who backed.  Returns
-    ``(decided, rounds_used, n_backers, n_members, vetoed)``; ``vetoed`` is True when the rule is
-    ``veto``, the quota was met and a veto holder never backed.
+    ``max_rounds``, ``intel`` (``intel_sharing``) and ``vetoing`` (rule is ``veto``) are the
+    alliance's.  A member backs in the first round ``r`` with ``draw < 1 − Π_{s≤r}(1 − p_s)``.
+    Scratch (length ≥ the consultation's entries): ``backed`` uint8 — on return, who backed;
+    ``pending`` int64; ``draw``, ``survival``, ``theta`` float64.
+    Returns ``(decided, rounds_used, n_backers, n_members, vetoed)``.
     """
-    lo = member_ptr[al]
-    hi = member_ptr[al + 1]
-    n = hi - lo
-    m = 0
-    cap_members = 0.0
+    al = cc_alliance[cc]
+    lo = cc_entry_ptr[cc]
+    m = cc_entry_ptr[cc + 1] - lo
+    n_pending = 0
     n_back = 0
-    theta_sum = 0.0
-    any_free_riding = False
-    for p in range(n):
-        i = member_idx[lo + p]
-        if i == a:
-            active[p] = 0
-            backed[p] = 0
-            continue
-        active[p] = 1
-        m += 1
-        cap_members += capability[i]
-        survival[p] = 1.0
-        theta[p] = min(1.0, exposure[i, t] * severity[k])
-        theta_sum += theta[p]
-        conflict = 1.0 - conflict_penalty if shares_alliance[i, a] != 0 else 1.0
-        base[p] = ((commitment[i] * bindingness[al]) * (1.0 - ambiguity[k])) * conflict
+    veto_left = 0
+    cap_back = 0.0
+    slot0 = SLOT_CONSULT_BASE + (al << 20)
+    for p in range(m):
+        i = e_state[lo + p]
         if i == t:
-            backed[p] = 1
+            backed[p] = 1  # the target backs action from the start
             n_back += 1
+            cap_back = capability[t]
         else:
             backed[p] = 0
-            draw[p] = uniform(key, SLOT_CONSULT_BASE + (al << 20) + i)
-            if free_riding[i] > 0.0:
-                any_free_riding = True
-    need = backers_needed(rule[al], quota[al], m)
+            pending[n_pending] = p
+            n_pending += 1
+            draw[p] = uniform(key, slot0 + i)
+            survival[p] = 1.0
+            veto_left += e_veto[lo + p]
+    need = cc_need[cc]
+    moving_threat = intel > 0.0 and threat_weight > 0.0
+    if moving_threat:
+        for p in range(m):
+            theta[p] = e_theta[lo + p]
+    riding = cc_free_riding[cc] != 0
+    cap_members = cc_cap_members[cc]
     w = threat_weight
-    intel = intel_sharing[al]
-    for r in range(1, max_rounds[al] + 1):
-        if r > 1 and intel > 0.0:
-            mean = theta_sum / m
-            theta_sum = 0.0
-            for p in range(n):
-                if active[p] != 0:
-                    theta[p] = theta[p] + intel * (mean - theta[p])
-                    theta_sum += theta[p]
-        share = 0.0
-        if any_free_riding:
-            cap_back = 0.0
-            for p in range(n):
-                if backed[p] != 0:
-                    cap_back += capability[member_idx[lo + p]]
-            share = cap_back / cap_members
-        new_back = 0
-        for p in range(n):
-            if active[p] == 0 or backed[p] != 0:
-                continue
-            i = member_idx[lo + p]
-            threat = (1.0 - w) + w * theta[p]
-            ride = 1.0 - free_riding[i] * share
-            prob = ((base[p] * threat) * ride)
+    for r in range(1, max_rounds + 1):
+        if moving_threat and r > 1:
+            total = 0.0
+            for p in range(m):
+                total += theta[p]
+            mean = total / m
+            for p in range(m):
+                theta[p] = theta[p] + intel * (mean - theta[p])
+        share = cap_back / cap_members if riding else 0.0
+        cap_next = cap_back
+        kept = 0
+        for q in range(n_pending):
+            p = pending[q]
+            e = lo + p
+            i = e_state[e]
+            if moving_threat:
+                prob = (e_base[e] * ((1.0 - w) + w * theta[p])) * (1.0 - free_riding[i] * share)
+            else:
+                prob = e_static[e] * (1.0 - free_riding[i] * share)
             survival[p] = survival[p] * (1.0 - prob)
             if draw[p] < 1.0 - survival[p]:
-                backed[p] = 1  # `share` was fixed at the round's start, so order is irrelevant
-                new_back += 1
-        n_back += new_back
-        holds = n_back >= need
-        if holds and rule[al] == RULE_VETO:
-            for p in range(n):
-                if active[p] != 0 and veto[member_idx[lo + p], al] != 0 and backed[p] == 0:
-                    holds = False
-                    break
-        if holds:
+                backed[p] = 1
+                n_back += 1
+                cap_next = cap_next + capability[i]
+                veto_left -= e_veto[e]
+            else:
+                pending[kept] = p
+                kept += 1
+        n_pending = kept
+        cap_back = cap_next
+        if n_back >= need and veto_left == 0:
             return True, r, n_back, m, False
-    vetoed = rule[al] == RULE_VETO and n_back >= need
+    vetoed = vetoing and n_back >= need
     return False, 0, n_back, m, vetoed

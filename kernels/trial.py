@@ -17,11 +17,9 @@ from .histogram import delay_bin
 from .layout import (
     A_BACKING_SHARE_SUM,
     A_CONSULTED,
-    A_COVERED,
     A_DEADLOCK,
     A_DECIDED,
     A_DELAY_SUM,
-    A_DETERRED,
     A_FIRST,
     A_FREE_RIDERS_SUM,
     A_REPELLED,
@@ -67,6 +65,7 @@ from .layout import (
     R_ROUNDS,
     R_TARGET,
     R_TRIAL,
+    RULE_VETO,
     SHARE_SCALE,
     SLOT_AGGRESSOR,
     SLOT_ATTACK_TYPE,
@@ -103,19 +102,21 @@ def fixed(x, scale):
 def run_trials(
     seed, start, stop, block_size,
     # states
-    capability, commitment, stability, free_riding,
+    capability, stability, free_riding,
     # alliances
-    member_ptr, member_idx, rule, quota, veto, round_days, max_rounds, integration,
-    bindingness, intel_sharing, cover_ptr, cover_idx, shares_alliance, exposure,
+    rule, round_days, max_rounds, integration, intel_sharing,
     # aggressors and attack types
-    aggressor_state, aggressor_cum_weight, resolve, target_ptr, target_state,
+    aggressor_state, aggressor_cum_weight, target_ptr, target_state,
     target_cum_weight, target_cell_base, mix_ptr, mix_type, mix_cum_weight,
-    severity, attribution_days, ambiguity,
-    # precomputed (kernels.deterrence.deterrence_probabilities)
+    severity, attribution_days,
+    # precomputed: kernels.deterrence.deterrence_probabilities
     p_deterred, p_deterred_no_alliance,
+    # precomputed: kernels.prepare.consultation_tables
+    cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_cap_members, cc_free_riding,
+    e_state, e_base, e_theta, e_static, e_veto,
     # scenario scalars
     outcome_noise, mobilization_days, window_days, interoperability_bonus,
-    defection_threshold, conflict_penalty, threat_weight,
+    defection_threshold, threat_weight,
     # outputs
     cell_tallies, cell_hist, alliance_tallies, alliance_hist, records, record_start,
 ):
@@ -124,19 +125,21 @@ def run_trials(
     Outputs (int64 unless noted; the leading axis is the thread id < ``numba.get_num_threads()``):
     ``cell_tallies`` (T, C, N_CELL_COLUMNS), ``cell_hist`` (T, C, N_HIST_BINS),
     ``alliance_tallies`` (T, A, N_ALLIANCE_COLUMNS), ``alliance_hist`` (T, A, N_HIST_BINS).
+    ``A_COVERED`` and ``A_DETERRED`` are left to the caller (they follow from the cell tallies).
     ``records`` float64 (K, N_RECORD_COLUMNS) receives trial ``g`` in row ``g − record_start``
     when ``0 ≤ g − record_start < K``.
     """
     base_key = seed_base(seed)
     n_states = capability.shape[0]
-    n_alliances = member_ptr.shape[0] - 1
+    n_cells = cc_ptr.shape[0] - 1
     largest = 1
-    for al in range(n_alliances):
-        largest = max(largest, member_ptr[al + 1] - member_ptr[al])
+    for cc in range(cc_entry_ptr.shape[0] - 1):
+        largest = max(largest, cc_entry_ptr[cc + 1] - cc_entry_ptr[cc])
     max_cover = 1
-    for s in range(n_states):
-        max_cover = max(max_cover, cover_ptr[s + 1] - cover_ptr[s])
+    for cell in range(n_cells):
+        max_cover = max(max_cover, cc_ptr[cell + 1] - cc_ptr[cell])
     n_records = records.shape[0]
+    n_aggressors = aggressor_cum_weight.shape[0]
     n_blocks = (stop - start + block_size - 1) // block_size
 
     for b in prange(n_blocks):
@@ -146,12 +149,11 @@ def run_trials(
         at = alliance_tallies[tid]
         ah = alliance_hist[tid]
         # per-block scratch: no allocation inside the trial loop
-        active = np.zeros(largest, dtype=np.uint8)
-        backed = np.zeros(largest, dtype=np.uint8)
+        backed = np.zeros((max_cover, largest), dtype=np.uint8)
+        pending = np.zeros(largest, dtype=np.int64)
         survival = np.zeros(largest, dtype=np.float64)
         draw = np.zeros(largest, dtype=np.float64)
         theta = np.zeros(largest, dtype=np.float64)
-        base = np.zeros(largest, dtype=np.float64)
         mark = np.zeros(n_states, dtype=np.uint8)
         decided = np.zeros(max_cover, dtype=np.bool_)
         rounds_of = np.zeros(max_cover, dtype=np.int64)
@@ -163,19 +165,22 @@ def run_trials(
         last_trial = min(stop, first_trial + block_size)
         for g in range(first_trial, last_trial):
             key = trial_key(base_key, g)
-            # 1. the crisis
-            j = pick(aggressor_cum_weight, 0, aggressor_cum_weight.shape[0],
-                     uniform(key, SLOT_AGGRESSOR))
-            ti = pick(target_cum_weight, target_ptr[j], target_ptr[j + 1],
-                      uniform(key, SLOT_TARGET))
-            ki = pick(mix_cum_weight, mix_ptr[j], mix_ptr[j + 1], uniform(key, SLOT_ATTACK_TYPE))
+            # 1. the crisis (a single choice needs no draw)
+            j = 0
+            if n_aggressors > 1:
+                j = pick(aggressor_cum_weight, 0, n_aggressors, uniform(key, SLOT_AGGRESSOR))
+            ti = target_ptr[j]
+            if target_ptr[j + 1] - ti > 1:
+                ti = pick(target_cum_weight, ti, target_ptr[j + 1], uniform(key, SLOT_TARGET))
+            ki = mix_ptr[j]
+            if mix_ptr[j + 1] - ki > 1:
+                ki = pick(mix_cum_weight, ki, mix_ptr[j + 1], uniform(key, SLOT_ATTACK_TYPE))
             a = aggressor_state[j]
             t = target_state[ti]
             k = mix_type[ki]
             cell = target_cell_base[ti] + (ki - mix_ptr[j])
-            c_lo = cover_ptr[t]
-            c_hi = cover_ptr[t + 1]
-            n_cover = c_hi - c_lo
+            cc_lo = cc_ptr[cell]
+            n_cover = cc_ptr[cell + 1] - cc_lo
 
             # 2. deterrence (R depends only on the aggressor-target pair: precomputed)
             u_det = uniform(key, SLOT_DETERRENCE)
@@ -183,8 +188,6 @@ def run_trials(
             ct[cell, C_TRIALS] += 1
             if u_det < p_deterred_no_alliance[ti]:
                 ct[cell, C_DETERRED_NO_ALLIANCE] += 1
-            for c in range(c_lo, c_hi):
-                at[cover_idx[c], A_COVERED] += 1
             rec = g - record_start
             keep = 0 <= rec < n_records
             if keep:
@@ -201,8 +204,6 @@ def run_trials(
                         records[rec, col] = 0.0
             if deterred:
                 ct[cell, C_DETERRED] += 1
-                for c in range(c_lo, c_hi):
-                    at[cover_idx[c], A_DETERRED] += 1
                 continue
             ct[cell, C_ATTACKED] += 1
 
@@ -217,13 +218,14 @@ def run_trials(
             first_mob = 0.0
             any_vetoed = False
             for c in range(n_cover):
-                al = cover_idx[c_lo + c]
+                cc = cc_lo + c
+                al = cc_alliance[cc]
                 ok, r, n_back, m, vet = consult(
-                    al, a, t, k, key,
-                    capability, commitment, free_riding, member_ptr, member_idx, rule, quota,
-                    veto, max_rounds, bindingness, intel_sharing, shares_alliance, exposure,
-                    severity, ambiguity, conflict_penalty, threat_weight,
-                    active, backed, survival, draw, theta, base,
+                    cc, t, key, max_rounds[al], intel_sharing[al], threat_weight,
+                    rule[al] == RULE_VETO, capability, free_riding,
+                    cc_alliance, cc_entry_ptr, cc_need, cc_cap_members, cc_free_riding,
+                    e_state, e_base, e_theta, e_static, e_veto,
+                    backed[c], pending, draw, survival, theta,
                 )
                 decided[c] = ok
                 rounds_of[c] = r
@@ -231,18 +233,6 @@ def run_trials(
                 n_back_of[c] = n_back
                 n_mem_of[c] = m
                 any_vetoed = any_vetoed or vet
-                lo = member_ptr[al]
-                for p in range(member_ptr[al + 1] - lo):
-                    if active[p] == 0:
-                        continue
-                    i = member_idx[lo + p]
-                    mark[i] |= IN_COVER
-                    if backed[p] != 0:
-                        mark[i] |= BACKED_ANY
-                    if ok:
-                        mark[i] |= IN_DECIDING
-                        if backed[p] != 0 and i != t:
-                            mark[i] |= RESPONDS
                 if ok:
                     when = r * round_days[al]
                     mob = mobilization_days * (1.0 - integration[al])
@@ -251,17 +241,44 @@ def run_trials(
                         first_time = when
                         first_mob = mob
 
-            # 6–7. delay, delivery, free riders; and the trial-level backing share
+            # 6–7. delivery by the responders, free riders, the trial's backing share
             invoked = first >= 0
-            delay = d_att
             force = capability[t]
             n_resp = 0
             n_failed = 0
             n_free = 0
             n_union = 0
             n_union_back = 0
-            first_al = -1
-            if n_cover > 0:
+            if n_cover == 1:
+                # one alliance: its members are the union, in ascending state order already
+                n_union = n_mem_of[0]
+                n_union_back = n_back_of[0]
+                if invoked:
+                    n_free = n_mem_of[0] - n_back_of[0]
+                    lo = cc_entry_ptr[cc_lo]
+                    for p in range(n_mem_of[0]):
+                        i = e_state[lo + p]
+                        if backed[0, p] == 0 or i == t:
+                            continue
+                        n_resp += 1
+                        # u < 1 always holds, so stability 1 needs no draw
+                        if stability[i] >= 1.0 or (
+                                uniform(key, SLOT_DELIVERY_BASE + i) < stability[i]):
+                            force = force + capability[i]
+                        else:
+                            n_failed += 1
+            elif n_cover > 1:
+                for c in range(n_cover):
+                    lo = cc_entry_ptr[cc_lo + c]
+                    for p in range(n_mem_of[c]):
+                        i = e_state[lo + p]
+                        mark[i] |= IN_COVER
+                        if backed[c, p] != 0:
+                            mark[i] |= BACKED_ANY
+                        if decided[c]:
+                            mark[i] |= IN_DECIDING
+                            if backed[c, p] != 0 and i != t:
+                                mark[i] |= RESPONDS
                 for i in range(n_states):
                     mk = mark[i]
                     if mk == 0:
@@ -271,16 +288,19 @@ def run_trials(
                         n_union_back += 1
                     if mk & RESPONDS:
                         n_resp += 1
-                        if uniform(key, SLOT_DELIVERY_BASE + i) < stability[i]:
+                        if stability[i] >= 1.0 or (
+                                uniform(key, SLOT_DELIVERY_BASE + i) < stability[i]):
                             force = force + capability[i]
                         else:
                             n_failed += 1
                     elif (mk & IN_DECIDING) and i != t:
                         n_free += 1
                     mark[i] = 0
+            delay = d_att
             defection = False
+            first_al = -1
             if invoked:
-                first_al = cover_idx[c_lo + first]
+                first_al = cc_alliance[cc_lo + first]
                 delay = (d_att + rounds_of[first] * round_days[first_al]) + mobilization_days * (
                     1.0 - integration[first_al])
                 force = force * (1.0 + integration[first_al] * interoperability_bonus)
@@ -327,7 +347,7 @@ def run_trials(
                 if repelled:
                     ct[cell, C_REPELLED_INVOKED] += 1
             for c in range(n_cover):
-                al = cover_idx[c_lo + c]
+                al = cc_alliance[cc_lo + c]
                 at[al, A_CONSULTED] += 1
                 at[al, A_BACKING_SHARE_SUM] += fixed(n_back_of[c] / n_mem_of[c], SHARE_SCALE)
                 if repelled:

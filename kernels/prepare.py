@@ -1,0 +1,108 @@
+"""Per-cell constants of the consultation, computed once per run outside the trial loop.
+
+For every cell (aggressor, target, attack type) and every covering alliance of its target — a
+*consultation* ``cc`` — the members ``M_A`` (aggressor excluded, ascending state order) become
+*entries* with the parts of ``p_i`` that do not change from trial to trial.
+"""
+
+
+import numpy as np
+from numba import njit
+
+from .consultation import backers_needed
+from .layout import RULE_VETO
+
+
+@njit(cache=True)
+def consultation_tables(
+    capability, commitment, free_riding, member_ptr, member_idx, rule, quota, veto,
+    bindingness, cover_ptr, cover_idx, shares_alliance, exposure, aggressor_state,
+    cell_aggressor, cell_target, cell_attack_type, severity, ambiguity, conflict_penalty,
+    threat_weight,
+):
+    """Flatten every consultation of every cell.
+
+    Returns ``(cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_cap_members, cc_free_riding,
+    e_state, e_base, e_theta, e_static, e_veto)``:
+
+    * ``cc_ptr`` int64 (C + 1,): consultations of cell ``c`` are ``cc_ptr[c] … cc_ptr[c + 1]``,
+      in the order of ``cover_idx``;
+    * per consultation (n_cc,): ``cc_alliance`` int64, ``cc_entry_ptr`` int64 (n_cc + 1,),
+      ``cc_need`` int64 (backers the rule needs), ``cc_cap_members`` float64 (capability of
+      ``M_A``, summed in ascending order), ``cc_free_riding`` uint8 (some member free-rides);
+    * per entry: ``e_state`` int64, ``e_base`` float64 =
+      ``((commitment · bindingness) · (1 − ambiguity)) · conflict``, ``e_theta`` float64 =
+      ``min(1, exposure · severity)`` (θ before round 1), ``e_static`` float64 =
+      ``e_base · ((1 − w) + w · θ)`` (``p`` before free riding while θ does not move), and
+      ``e_veto`` uint8 (a veto holder under a ``veto`` rule).
+    """
+    n_cells = cell_target.shape[0]
+    cc_ptr = np.zeros(n_cells + 1, dtype=np.int64)
+    n_cc = 0
+    n_entries = 0
+    for cell in range(n_cells):
+        t = cell_target[cell]
+        a = aggressor_state[cell_aggressor[cell]]
+        for c in range(cover_ptr[t], cover_ptr[t + 1]):
+            al = cover_idx[c]
+            n_cc += 1
+            for q in range(member_ptr[al], member_ptr[al + 1]):
+                if member_idx[q] != a:
+                    n_entries += 1
+        cc_ptr[cell + 1] = n_cc
+
+    cc_alliance = np.zeros(n_cc, dtype=np.int64)
+    cc_entry_ptr = np.zeros(n_cc + 1, dtype=np.int64)
+    cc_need = np.zeros(n_cc, dtype=np.int64)
+    cc_cap_members = np.zeros(n_cc, dtype=np.float64)
+    cc_free_riding = np.zeros(n_cc, dtype=np.uint8)
+    e_state = np.zeros(n_entries, dtype=np.int64)
+    e_base = np.zeros(n_entries, dtype=np.float64)
+    e_theta = np.zeros(n_entries, dtype=np.float64)
+    e_static = np.zeros(n_entries, dtype=np.float64)
+    e_veto = np.zeros(n_entries, dtype=np.uint8)
+    w = threat_weight
+    cc = 0
+    e = 0
+    for cell in range(n_cells):
+        t = cell_target[cell]
+        a = aggressor_state[cell_aggressor[cell]]
+        k = cell_attack_type[cell]
+        for c in range(cover_ptr[t], cover_ptr[t + 1]):
+            al = cover_idx[c]
+            cc_alliance[cc] = al
+            m = 0
+            cap_members = 0.0
+            for q in range(member_ptr[al], member_ptr[al + 1]):
+                i = member_idx[q]
+                if i == a:
+                    continue
+                m += 1
+                cap_members += capability[i]
+                conflict = 1.0 - conflict_penalty if shares_alliance[i, a] != 0 else 1.0
+                base = ((commitment[i] * bindingness[al]) * (1.0 - ambiguity[k])) * conflict
+                theta = min(1.0, exposure[i, t] * severity[k])
+                e_state[e] = i
+                e_base[e] = base
+                e_theta[e] = theta
+                e_static[e] = base * ((1.0 - w) + w * theta)
+                if rule[al] == RULE_VETO and veto[i, al] != 0:
+                    e_veto[e] = 1
+                if i != t and free_riding[i] > 0.0:
+                    cc_free_riding[cc] = 1
+                e += 1
+            cc_entry_ptr[cc + 1] = e
+            cc_need[cc] = backers_needed(rule[al], quota[al], m)
+            cc_cap_members[cc] = cap_members
+            cc += 1
+    return (cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_cap_members, cc_free_riding,
+            e_state, e_base, e_theta, e_static, e_veto)
+
+
+def largest_consultation(cc_entry_ptr):
+    """Most entries in one consultation (scratch size), at least 1."""
+    if cc_entry_ptr.shape[0] < 2:
+        return 1
+    return max(1, int(np.max(np.diff(cc_entry_ptr))))
+
+
