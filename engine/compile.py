@@ -26,6 +26,9 @@ class CompiledScenario:
     # states, shape (S,)
     state_ids: tuple[str, ...]
     capability: np.ndarray  # float64
+    # capability in integer units (2^52 for the whole scenario): sums of units are exact in any
+    # order, so free riding's "capability of backers / capability of M_A" is order-free
+    capability_units: np.ndarray  # int64
     commitment: np.ndarray  # float64
     stability: np.ndarray  # float64
     free_riding: np.ndarray  # float64
@@ -102,6 +105,16 @@ def _cumulative(weights: list[float]) -> np.ndarray:
     return cum
 
 
+def capability_units(capabilities: list[float]) -> np.ndarray:
+    """Capabilities as int64 units, 2^52 units for the sum over all states (each at least 1).
+
+    A unit is 2^-52 of the scenario's total capability, so a share computed from units differs
+    from the exact share by less than 10^-15 of the total, and any sum of units stays < 2^53.
+    """
+    cap = np.asarray(capabilities, dtype=np.float64)
+    return np.maximum(np.rint(cap / cap.sum() * 2.0**52), 1.0).astype(np.int64)
+
+
 def compile_scenario(s: Scenario) -> CompiledScenario:
     state_ids = tuple(st.id for st in s.states)
     sindex = {sid: i for i, sid in enumerate(state_ids)}
@@ -174,6 +187,7 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
     return CompiledScenario(
         state_ids=state_ids,
         capability=f64([st.capability for st in s.states]),
+        capability_units=capability_units([st.capability for st in s.states]),
         commitment=f64([st.commitment for st in s.states]),
         stability=f64([st.stability for st in s.states]),
         free_riding=f64([st.free_riding for st in s.states]),

@@ -307,15 +307,13 @@ def consult(c: CompiledScenario, A: int, a: int, t: int, k: int, keys: np.ndarra
     theta = np.array([min(1.0, c.exposure[i, t] * c.severity[k]) for i in M])
     conflict = np.where(c.shares_alliance[M, a] != 0, 1.0 - c.conflict_penalty, 1.0)
     base = ((c.commitment[M] * c.bindingness[A]) * (1.0 - c.ambiguity[k])) * conflict
-    cap = c.capability[M][:, None]
+    units = c.capability_units[M][:, None]  # integer capability: sums are exact in any order
     free_riding = c.free_riding[M][:, None]
-    cap_M = 0.0
-    for i in M:
-        cap_M = cap_M + c.capability[i]  # left to right, ascending state index
+    units_M = int(c.capability_units[M].sum())
 
     backed = np.zeros((m, n), dtype=bool)
     backed[M == t] = True  # the target backs action from the start
-    backing_cap = np.full(n, float(c.capability[t]))
+    backing_units = np.full(n, int(c.capability_units[t]), dtype=np.int64)
     survive = np.ones((m, n))  # S_i, default scheme
     if not literal_rounds:  # one uniform per member (the target's is never used)
         u = np.stack([np.ones(n) if i == t else uniform(keys, consult_slot(A, int(i)))
@@ -332,7 +330,7 @@ def consult(c: CompiledScenario, A: int, a: int, t: int, k: int, keys: np.ndarra
         active = ~decided  # trials still consulting
         if not active.any():
             break
-        share = backing_cap / cap_M  # capability share of the backers at the round's start
+        share = backing_units / units_M  # capability share of the backers at the round's start
         threat = (1.0 - w) + w * theta
         p = (base * threat)[:, None] * (1.0 - free_riding * share)  # (m, n)
         waiting = active & ~backed  # the target is never waiting
@@ -343,9 +341,7 @@ def consult(c: CompiledScenario, A: int, a: int, t: int, k: int, keys: np.ndarra
             survive = np.where(waiting, survive * (1.0 - p), survive)
             newly_backed = waiting & (u < 1.0 - survive)
         backed |= newly_backed
-        # the backers' capability grows by this round's new backers, added in ascending order
-        for row in range(m):
-            np.add(backing_cap, cap[row], out=backing_cap, where=newly_backed[row])
+        backing_units += (units * newly_backed).sum(axis=0)
         holds = backed.sum(axis=0) >= need
         for row in veto_rows:
             holds &= backed[row]

@@ -107,7 +107,8 @@ def simulate(
         c.aggressor_state, c.resolve, c.target_ptr, c.target_state, c.misperception,
     )
     tables = consultation_tables(
-        c.capability, c.commitment, c.free_riding, c.member_ptr, c.member_idx, c.rule, c.quota,
+        c.capability_units, c.commitment, c.free_riding, c.member_ptr, c.member_idx, c.rule,
+        c.quota,
         c.veto, c.bindingness, c.cover_ptr, c.cover_idx, c.shares_alliance, c.exposure,
         c.aggressor_state, c.cell_aggressor, c.cell_target, c.cell_attack_type, c.severity,
         c.ambiguity, c.conflict_penalty, c.threat_weight,
@@ -128,7 +129,7 @@ def simulate(
         end = min(stop, position + wave_trials)
         run_trials(
             seed, position, end, block_size,
-            c.capability, c.stability, c.free_riding,
+            c.capability, c.stability,
             c.rule, c.round_days, c.max_rounds, c.integration, c.intel_sharing,
             c.aggressor_state, c.aggressor_cum_weight, c.target_ptr, c.target_state,
             c.target_cum_weight, c.target_cell_base, c.mix_ptr, c.mix_type, c.mix_cum_weight,

@@ -15,22 +15,23 @@ from .layout import RULE_VETO
 
 @njit(cache=True)
 def consultation_tables(
-    capability, commitment, free_riding, member_ptr, member_idx, rule, quota, veto,
+    capability_units, commitment, free_riding, member_ptr, member_idx, rule, quota, veto,
     bindingness, cover_ptr, cover_idx, shares_alliance, exposure, aggressor_state,
     cell_aggressor, cell_target, cell_attack_type, severity, ambiguity, conflict_penalty,
     threat_weight,
 ):
     """Flatten every consultation of every cell.
 
-    Returns ``(cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_cap_members, cc_free_riding,
-    e_state, e_base, e_theta, e_static, e_veto)``:
+    Returns ``(cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_units_members, cc_free_riding,
+    e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto)``:
 
     * ``cc_ptr`` int64 (C + 1,): consultations of cell ``c`` are ``cc_ptr[c] … cc_ptr[c + 1]``,
       in the order of ``cover_idx``;
     * per consultation (n_cc,): ``cc_alliance`` int64, ``cc_entry_ptr`` int64 (n_cc + 1,),
-      ``cc_need`` int64 (backers the rule needs), ``cc_cap_members`` float64 (capability of
-      ``M_A``, summed in ascending order), ``cc_free_riding`` uint8 (some member free-rides);
-    * per entry: ``e_state`` int64, ``e_base`` float64 =
+      ``cc_need`` int64 (backers the rule needs), ``cc_units_members`` int64 (capability units
+      of ``M_A``), ``cc_free_riding`` uint8 (some member other than the target free-rides);
+    * per entry: ``e_state`` int64, ``e_units`` int64 (capability units), ``e_free_riding``
+      float64, ``e_base`` float64 =
       ``((commitment · bindingness) · (1 − ambiguity)) · conflict``, ``e_theta`` float64 =
       ``min(1, exposure · severity)`` (θ before round 1), ``e_static`` float64 =
       ``e_base · ((1 − w) + w · θ)`` (``p`` before free riding while θ does not move), and
@@ -54,9 +55,11 @@ def consultation_tables(
     cc_alliance = np.zeros(n_cc, dtype=np.int64)
     cc_entry_ptr = np.zeros(n_cc + 1, dtype=np.int64)
     cc_need = np.zeros(n_cc, dtype=np.int64)
-    cc_cap_members = np.zeros(n_cc, dtype=np.float64)
+    cc_units_members = np.zeros(n_cc, dtype=np.int64)
     cc_free_riding = np.zeros(n_cc, dtype=np.uint8)
     e_state = np.zeros(n_entries, dtype=np.int64)
+    e_units = np.zeros(n_entries, dtype=np.int64)
+    e_free_riding = np.zeros(n_entries, dtype=np.float64)
     e_base = np.zeros(n_entries, dtype=np.float64)
     e_theta = np.zeros(n_entries, dtype=np.float64)
     e_static = np.zeros(n_entries, dtype=np.float64)
@@ -72,17 +75,19 @@ def consultation_tables(
             al = cover_idx[c]
             cc_alliance[cc] = al
             m = 0
-            cap_members = 0.0
+            units_members = 0
             for q in range(member_ptr[al], member_ptr[al + 1]):
                 i = member_idx[q]
                 if i == a:
                     continue
                 m += 1
-                cap_members += capability[i]
+                units_members += capability_units[i]
                 conflict = 1.0 - conflict_penalty if shares_alliance[i, a] != 0 else 1.0
                 base = ((commitment[i] * bindingness[al]) * (1.0 - ambiguity[k])) * conflict
                 theta = min(1.0, exposure[i, t] * severity[k])
                 e_state[e] = i
+                e_units[e] = capability_units[i]
+                e_free_riding[e] = free_riding[i]
                 e_base[e] = base
                 e_theta[e] = theta
                 e_static[e] = base * ((1.0 - w) + w * theta)
@@ -93,10 +98,10 @@ def consultation_tables(
                 e += 1
             cc_entry_ptr[cc + 1] = e
             cc_need[cc] = backers_needed(rule[al], quota[al], m)
-            cc_cap_members[cc] = cap_members
+            cc_units_members[cc] = units_members
             cc += 1
-    return (cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_cap_members, cc_free_riding,
-            e_state, e_base, e_theta, e_static, e_veto)
+    return (cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_units_members, cc_free_riding,
+            e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto)
 
 
 def largest_consultation(cc_entry_ptr):

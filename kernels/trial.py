@@ -102,7 +102,7 @@ def fixed(x, scale):
 def run_trials(
     seed, start, stop, block_size,
     # states
-    capability, stability, free_riding,
+    capability, stability,
     # alliances
     rule, round_days, max_rounds, integration, intel_sharing,
     # aggressors and attack types
@@ -112,8 +112,8 @@ def run_trials(
     # precomputed: kernels.deterrence.deterrence_probabilities
     p_deterred, p_deterred_no_alliance,
     # precomputed: kernels.prepare.consultation_tables
-    cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_cap_members, cc_free_riding,
-    e_state, e_base, e_theta, e_static, e_veto,
+    cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_units_members, cc_free_riding,
+    e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto,
     # scenario scalars
     outcome_noise, mobilization_days, window_days, interoperability_bonus,
     defection_threshold, threat_weight,
@@ -150,7 +150,6 @@ def run_trials(
         ah = alliance_hist[tid]
         # per-block scratch: no allocation inside the trial loop
         backed = np.zeros((max_cover, largest), dtype=np.uint8)
-        pending = np.zeros(largest, dtype=np.int64)
         survival = np.zeros(largest, dtype=np.float64)
         draw = np.zeros(largest, dtype=np.float64)
         theta = np.zeros(largest, dtype=np.float64)
@@ -222,10 +221,10 @@ def run_trials(
                 al = cc_alliance[cc]
                 ok, r, n_back, m, vet = consult(
                     cc, t, key, max_rounds[al], intel_sharing[al], threat_weight,
-                    rule[al] == RULE_VETO, capability, free_riding,
-                    cc_alliance, cc_entry_ptr, cc_need, cc_cap_members, cc_free_riding,
-                    e_state, e_base, e_theta, e_static, e_veto,
-                    backed[c], pending, draw, survival, theta,
+                    rule[al] == RULE_VETO,
+                    cc_alliance, cc_entry_ptr, cc_need, cc_units_members, cc_free_riding,
+                    e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto,
+                    backed[c], draw, survival, theta,
                 )
                 decided[c] = ok
                 rounds_of[c] = r
