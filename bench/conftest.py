@@ -1,15 +1,25 @@
-"""Benchmarks: run with ``pytest bench`` (plain ``pytest`` only collects ``tests/``)."""
+"""Benchmarks: run with ``python -m pytest bench`` (plain ``pytest`` only collects ``tests/``).
 
-from pathlib import Path
+Workloads are named (small: 3 members; nato: the shipped 32-member Baltic scenario; large: a
+synthetic 150-state, 40-alliance world) and shared with ``crisis bench``.
+"""
 
 import pytest
 
-from engine.compile import compile_scenario
-from engine.config import load_scenario
+from engine.workloads import workload
 
-CONFIGS = Path(__file__).parent.parent / "configs"
+_compiled = {}
+
+
+@pytest.fixture(params=["small", "nato", "large"])
+def world(request):
+    name = request.param
+    if name not in _compiled:
+        _compiled[name] = workload(name)
+    return name, _compiled[name]
 
 
 @pytest.fixture(scope="session")
-def nato():
-    return compile_scenario(load_scenario(CONFIGS / "nato-baltic-2024.toml"))
+def rates():
+    """Trials/s measured in this session, so baselines can report ratios from the same run."""
+    return {}

@@ -1,52 +1,67 @@
-"""Kernel vs reference on the shipped NATO Baltic scenario, measured in the same run.
+"""Kernel vs baselines on the named workloads, measured in the same run.
 
-Throughput (trials/s) goes into ``extra_info``; compile time is measured apart (the first call
-in a fresh process, with whatever Numba cache exists), never mixed into warm throughput.
+Throughput (trials/s) and ratios go into each benchmark's ``extra_info``; compile time is
+measured apart (a fresh process with an empty Numba cache), never mixed into warm throughput.
+Test order matters for the ratios: kernels first, then the baselines that divide by them.
 """
 
 from __future__ import annotations
 
-import time
-
 import numba
 import pytest
 
+from engine.benchmark import (
+    KERNEL_TRIALS,
+    PYTHON_TRIALS,
+    REFERENCE_TRIALS,
+    cold_compile_seconds,
+)
+from engine.python_loop import simulate_python
 from engine.reference import simulate_reference
 from engine.simulate import set_threads, simulate
 
-KERNEL_TRIALS = 4_000_000
-REFERENCE_TRIALS = 200_000
-_rates: dict[str, float] = {}
 
-
-def test_compile_time(benchmark, nato):
-    t0 = time.perf_counter()
-    simulate(nato, 1, 0, 100)
-    first_call = time.perf_counter() - t0
-    benchmark.extra_info["first_call_s"] = round(first_call, 3)
-    benchmark.pedantic(simulate, args=(nato, 1, 0, 100), rounds=3, iterations=1)
+def test_compile_time(benchmark):
+    seconds = benchmark.pedantic(cold_compile_seconds, rounds=1, iterations=1)
+    benchmark.extra_info["compile_s"] = round(seconds, 2)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_kernel_nato(benchmark, nato, threads):
+def test_kernel(benchmark, world, threads, rates):
+    name, compiled = world
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip(f"only {numba.config.NUMBA_NUM_THREADS} Numba threads here")
     set_threads(threads)
-    simulate(nato, 1, 0, 1000)  # compiled and warm
-    benchmark.pedantic(simulate, args=(nato, 1, 0, KERNEL_TRIALS), rounds=3, iterations=1)
-    rate = KERNEL_TRIALS / benchmark.stats.stats.median
-    _rates[f"kernel_{threads}"] = rate
-    benchmark.extra_info["trials_per_s"] = round(rate)
-    benchmark.extra_info["threads"] = threads
-    set_threads(None)
+    try:
+        simulate(compiled, 1, 0, 1000)  # compiled and warm
+        trials = KERNEL_TRIALS[name][0] // 2
+        benchmark.pedantic(simulate, args=(compiled, 1, 0, trials), rounds=3, iterations=1)
+    finally:
+        set_threads(None)
+    rate = trials / benchmark.stats.stats.median
+    rates[(name, threads)] = rate
+    benchmark.extra_info.update(workload=name, threads=threads, trials_per_s=round(rate))
+    if (name, 1) in rates and threads > 1:
+        benchmark.extra_info["thread_scaling"] = round(rate / rates[(name, 1)], 2)
 
 
-def test_reference_nato(benchmark, nato):
-    benchmark.pedantic(simulate_reference, args=(nato, 1, 0, REFERENCE_TRIALS), rounds=2,
-                       iterations=1)
-    rate = REFERENCE_TRIALS / benchmark.stats.stats.median
-    _rates["reference"] = rate
-    benchmark.extra_info["trials_per_s"] = round(rate)
-    for key in ("kernel_1", "kernel_2"):
-        if key in _rates:
-            benchmark.extra_info[f"{key}_vs_reference"] = round(_rates[key] / rate, 1)
+def _ratios(benchmark, name, rate, rates):
+    benchmark.extra_info.update(workload=name, trials_per_s=round(rate))
+    for threads in (1, 2):
+        if (name, threads) in rates:
+            benchmark.extra_info[f"kernel_{threads}_thread_speedup"] = round(
+                rates[(name, threads)] / rate, 1)
+
+
+def test_reference(benchmark, world, rates):
+    name, compiled = world
+    trials = REFERENCE_TRIALS[name][0] // 2
+    benchmark.pedantic(simulate_reference, args=(compiled, 1, 0, trials), rounds=2, iterations=1)
+    _ratios(benchmark, name, trials / benchmark.stats.stats.median, rates)
+
+
+def test_python_loop(benchmark, world, rates):
+    name, compiled = world
+    trials = PYTHON_TRIALS[name][0] // 4
+    benchmark.pedantic(simulate_python, args=(compiled, 1, 0, trials), rounds=1, iterations=1)
+    _ratios(benchmark, name, trials / benchmark.stats.stats.median, rates)

@@ -163,6 +163,48 @@ def summarize(run_dir, fmt):
         click.echo(format_summary(summary))
 
 
+@main.command()
+@click.option("--quick", is_flag=True, help="Small trial counts: a smoke test, not a measurement.")
+@click.option("--compare", "do_compare", is_flag=True,
+              help="Compare with the previous entry of this machine; flag regressions.")
+@click.option("--plot", "do_plot", is_flag=True, help="Draw the history (PNG and SVG).")
+@click.option("--workload", "names", multiple=True,
+              type=click.Choice(["small", "nato", "large"]),
+              help="Workloads to run (default: all). Repeat the option for several.")
+@click.option("--history", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench/history.jsonl"), show_default=True,
+              help="JSON-lines history file to append to.")
+@click.option("--no-record", is_flag=True, help="Measure and print, but do not append.")
+@click.option("--no-baselines", is_flag=True,
+              help="Skip the NumPy reference and pure-Python loop baselines.")
+@click.option("--repeats", type=click.IntRange(min=1), help="Repeats per measurement.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when --compare flags one.")
+@click.option("--plot-out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench/history.png"), show_default=True)
+def bench(quick, do_compare, do_plot, names, history, no_record, no_baselines, repeats,
+          fail_on_regression, plot_out):
+    """Run the standard workloads and append their throughput to the history."""
+    from .benchmark import append_history, compare, plot_history, read_history, run_benchmarks
+
+    past = read_history(history)
+    entries = []
+    if not (do_plot and not names and not do_compare and not quick and past):
+        entries = run_benchmarks(names or ("small", "nato", "large"), quick=quick,
+                                 repeats=repeats, baselines=not no_baselines, echo=click.echo)
+    regressed = False
+    if do_compare and entries:
+        lines, regressed = compare(past, entries)
+        click.echo("\n".join(lines))
+    if entries and not no_record:
+        append_history(history, entries)
+        click.echo(f"appended {len(entries)} entries to {history}")
+    if do_plot:
+        png = plot_history(past + entries, plot_out)
+        click.echo(f"plot → {png} (and .svg)")
+    if regressed and fail_on_regression:
+        raise click.exceptions.Exit(1)
+
+
 def _finite(value):
     """JSON has no NaN/inf: write them as null."""
     if isinstance(value, float):
