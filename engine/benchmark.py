@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .errors import UserError
@@ -250,6 +250,9 @@ def plot_history(history: list[dict], out: Path, machine: str | None = None) -> 
         rate = [h["trials_per_s"] / 1e6 for h in pts]
         err = [h["trials_per_s"] * h.get("noise", 0.0) / 2e6 for h in pts]
         ax.errorbar(dates, rate, yerr=err, marker="o", capsize=3, label=name)
+    all_dates = [datetime.fromisoformat(h["date"]) for h in rows]
+    if max(all_dates) - min(all_dates) < timedelta(days=1):
+        ax.set_xlim(min(all_dates) - timedelta(hours=12), max(all_dates) + timedelta(hours=12))
     ax.set_ylabel("million trials / s")
     ax.set_ylim(bottom=0)
     ax.set_title(f"crisis-engine throughput — {machine}", fontsize=10)

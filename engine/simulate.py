@@ -68,10 +68,11 @@ def set_threads(threads: int | None) -> int:
     """Use ``threads`` Numba threads (None: all available); return the number in use."""
     import numba
 
-    if threads is not None:
-        if threads < 1:
-            raise ValueError("threads must be ≥ 1")
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if threads is None:
+        threads = numba.config.NUMBA_NUM_THREADS
+    if threads < 1:
+        raise ValueError("threads must be ≥ 1")
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     return numba.get_num_threads()
 
 
