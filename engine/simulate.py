@@ -134,7 +134,7 @@ def simulate(
             c.rule, c.round_days, c.max_rounds, c.integration, c.intel_sharing,
             c.aggressor_state, c.aggressor_cum_weight, c.target_ptr, c.target_state,
             c.target_cum_weight, c.target_cell_base, c.mix_ptr, c.mix_type, c.mix_cum_weight,
-            c.severity, c.attribution_days,
+            c.severity, c.attribution_days, c.cell_aggressor, c.cell_target, c.cell_attack_type,
             p_det, p_det0,
             *tables,
             c.outcome_noise, c.mobilization_days, c.window_days, c.interoperability_bonus,

@@ -1,10 +1,11 @@
-"""Steps 4–5 of the model: one covering alliance consults its members.
+"""Steps 4–5 of the model: one covering alliance consults its members, for a batch of trials.
 
-The per-cell constants come from :mod:`kernels.prepare`; scratch arrays are indexed by a member's
-position ``p`` within its consultation's entries (ascending state order, aggressor excluded).
-Each round visits every member with branch-free arithmetic (whether a member backs is a coin
-flip no branch predictor can learn), and the backers' capability is an integer sum (capability
-units), so the loop vectorizes and its result does not depend on summation order.
+All trials of a batch share a cell (aggressor, target, attack type), so they share the
+consultation's constants (:mod:`kernels.prepare`).  State is laid out member × trial, and the
+inner loop runs over trials: no dependency from one trial to the next, no unpredictable branch,
+so it vectorizes.  Each member backs in the first round ``r`` with
+``draw < 1 − Π_{s≤r}(1 − p_s)``; a trial whose alliance has decided is frozen (masked).
+The backers' capability is an integer sum (capability units), exact in any order.
 """
 
 import math
@@ -26,77 +27,105 @@ def backers_needed(rule, quota, m):
 
 
 @njit(cache=True)
-def consult(
-    cc, t, key, max_rounds, intel, threat_weight, vetoing,
+def consult_batch(
+    cc, t, keys, idx, n, max_rounds, intel, threat_weight, vetoing,
     cc_alliance, cc_entry_ptr, cc_need, cc_units_members, cc_free_riding,
     e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto,
-    backed, draw, survival, theta,
+    backed, draw, survival, theta, factor, share, units_back, veto_left,
+    new_back, new_units, new_veto,
+    decided, rounds, n_back, vetoed,
 ):
-    """Run consultation ``cc`` (one covering alliance of one cell) for the trial with ``key``.
+    """Run consultation ``cc`` for ``n`` trials of one cell; trial ``q`` has key ``keys[idx[q]]``.
 
-    ``max_rounds``, ``intel`` (``intel_sharing``) and ``vetoing`` (rule is ``veto``) are the
-    alliance's.  A member backs in the first round ``r`` with ``draw < 1 − Π_{s≤r}(1 − p_s)``.
-    Scratch (length ≥ the consultation's entries): ``backed`` uint8 — on return, who backed;
-    ``draw``, ``survival``, ``theta`` float64.
-    Returns ``(decided, rounds_used, n_backers, n_members, vetoed)``.
+    Scratch (float64 unless noted): ``backed`` uint8 (≥ m, ≥ n) — on return, who backed;
+    ``draw``, ``survival`` (≥ m, ≥ n); ``theta``, ``factor`` (≥ m); ``share`` (≥ n);
+    ``units_back``, ``veto_left``, ``new_back``, ``new_units``, ``new_veto`` int64 (≥ n).
+    Outputs per trial (≥ n): ``decided`` uint8, ``rounds`` int64 (0 if not decided),
+    ``n_back`` int64 (backers, target included), ``vetoed`` uint8 (rule ``veto``, quota met, a
+    veto holder never backed).  Returns the number of members ``m``.
     """
     al = cc_alliance[cc]
     lo = cc_entry_ptr[cc]
     m = cc_entry_ptr[cc + 1] - lo
-    n_back = 0
-    veto_left = 0
-    units_back = 0
     slot0 = SLOT_CONSULT_BASE + (al << 20)
+    for q in range(n):
+        units_back[q] = 0
+        n_back[q] = 0
+        veto_left[q] = 0
+        decided[q] = 0
+        rounds[q] = 0
     for p in range(m):
         i = e_state[lo + p]
-        if i == t:
-            backed[p] = 1  # the target backs action from the start
-            n_back += 1
-            units_back = e_units[lo + p]
-            draw[p] = 0.0
+        b_row = backed[p]
+        d_row = draw[p]
+        s_row = survival[p]
+        if i == t:  # the target backs action from the start
+            for q in range(n):
+                b_row[q] = 1
+                d_row[q] = 0.0
+                s_row[q] = 1.0
+                n_back[q] += 1
+                units_back[q] += e_units[lo + p]
         else:
-            backed[p] = 0
-            draw[p] = uniform(key, slot0 + i)
-            veto_left += e_veto[lo + p]
-        survival[p] = 1.0
+            vp = e_veto[lo + p]
+            for q in range(n):
+                b_row[q] = 0
+                d_row[q] = uniform(keys[idx[q]], slot0 + i)
+                s_row[q] = 1.0
+                veto_left[q] += vp
+        theta[p] = e_theta[lo + p]
+        factor[p] = e_static[lo + p]
     need = cc_need[cc]
     moving_threat = intel > 0.0 and threat_weight > 0.0
-    if moving_threat:
-        for p in range(m):
-            theta[p] = e_theta[lo + p]
     riding = cc_free_riding[cc] != 0
     units_members = cc_units_members[cc]
     w = threat_weight
+    active = n
     for r in range(1, max_rounds + 1):
-        if moving_threat and r > 1:
-            total = 0.0
+        if moving_threat:
+            if r > 1:  # θ moves toward the alliance mean: the same for every trial of the cell
+                total = 0.0
+                for p in range(m):
+                    total += theta[p]
+                mean = total / m
+                for p in range(m):
+                    theta[p] = theta[p] + intel * (mean - theta[p])
             for p in range(m):
-                total += theta[p]
-            mean = total / m
-            for p in range(m):
-                theta[p] = theta[p] + intel * (mean - theta[p])
-        share = units_back / units_members if riding else 0.0
-        new_back = 0
-        new_units = 0
-        new_veto = 0
+                factor[p] = e_base[lo + p] * ((1.0 - w) + w * theta[p])
+        for q in range(n):
+            share[q] = units_back[q] / units_members if riding else 0.0
+            new_back[q] = 0
+            new_units[q] = 0
+            new_veto[q] = 0
         for p in range(m):
-            e = lo + p
-            if moving_threat:
-                prob = (e_base[e] * ((1.0 - w) + w * theta[p])) * (1.0 - e_free_riding[e] * share)
-            else:
-                prob = e_static[e] * (1.0 - e_free_riding[e] * share)
-            waiting = backed[p] == 0
-            s_next = survival[p] * (1.0 - prob)
-            survival[p] = s_next if waiting else survival[p]
-            backs = waiting and draw[p] < 1.0 - s_next
-            backed[p] = backed[p] | backs
-            new_back += backs
-            new_units += e_units[e] if backs else 0
-            new_veto += e_veto[e] if backs else 0
-        n_back += new_back
-        units_back += new_units
-        veto_left -= new_veto
-        if n_back >= need and veto_left == 0:
-            return True, r, n_back, m, False
-    vetoed = vetoing and n_back >= need
-    return False, 0, n_back, m, vetoed
+            f = factor[p]
+            rho = e_free_riding[lo + p]
+            u_p = e_units[lo + p]
+            v_p = e_veto[lo + p]
+            b_row = backed[p]
+            d_row = draw[p]
+            s_row = survival[p]
+            for q in range(n):
+                waiting = (b_row[q] == 0) & (decided[q] == 0)
+                prob = f * (1.0 - rho * share[q])
+                s_next = s_row[q] * (1.0 - prob)
+                s_row[q] = s_next if waiting else s_row[q]
+                backs = waiting & (d_row[q] < 1.0 - s_next)
+                b_row[q] = b_row[q] | backs
+                new_back[q] += backs
+                new_units[q] += u_p if backs else 0
+                new_veto[q] += v_p if backs else 0
+        for q in range(n):
+            if decided[q] == 0:
+                n_back[q] += new_back[q]
+                units_back[q] += new_units[q]
+                veto_left[q] -= new_veto[q]
+                if n_back[q] >= need and veto_left[q] == 0:
+                    decided[q] = 1
+                    rounds[q] = r
+                    active -= 1
+        if active == 0:
+            break
+    for q in range(n):
+        vetoed[q] = 1 if vetoing and decided[q] == 0 and n_back[q] >= need else 0
+    return m
