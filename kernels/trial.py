@@ -16,7 +16,6 @@ import math
 import numpy as np
 from numba import get_thread_id, njit, prange
 
-from .consultation import consult_batch
 from .deterrence import normal_cdf
 from .histogram import delay_bin
 from .layout import (
@@ -75,6 +74,7 @@ from .layout import (
     SLOT_AGGRESSOR,
     SLOT_ATTACK_TYPE,
     SLOT_ATTRIBUTION,
+    SLOT_CONSULT_BASE,
     SLOT_DELIVERY_BASE,
     SLOT_DETERRENCE,
     SLOT_OUTCOME,
@@ -256,19 +256,107 @@ def run_trials(
                 k = cell_attack_type[cell]
                 cc_lo = cc_ptr[cell]
                 n_cover = cc_ptr[cell + 1] - cc_lo
-                # 4–5. consultation in every covering alliance, for the whole group at once
+                # 4–5. consultation in every covering alliance, for the whole group at once.
+                # State is member × trial and the inner loops run over trials: no dependency
+                # from one trial to the next, no unpredictable branch, so they vectorize. A
+                # member backs in the first round r with draw < 1 − Π_{s≤r}(1 − p_s); a trial
+                # whose alliance has decided is frozen (masked). (Written inline: a call with
+                # this many arrays costs more than the consultation of a small group.)
                 for c in range(n_cover):
                     cc = cc_lo + c
                     al = cc_alliance[cc]
-                    n_mem_of[c] = consult_batch(
-                        cc, t, att_key, idx, n, max_rounds[al], intel_sharing[al],
-                        threat_weight, rule[al] == RULE_VETO,
-                        cc_alliance, cc_entry_ptr, cc_need, cc_units_members, cc_free_riding,
-                        e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto,
-                        backed[c], draw, survival, theta, factor, share, units_back, veto_left,
-                        new_back, new_units, new_veto,
-                        decided[c], rounds_of[c], n_back_of[c], vetoed[c],
-                    )
+                    max_rounds_al = max_rounds[al]
+                    intel_al = intel_sharing[al]
+                    vetoing_al = rule[al] == RULE_VETO
+                    bk = backed[c]
+                    dc = decided[c]
+                    rd = rounds_of[c]
+                    nb = n_back_of[c]
+                    vt = vetoed[c]
+                    lo = cc_entry_ptr[cc]
+                    m = cc_entry_ptr[cc + 1] - lo
+                    slot0 = SLOT_CONSULT_BASE + (al << 20)
+                    for q in range(n):
+                        units_back[q] = 0
+                        nb[q] = 0
+                        veto_left[q] = 0
+                        dc[q] = 0
+                        rd[q] = 0
+                    for p in range(m):
+                        i = e_state[lo + p]
+                        b_row = bk[p]
+                        d_row = draw[p]
+                        s_row = survival[p]
+                        if i == t:  # the target backs action from the start
+                            for q in range(n):
+                                b_row[q] = 1
+                                d_row[q] = 0.0
+                                s_row[q] = 1.0
+                                nb[q] += 1
+                                units_back[q] += e_units[lo + p]
+                        else:
+                            vp = e_veto[lo + p]
+                            for q in range(n):
+                                b_row[q] = 0
+                                d_row[q] = uniform(att_key[idx[q]], slot0 + i)
+                                s_row[q] = 1.0
+                                veto_left[q] += vp
+                        theta[p] = e_theta[lo + p]
+                        factor[p] = e_static[lo + p]
+                    need = cc_need[cc]
+                    moving_threat = intel_al > 0.0 and threat_weight > 0.0
+                    riding = cc_free_riding[cc] != 0
+                    units_members = cc_units_members[cc]
+                    w = threat_weight
+                    active = n
+                    for r in range(1, max_rounds_al + 1):
+                        if moving_threat:
+                            if r > 1:  # θ moves toward the alliance mean, alike for all trials
+                                total = 0.0
+                                for p in range(m):
+                                    total += theta[p]
+                                mean = total / m
+                                for p in range(m):
+                                    theta[p] = theta[p] + intel_al * (mean - theta[p])
+                            for p in range(m):
+                                factor[p] = e_base[lo + p] * ((1.0 - w) + w * theta[p])
+                        for q in range(n):
+                            share[q] = units_back[q] / units_members if riding else 0.0
+                            new_back[q] = 0
+                            new_units[q] = 0
+                            new_veto[q] = 0
+                        for p in range(m):
+                            f = factor[p]
+                            rho = e_free_riding[lo + p]
+                            u_p = e_units[lo + p]
+                            v_p = e_veto[lo + p]
+                            b_row = bk[p]
+                            d_row = draw[p]
+                            s_row = survival[p]
+                            for q in range(n):
+                                waiting = (b_row[q] == 0) & (dc[q] == 0)
+                                prob = f * (1.0 - rho * share[q])
+                                s_next = s_row[q] * (1.0 - prob)
+                                s_row[q] = s_next if waiting else s_row[q]
+                                backs = waiting & (d_row[q] < 1.0 - s_next)
+                                b_row[q] = b_row[q] | backs
+                                new_back[q] += backs
+                                new_units[q] += u_p if backs else 0
+                                new_veto[q] += v_p if backs else 0
+                        for q in range(n):
+                            if dc[q] == 0:
+                                nb[q] += new_back[q]
+                                units_back[q] += new_units[q]
+                                veto_left[q] -= new_veto[q]
+                                if nb[q] >= need and veto_left[q] == 0:
+                                    dc[q] = 1
+                                    rd[q] = r
+                                    active -= 1
+                        if active == 0:
+                            break
+                    for q in range(n):
+                        vt[q] = 1 if vetoing_al and dc[q] == 0 and nb[q] >= need else 0
+                    n_mem_of[c] = m
                 for q in range(n):
                     g = att_g[idx[q]]
                     key = att_key[idx[q]]
