@@ -1,7 +1,7 @@
 """``crisis bench``: standard workloads, throughput appended to a tracked history.
 
 Each workload is measured ``repeats`` times with all threads and with one thread; the median
-is the figure, the spread (max − min over median) the noise.  A history entry is one JSON line
+is the figure, the coefficient of variation the noise.  A history entry is one JSON line
 per workload: date, commit, machine, versions, threads, trials/s, compile and load time, peak
 RSS.  ``--compare`` prints the change against the previous entry of the same machine, workload
 and mode and flags a regression beyond the measured noise.
@@ -10,6 +10,7 @@ and mode and flags a regression beyond the measured noise.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -74,7 +75,7 @@ def _rate(run, trials: int, repeats: int) -> Measured:
         run(trials)
         rates.append(trials / (time.perf_counter() - t0))
     median = statistics.median(rates)
-    noise = (max(rates) - min(rates)) / median if len(rates) > 1 else 0.0
+    noise = statistics.stdev(rates) / median if len(rates) > 1 else 0.0  # coefficient of variation
     return Measured(median, noise)
 
 
@@ -168,8 +169,8 @@ def _engine_version() -> str:
 
 def _line(e: dict) -> str:
     text = (f"{e['workload']:>6}: {e['trials_per_s'] / 1e6:7.2f} M trials/s on {e['threads']} "
-            f"threads (±{e['noise'] * 100:.0f}%), {e['trials_per_s_1_thread'] / 1e6:.2f} M/s on 1 "
-            f"(×{e['thread_scaling']:.2f})")
+            f"threads (cv {e['noise'] * 100:.0f}%), "
+            f"{e['trials_per_s_1_thread'] / 1e6:.2f} M/s on 1 (×{e['thread_scaling']:.2f})")
     if "speedup_vs_reference" in e:
         text += (f"; reference {e['reference_trials_per_s'] / 1e6:.2f} M/s "
                  f"(×{e['speedup_vs_reference']:.1f}), python loop "
@@ -203,7 +204,8 @@ def append_history(path: Path, entries: list[dict]) -> None:
 
 def compare(history: list[dict], entries: list[dict]) -> tuple[list[str], bool]:
     """Lines comparing each entry with the previous one of the same machine, workload, mode and
-    threads; and whether any is a regression (a drop beyond max(5%, 2 × combined noise))."""
+    threads; and whether any is a regression: a drop beyond max(5%, 3σ), σ the two entries'
+    coefficients of variation combined (√(cv₁² + cv₂²))."""
     lines = []
     regressed = False
     for e in entries:
@@ -215,7 +217,8 @@ def compare(history: list[dict], entries: list[dict]) -> tuple[list[str], bool]:
             continue
         prev = same[-1]
         change = e["trials_per_s"] / prev["trials_per_s"] - 1.0
-        tolerance = max(MIN_REGRESSION, 2.0 * (e.get("noise", 0.0) + prev.get("noise", 0.0)))
+        sigma = math.hypot(e.get("noise", 0.0), prev.get("noise", 0.0))
+        tolerance = max(MIN_REGRESSION, 3.0 * sigma)
         flag = ""
         if change < -tolerance:
             flag = "  REGRESSION"

@@ -38,7 +38,7 @@ def test_bench_quick_records_compares_and_plots(tmp_path):
 def test_compare_flags_only_drops_beyond_noise():
     old = {"machine": "m", "workload": "nato", "quick": False, "threads": 2,
            "trials_per_s": 10_000_000, "noise": 0.02}
-    steady = {**old, "trials_per_s": 9_500_000}  # −5%: inside 2 × (2% + 2%) noise
+    steady = {**old, "trials_per_s": 9_300_000}  # −7%: inside 3σ = 3·√2·2% = 8.5%
     slower = {**old, "trials_per_s": 8_000_000}  # −20%
     faster = {**old, "trials_per_s": 12_000_000}
     assert compare([old], [steady])[1] is False
