@@ -65,7 +65,7 @@ def _stderr_is_tty() -> bool:
 
 
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--trials", type=click.IntRange(min=1), help="Trials to run (default: the file's).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
 @click.option("--threads", type=click.IntRange(min=1), help="Numba threads (default: all cores).")
@@ -75,47 +75,104 @@ def _stderr_is_tty() -> bool:
               help="Output folder (default: results/<scenario>-<seed>/).")
 @click.option("--save-trials", type=click.IntRange(min=0), default=0, show_default=True,
               help="Keep per-trial records of the first K trials in trials.parquet.")
+@click.option("--shard", help="Run only shard I of K (I/K, 0-based) into OUT/shards/.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the interrupted run in this folder (no CONFIG).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True, help="Run blocks in this process or on a Dask cluster.")
+@click.option("--scheduler-address", help="Dask scheduler (default: a LocalCluster).")
+@click.option("--dask-workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Worker processes of the LocalCluster.")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty output folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table.")
-def run(config, trials, seed, threads, block_size, out_dir, save_trials, force, quiet):
+def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, resume_dir,
+        executor, scheduler_address, dask_workers, force, quiet):
     """Run the scenario CONFIG and write cells.parquet, summary.parquet and manifest.json."""
     if threads is not None and threads > int(os.environ.get("NUMBA_NUM_THREADS", "0") or 0):
         # Numba reads its thread ceiling at import; raise it before the first import.
         if "numba" not in sys.modules:
             os.environ["NUMBA_NUM_THREADS"] = str(max(threads, os.cpu_count() or 1))
-    from tqdm import tqdm
+    from .runner import parse_shard, resume_run, run_scenario
 
-    from .runner import run_scenario
+    if resume_dir is not None and config is not None:
+        raise UserError("give either CONFIG or --resume RUN_DIR, not both")
+    if resume_dir is None and config is None:
+        raise UserError("missing CONFIG (a scenario file), or --resume RUN_DIR")
+    if executor == "dask" and (shard or resume_dir):
+        raise UserError("--executor dask runs whole runs; it does not combine with --shard "
+                        "or --resume")
+    bar = _progress_bar(quiet)
+    try:
+        if resume_dir is not None:
+            result = resume_run(resume_dir, threads=threads, progress=bar.advance,
+                                progress_total=bar.start)
+        elif executor == "dask":
+            from .distributed import run_dask
+
+            result = run_dask(config, trials=trials, seed=seed, block_size=block_size,
+                              out_dir=out_dir, save_trials=save_trials, force=force,
+                              address=scheduler_address, workers=dask_workers,
+                              threads=threads, progress=bar.advance, progress_total=bar.start)
+        else:
+            result = run_scenario(config, trials=trials, seed=seed, threads=threads,
+                                  block_size=block_size, out_dir=out_dir,
+                                  save_trials=save_trials, force=force,
+                                  shard=parse_shard(shard) if shard else None,
+                                  progress=bar.advance, progress_total=bar.start)
+    finally:
+        bar.close()
+    m = result.manifest
+    if not quiet and result.summary is not None:
+        from .tables import format_summary
+
+        click.echo(format_summary(result.summary))
+        click.echo("")
+    lo, hi = m["trial_range"]
+    what = f"trials {lo:,}–{hi:,} of {m['trials']:,}" if m.get("shard") else f"{hi - lo:,} trials"
+    rate = f" ({m['trials_per_s'] / 1e6:.2f} M trials/s)" if m.get("trials_per_s") else ""
+    where = "on Dask" if m["threads"] == "dask" else f"{m['threads']} threads"
+    click.echo(f"{what}, seed {m['seed']}, {where}, {m['wall_time_s']:.2f} s{rate} → "
+               f"{result.out_dir}")
+
+
+class _progress_bar:
+    """A tqdm bar on a terminal; nothing otherwise."""
+
+    def __init__(self, quiet: bool):
+        self.show = not quiet and _stderr_is_tty()
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if self.show:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=" trials", unit_scale=True, file=sys.stderr,
+                            desc="simulating", dynamic_ncols=True)
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="No summary table.")
+def merge(run_dir, quiet):
+    """Merge the shards in RUN_DIR/shards into the tables a single run gives."""
+    from .merge import merge_run
     from .tables import format_summary
 
-    show_bar = not quiet and _stderr_is_tty()
-    bar = None
-
-    def total(n):
-        nonlocal bar
-        if show_bar:
-            bar = tqdm(total=n, unit=" trials", unit_scale=True, file=sys.stderr,
-                       desc="simulating", dynamic_ncols=True)
-
-    def advance(n):
-        if bar is not None:
-            bar.update(n)
-
-    try:
-        result = run_scenario(config, trials=trials, seed=seed, threads=threads,
-                              block_size=block_size, out_dir=out_dir, save_trials=save_trials,
-                              force=force, progress=advance, progress_total=total)
-    finally:
-        if bar is not None:
-            bar.close()
-    m = result.manifest
+    result = merge_run(run_dir)
     if not quiet:
         click.echo(format_summary(result.summary))
         click.echo("")
-    click.echo(
-        f"{m['trials']:,} trials, seed {m['seed']}, {m['threads']} threads, "
-        f"{m['wall_time_s']:.2f} s ({m['trials_per_s'] / 1e6:.2f} M trials/s) → {result.out_dir}"
-    )
+    m = result.manifest
+    click.echo(f"merged {m['shards']} shards: {m['trials']:,} trials, seed {m['seed']} "
+               f"→ {run_dir}")
 
 
 @main.command()

@@ -86,12 +86,18 @@ def simulate(
     save_trials: int = 0,
     wave_trials: int | None = None,
     progress: Callable[[int], None] | None = None,
+    records: np.ndarray | None = None,
+    record_start: int | None = None,
+    on_wave: Callable[[int, Callable[[], Tallies], np.ndarray], None] | None = None,
 ) -> tuple[Tallies, np.ndarray]:
     """Simulate global trials ``[start, stop)``.
 
     Returns the tallies and the saved records of the first ``save_trials`` trials of the range,
     float64 ``(min(save_trials, stop − start), N_RECORD_COLUMNS)``.  ``progress(n)`` is called
-    after each wave with the number of trials it finished.
+    after each wave with the number of trials it finished.  To continue a run, pass the
+    ``records`` array so far and its ``record_start`` (rows are trials ``record_start + i``).
+    ``on_wave(position, snapshot, records)`` is called after each wave; ``snapshot()`` returns the
+    tallies of ``[start, position)`` (for checkpoints).
     """
     import numba
 
@@ -120,8 +126,22 @@ def simulate(
         np.zeros((threads, c.n_alliances, N_ALLIANCE_COLUMNS), np.int64),
         np.zeros((threads, c.n_alliances, N_HIST_BINS), np.int64),
     )
-    n_records = max(0, min(save_trials, stop - start))
-    records = np.zeros((n_records, N_RECORD_COLUMNS), np.float64)
+    if records is None:
+        n_records = max(0, min(save_trials, stop - start))
+        records = np.zeros((n_records, N_RECORD_COLUMNS), np.float64)
+        record_start = start
+    elif record_start is None:
+        raise ValueError("records need their record_start")
+    cc_ptr, cc_alliance = tables[0], tables[1]
+    cc_cell = np.repeat(np.arange(c.n_cells), np.diff(cc_ptr))
+
+    def snapshot() -> Tallies:
+        total = Tallies(*(s.sum(axis=0) for s in slab))
+        # A trial is "covered" by every defense alliance of its target: per-alliance coverage
+        # and deterrence follow exactly from the cell tallies.
+        np.add.at(total.alliances[:, A_COVERED], cc_alliance, total.cells[cc_cell, C_TRIALS])
+        np.add.at(total.alliances[:, A_DETERRED], cc_alliance, total.cells[cc_cell, C_DETERRED])
+        return total
     if wave_trials is None:
         wave_trials = max(block_size * threads * 8, 1 << 22)
     wave_trials = max(block_size, (wave_trials // block_size) * block_size)
@@ -139,19 +159,14 @@ def simulate(
             *tables,
             c.outcome_noise, c.mobilization_days, c.window_days, c.interoperability_bonus,
             c.defection_threshold, c.threat_weight,
-            slab[0], slab[1], slab[2], slab[3], records, start,
+            slab[0], slab[1], slab[2], slab[3], records, record_start,
         )
         if progress is not None:
             progress(end - position)
         position = end
-    total = Tallies(*(s.sum(axis=0) for s in slab))
-    # A trial is "covered" by every defense alliance of its target: per-alliance coverage and
-    # deterrence follow exactly from the cell tallies.
-    cc_ptr, cc_alliance = tables[0], tables[1]
-    cc_cell = np.repeat(np.arange(c.n_cells), np.diff(cc_ptr))
-    np.add.at(total.alliances[:, A_COVERED], cc_alliance, total.cells[cc_cell, C_TRIALS])
-    np.add.at(total.alliances[:, A_DETERRED], cc_alliance, total.cells[cc_cell, C_DETERRED])
-    return total, records
+        if on_wave is not None:
+            on_wave(position, snapshot, records)
+    return snapshot(), records
 
 
 def default_threads() -> int:
