@@ -221,6 +221,82 @@ def summarize(run_dir, fmt):
 
 
 @main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--shards", type=click.IntRange(min=1), help="Number of shards (array tasks).")
+@click.option("--scheduler", type=click.Choice(["slurm", "pbs"]), default="slurm",
+              show_default=True)
+@click.option("--partition", help="SLURM partition (PBS: queue).")
+@click.option("--time", "walltime", help="Wall-time limit per task, e.g. 01:00:00.")
+@click.option("--cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPUs per task; the shard runs that many Numba threads.")
+@click.option("--mem", help="Memory per task, e.g. 2G.")
+@click.option("--trials", type=click.IntRange(min=1), help="Trials (default: the file's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--block-size", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--save-trials", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default: results/<scenario>-<seed>/).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Resubmit the failed or missing shards of this run folder.")
+@click.option("--dry-run", is_flag=True, help="Write the scripts and show them; submit nothing.")
+@click.option("--force", is_flag=True, help="Reuse a non-empty run folder.")
+def submit(config, shards, scheduler, partition, walltime, cpus_per_task, mem, trials, seed,
+           block_size, save_trials, out_dir, resume_dir, dry_run, force):
+    """Shard CONFIG over an HPC job array, with a merge job after it."""
+    from .hpc import resubmit
+    from .hpc import submit as do_submit
+
+    if resume_dir is not None:
+        if config is not None:
+            raise UserError("give either CONFIG or --resume RUN_DIR, not both")
+        record = resubmit(resume_dir, dry_run=dry_run)
+    else:
+        if config is None:
+            raise UserError("missing CONFIG (a scenario file), or --resume RUN_DIR")
+        if shards is None:
+            raise UserError("--shards K is required")
+        record = do_submit(config, shards=shards, scheduler=scheduler, out_dir=out_dir,
+                           trials=trials, seed=seed, block_size=block_size,
+                           save_trials=save_trials, partition=partition, time=walltime,
+                           cpus_per_task=cpus_per_task, mem=mem, dry_run=dry_run, force=force)
+    run_dir = Path(record["run_dir"])
+    entry = record["submissions"][-1]
+    if dry_run:
+        click.echo((run_dir / entry["array_script"]).read_text())
+        click.echo(f"(dry run) scripts written to {run_dir / entry['array_script']} and "
+                   f"{run_dir / entry['merge_script']}; nothing submitted")
+    else:
+        click.echo(f"submitted {len(entry['shards'])} shards as {record['scheduler']} job "
+                   f"{entry['array_job']}, merge job {entry['merge_job']} → {run_dir}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def status(run_dir, fmt):
+    """Show which shards of a submitted run are done, running, pending, failed or missing."""
+    from collections import Counter
+
+    from .hpc import _ranges, shard_states
+
+    record, states = shard_states(run_dir)
+    merged = (Path(run_dir) / "manifest.json").is_file()
+    if fmt == "json":
+        click.echo(json.dumps({"shards": {str(i): s for i, s in states.items()},
+                               "merged": merged, "submissions": record["submissions"]},
+                              indent=2))
+        return
+    counts = Counter(states.values())
+    click.echo(f"{run_dir}: {record['shards']} shards on {record['scheduler']} — "
+               + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    for state in sorted(counts):
+        if state != "done":
+            click.echo(f"  {state}: {_ranges([i for i, s in states.items() if s == state])}")
+    click.echo("  merged: yes" if merged else "  merged: not yet")
+
+
+@main.command()
 @click.option("--quick", is_flag=True, help="Small trial counts: a smoke test, not a measurement.")
 @click.option("--compare", "do_compare", is_flag=True,
               help="Compare with the previous entry of this machine; flag regressions.")
