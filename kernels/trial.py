@@ -101,6 +101,13 @@ def pick(cum_weight, lo, hi, u):
 
 
 @njit(cache=True)
+def delivers(key, state, stability):
+    """Step 7: whether backer ``state`` delivers its forces (``u < 1`` always holds, so
+    stability 1 needs no draw)."""
+    return stability[state] >= 1.0 or uniform(key, SLOT_DELIVERY_BASE + state) < stability[state]
+
+
+@njit(cache=True)
 def fixed(x, scale):
     return np.int64(x * scale + 0.5)
 
@@ -401,9 +408,7 @@ def run_trials(
                                 if backed[0, p, q] == 0 or i == t:
                                     continue
                                 n_resp += 1
-                                # u < 1 always holds, so stability 1 needs no draw
-                                if stability[i] >= 1.0 or (
-                                        uniform(key, SLOT_DELIVERY_BASE + i) < stability[i]):
+                                if delivers(key, i, stability):
                                     force = force + capability[i]
                                 else:
                                     n_failed += 1
@@ -428,8 +433,7 @@ def run_trials(
                                 n_union_back += 1
                             if mk & RESPONDS:
                                 n_resp += 1
-                                if stability[i] >= 1.0 or (
-                                        uniform(key, SLOT_DELIVERY_BASE + i) < stability[i]):
+                                if delivers(key, i, stability):
                                     force = force + capability[i]
                                 else:
                                     n_failed += 1
