@@ -36,6 +36,7 @@ from kernels.layout import (
     A_REPELLED,
     A_ROUNDS_SUM,
     A_VETO,
+    C_ALLIES_SUM,
     C_ATTACKED,
     C_BACKING_SHARE_SUM,
     C_CONSULTED,
@@ -46,6 +47,7 @@ from kernels.layout import (
     C_DETERRED,
     C_DETERRED_NO_ALLIANCE,
     C_FREE_RIDERS_SUM,
+    C_HONORED_SUM,
     C_INVOKED,
     C_REPELLED,
     C_REPELLED_INVOKED,
@@ -486,6 +488,9 @@ def simulate_python(compiled: CompiledScenario, seed: int, start: int, stop: int
         if results:
             tally[C_CONSULTED] += 1
             tally[C_BACKING_SHARE_SUM] += fixed(n_union_back / n_union, SHARE_SCALE)
+            tally[C_ALLIES_SUM] += n_union - 1
+            if invoked:
+                tally[C_HONORED_SUM] += n_resp - n_failed
             if not invoked:
                 if any(res[4] for res in results):
                     tally[C_VETO] += 1

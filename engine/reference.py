@@ -44,6 +44,7 @@ from kernels.layout import (
     A_REPELLED,
     A_ROUNDS_SUM,
     A_VETO,
+    C_ALLIES_SUM,
     C_ATTACKED,
     C_BACKING_SHARE_SUM,
     C_CONSULTED,
@@ -54,6 +55,7 @@ from kernels.layout import (
     C_DETERRED,
     C_DETERRED_NO_ALLIANCE,
     C_FREE_RIDERS_SUM,
+    C_HONORED_SUM,
     C_INVOKED,
     C_REPELLED,
     C_REPELLED_INVOKED,
@@ -474,6 +476,8 @@ def _run_cell(c: CompiledScenario, cell: int, j: int, ti: int, k: int, keys: np.
             any_veto |= res.vetoed
         cells[C_CONSULTED] += n
         cells[C_BACKING_SHARE_SUM] += _fixed(backing_share, SHARE_SCALE).sum()
+        cells[C_ALLIES_SUM] += n * (len(backed_any) - 1)  # the allies: the union but the target
+        cells[C_HONORED_SUM] += (n_resp - n_failed)[invoked].sum()
         cells[C_VETO] += (~invoked & any_veto).sum()
         cells[C_DEADLOCK] += (~invoked & ~any_veto).sum()
     delay_fx = _fixed(delay, DELAY_SCALE)

@@ -92,6 +92,8 @@ CELL_SUM_COLUMNS = (
     "backing_share_sum_fx",
     "free_riders_sum",
     "delivered_share_sum_fx",
+    "allies_sum",
+    "honored_sum",
 )
 CELLS_COLUMNS = CELL_ID_COLUMNS + COUNT_COLUMNS + MEAN_COLUMNS + CELL_SUM_COLUMNS
 
@@ -108,6 +110,7 @@ RATE_COLUMNS = (
     "breakdown_rate",  # (deadlock + veto + defection) / attacked
     "repelled_rate",  # repelled / attacked
     "aggression_success_rate",  # succeeded / attacked
+    "honor_rate",  # allies that backed and delivered / allies pledged, over consulted crises
 )
 SCOPES = (
     "overall",
@@ -256,6 +259,7 @@ def _measures(counts: dict[str, np.ndarray | None], sums: dict[str, np.ndarray |
     rate("breakdown_rate", breakdown, attacked)
     rate("repelled_rate", c["repelled"], attacked)
     rate("aggression_success_rate", c["succeeded"], attacked)
+    rate("honor_rate", sums.get("honored_sum"), sums.get("allies_sum"))
 
     def mean(name: str, num, den, scale: float = 1.0) -> None:
         if num is None or den is None:
@@ -290,6 +294,8 @@ def _cell_measures(cells: np.ndarray, hist: np.ndarray) -> dict[str, pl.Series]:
         "backing_share_sum_fx": col["backing_share_sum_fx"],
         "delivered_share_sum_fx": col["delivered_share_sum_fx"],
         "with_allied_backers": col["with_allied_backers"],
+        "allies_sum": col["allies_sum"],
+        "honored_sum": col["honored_sum"],
     }
     return _measures(counts, sums, hist, cells.shape[0])
 

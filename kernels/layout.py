@@ -113,7 +113,10 @@ C_FREE_RIDERS_SUM = 14  # over invoked trials
 C_DELIVERED_SHARE_SUM = 15  # fixed point, over invoked trials with allied backers
 C_WITH_ALLIED_BACKERS = 16  # invoked trials with at least one backer besides the target
 C_REPELLED_INVOKED = 17
-N_CELL_COLUMNS = 18
+# honoring commitments (Berkemeier & Fuhrmann's unit: an ally × a crisis it was pledged to):
+C_ALLIES_SUM = 18  # Σ over consulted trials of the allies (union of M_A, target excluded)
+C_HONORED_SUM = 19  # Σ over invoked trials of the allies that backed and delivered
+N_CELL_COLUMNS = 20
 CELL_COLUMNS = (
     "trials",
     "deterred",
@@ -133,6 +136,8 @@ CELL_COLUMNS = (
     "delivered_share_sum_fx",
     "with_allied_backers",
     "repelled_invoked",
+    "allies_sum",
+    "honored_sum",
 )
 
 # ---- per-alliance tally columns (int64) ----------------------------------------------------

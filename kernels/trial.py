@@ -29,6 +29,7 @@ from .layout import (
     A_REPELLED,
     A_ROUNDS_SUM,
     A_VETO,
+    C_ALLIES_SUM,
     C_ATTACKED,
     C_BACKING_SHARE_SUM,
     C_CONSULTED,
@@ -39,6 +40,7 @@ from .layout import (
     C_DETERRED,
     C_DETERRED_NO_ALLIANCE,
     C_FREE_RIDERS_SUM,
+    C_HONORED_SUM,
     C_INVOKED,
     C_REPELLED,
     C_REPELLED_INVOKED,
@@ -469,6 +471,8 @@ def run_trials(
                         ct[cell, C_CONSULTED] += 1
                         backing_share = n_union_back / n_union
                         ct[cell, C_BACKING_SHARE_SUM] += fixed(backing_share, SHARE_SCALE)
+                        ct[cell, C_ALLIES_SUM] += n_union - 1
+                        ct[cell, C_HONORED_SUM] += n_resp - n_failed  # 0 unless invoked
                         if not invoked:
                             if any_vetoed:
                                 ct[cell, C_VETO] += 1
