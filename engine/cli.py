@@ -297,6 +297,79 @@ def status(run_dir, fmt):
 
 
 @main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", "target_text", required=True,
+              help="MEASURE=VALUE (e.g. honor_rate=0.5) or MEASURE=observed (--observations).")
+@click.option("--fit", "parameter", default="commitment_scale", show_default=True,
+              help="commitment_scale, bindingness_scale or bindingness_scale:<obligation>.")
+@click.option("--observations", type=click.Path(dir_okay=False, path_type=Path),
+              help="Alliance-wars file for MEASURE=observed (Berkemeier & Fuhrmann 2018).")
+@click.option("--era", help="Filter observations by war start year, e.g. 1816-1944.")
+@click.option("--obligation", type=click.Choice(["defense", "offense", "neutrality",
+                                                  "nonaggression", "consultation"]),
+              help="Filter observations by obligation kind.")
+@click.option("--coding", type=click.Choice(["BF", "LLM"]), default="BF", show_default=True,
+              help="Berkemeier–Fuhrmann or Leeds–Long–Mitchell honor coding.")
+@click.option("--trials", type=click.IntRange(min=1000), default=200_000, show_default=True,
+              help="Trials per evaluation (the same trials every time).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--bounds", default="0:4", show_default=True, help="Search interval LO:HI.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the calibrated scenario here.")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+def calibrate(config, target_text, parameter, observations, era, obligation, coding, trials,
+              seed, bounds, out, force):
+    """Fit one parameter of CONFIG so that a simulated rate matches a target."""
+    from .calibrate import calibrate as fit_parameter
+    from .calibrate import load, observed_honor_rate, write_calibrated
+
+    measure, eq, value = target_text.partition("=")
+    if not eq:
+        raise UserError(f"--target {target_text!r}: expected MEASURE=VALUE")
+    observed = None
+    if value == "observed":
+        if observations is None:
+            raise UserError("--target MEASURE=observed needs --observations FILE")
+        if measure != "honor_rate":
+            raise UserError("observations give honor_rate only")
+        span = None
+        if era:
+            lo_text, _, hi_text = era.partition("-")
+            try:
+                span = (int(lo_text), int(hi_text))
+            except ValueError:
+                raise UserError(f"--era {era!r}: expected FROM-TO years") from None
+        observed = observed_honor_rate(observations, era=span, obligation=obligation,
+                                       coding=coding)
+        target = observed.rate
+    else:
+        try:
+            target = float(value)
+        except ValueError:
+            raise UserError(f"--target {target_text!r}: {value!r} is not a number") from None
+    try:
+        lo, hi = (float(x) for x in bounds.split(":"))
+    except ValueError:
+        raise UserError(f"--bounds {bounds!r}: expected LO:HI") from None
+    if out is not None and out.exists() and not force:
+        raise UserError(f"{out}: exists; pass --force to overwrite")
+    scenario = load(config)
+    seed = scenario.scenario.seed if seed is None else seed
+    fit = fit_parameter(scenario, measure=measure, target=target, parameter=parameter,
+                        seed=seed, trials=trials, bounds=(lo, hi), observed=observed)
+    low, high = fit.interval
+    if observed:
+        click.echo(f"target {measure} = {target:.4f} ± {observed.se:.4f} "
+                   f"(observed: {observed.source}, n = {observed.n})")
+    click.echo(f"{fit.parameter} = {fit.value:.5f} ± {fit.se:.5f} (95% interval {low:.5f} … "
+               f"{high:.5f}); {measure} = {fit.achieved:.4f} ± {fit.se_measure:.4f} at the fit "
+               f"({fit.evaluations} evaluations of {trials:,} trials, common random numbers)")
+    if out is not None:
+        write_calibrated(scenario, fit, config, out)
+        click.echo(f"calibrated scenario → {out}")
+
+
+@main.command()
 @click.option("--quick", is_flag=True, help="Small trial counts: a smoke test, not a measurement.")
 @click.option("--compare", "do_compare", is_flag=True,
               help="Compare with the previous entry of this machine; flag regressions.")
