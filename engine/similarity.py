@@ -25,9 +25,9 @@ Measures (each an (S, S) float64 matrix, symmetric)
 (on the states of positive weight).
 
 ``tau_b`` — Kendall's τ_b between rows i and j (Bueno de Mesquita 1975), with the usual tie
-correction: ``(P − Q) / sqrt((n0 − n1)(n0 − n2))``, ``n0 = n(n − 1)/2`` pairs of states, ``P`` / ``Q``
-concordant / discordant pairs, ``n1`` / ``n2`` pairs tied in row i / row j.  It is **NaN when
-either row is constant** (only possible when a state has a defense pact with every state of the
+correction: ``(P − Q) / sqrt((n0 − n1)(n0 − n2))``, ``n0 = n(n − 1)/2`` pairs of states,
+``P`` / ``Q`` concordant / discordant pairs, ``n1`` / ``n2`` pairs tied in row i / row j.
+It is **NaN when either row is constant** (only possible when a state has a defense pact with every state of the
 system, since ``t_ii = 3``; e.g. a one-state world): the correlation is undefined there, exactly as
 in ``scipy.stats.kendalltau``.
 
@@ -37,19 +37,21 @@ in ``scipy.stats.kendalltau``.
 
     κ_w = 1 − Σ_ab w_ab p_ab / Σ_ab w_ab p_a· p_·b
 
-with ``p_ab`` the share of states k with ``t_ik = a`` and ``t_jk = b``.  κ ≤ 1 (= 1 for identical
-rows); it can fall below −1.  It is **NaN when the expected disagreement is 0**, i.e. both rows are
-constant with the same value.
+with ``p_ab`` the share of states k with ``t_ik = a`` and ``t_jk = b``.  κ ≤ 1, = 1 for identical
+rows.  With quadratic weights κ_w is Lin's concordance correlation of the two rows,
+``2·cov / (var_i + var_j + (mean_i − mean_j)²)``, hence ≥ −1 (−1 e.g. for rows (3, 0) and (0, 3));
+linear κ_w need not have that bound in general (it held in every case we tried).  κ is **NaN when
+the expected disagreement is 0**, i.e. both rows are constant with the same value.
 
 All measures are computed from (S, S) matrix products — no Python loops over states: the S-score
-through the threshold indicators ``[t ≥ c]``, c = 1..3 (|x − y| = Σ_c |[x ≥ c] − [y ≥ c]|), τ_b and κ
-through the 4 × 4 contingency table of every pair (16 products of one-hot indicator matrices,
+through the threshold indicators ``[t ≥ c]``, c = 1..3 (|x − y| = Σ_c |[x ≥ c] − [y ≥ c]|), τ_b
+and κ through the 4 × 4 contingency table of every pair (16 products of one-hot indicator matrices,
 O(16·S³) flops, 16·S² floats of memory: 5 MB at 200 states).
 
 Exposure
 --------
 :func:`exposure_from_similarity` maps a similarity ``m`` in [−1, 1] to an exposure
-``(m + 1) / 2`` in [0, 1] (clipped: κ can be < −1), for the scenario option
+``(m + 1) / 2`` in [0, 1] (clipped to [0, 1] as a safeguard), for the scenario option
 ``[exposure] from = "s_score"``.  Undefined values (NaN) become 1 for identical portfolios and 0.5
 (no measurable association) otherwise.
 """
@@ -315,7 +317,7 @@ def exposure_from_arrays(membership: np.ndarray, obligation: Iterable[int],
 def exposure_from_similarity(compiled: CompiledScenario, measure: str = "s_score") -> np.ndarray:
     """Exposure ``exposure[member, target] = (m + 1)/2`` in [0, 1] from the portfolio similarity
     ``m`` of member and target (``measure``: ``s_score``, ``s_weighted``, ``tau_b``, ``kappa``;
-    also ``kappa_linear``).  Symmetric, diagonal 1; κ < −1 is clipped to exposure 0; undefined
+    also ``kappa_linear``).  Symmetric, diagonal 1; values outside [−1, 1] are clipped; undefined
     similarities (NaN) give 1 for identical portfolios, 0.5 otherwise."""
     return exposure_from_arrays(compiled.membership, compiled.obligation, compiled.capability,
                                 measure)

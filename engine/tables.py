@@ -525,11 +525,12 @@ def format_summary(summary: pl.DataFrame) -> str:
 
     Sections in the order overall, covered/uncovered targets, per target, per alliance, per attack
     type, per aggressor; per row: trials, deterrence % with its 95% interval, deterrence lift
-    (percentage points), invocation, breakdown and repelled % (of attacks), delay p50/p90 (days,
+    (percentage points), invocation and breakdown % (of attacks), honored % (of the allies'
+    commitments in consulted crises), repelled % (of attacks), delay p50/p90 (days,
     over invoked trials) and mean rounds to decide.  ``-`` marks an undefined value.
     """
     header = ("", "trials", "deterred % [95% CI]", "lift pp", "invoked %", "breakdown %",
-              "repelled %", "delay p50", "delay p90", "rounds")
+              "honored %", "repelled %", "delay p50", "delay p90", "rounds")
     rows: list[tuple[str, ...] | None] = []
     present = set(summary.get_column("scope").to_list()) if summary.height else set()
     scopes = [s for s in _FORMAT_ORDER if s in present]
@@ -553,6 +554,7 @@ def format_summary(summary: pl.DataFrame) -> str:
                 _pct(rec["deterrence_lift"]),
                 _pct(rec["invocation_rate"]),
                 _pct(rec["breakdown_rate"]),
+                _pct(rec.get("honor_rate")),
                 _pct(rec["repelled_rate"]),
                 _num(rec["delay_p50_days"]),
                 _num(rec["delay_p90_days"]),

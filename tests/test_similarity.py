@@ -153,10 +153,26 @@ def test_two_unallied_states_are_opposite():
         assert m[0, 1] == pytest.approx(-1.0)
 
 
-def test_kappa_can_fall_below_minus_one():
-    # observed disagreement 1, expected 5/9 → κ = −9/5 (only κ ≤ 1 is a bound)
+def test_kappa_unbalanced_opposites():
+    # observed disagreement 1, expected 4/9 + 1/9 = 5/9 → κ = 1 − 9/5 = −4/5
     k = kappa(np.array([[3, 3, 0], [0, 0, 3]]))
-    assert k[0, 1] == pytest.approx(-9 / 5)
+    assert k[0, 1] == pytest.approx(-4 / 5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_quadratic_kappa_is_concordance_correlation(seed):
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, 4, (6, 9))
+    k = kappa(t)
+    for i in range(6):
+        for j in range(6):
+            x, y = t[i].astype(float), t[j].astype(float)
+            cov = np.mean((x - x.mean()) * (y - y.mean()))
+            denom = x.var() + y.var() + (x.mean() - y.mean()) ** 2
+            if denom == 0:
+                assert np.isnan(k[i, j])
+            else:
+                assert k[i, j] == pytest.approx(2 * cov / denom, abs=1e-12)
 
 
 def test_constant_rows_are_nan():
@@ -234,6 +250,7 @@ def test_random_properties_and_references(seed):
     finite = tau[np.isfinite(tau)]
     assert np.all((finite >= -1) & (finite <= 1))
     assert np.all(kq[np.isfinite(kq)] <= 1) and np.all(kl[np.isfinite(kl)] <= 1)
+    assert np.all(kq[np.isfinite(kq)] >= -1 - 1e-12)  # Lin's concordance correlation
     # against the definitions
     np.testing.assert_allclose(s, s_reference(t, np.ones(n)), atol=1e-12)
     np.testing.assert_allclose(sw, s_reference(t, cap), atol=1e-12)
