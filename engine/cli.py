@@ -411,6 +411,16 @@ def bench(quick, do_compare, do_plot, names, history, no_record, no_baselines, r
         raise click.exceptions.Exit(1)
 
 
+def _register_commands() -> None:
+    """Commands that live in their own modules (each imports its library lazily)."""
+    from .cli_similarity import similarity_command
+
+    main.add_command(similarity_command, "similarity")
+
+
+_register_commands()
+
+
 def _finite(value):
     """JSON has no NaN/inf: write them as null."""
     if isinstance(value, float):

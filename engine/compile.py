@@ -144,7 +144,14 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
     m = membership.astype(np.int64)
     shares_alliance = ((m @ m.T) > 0).astype(np.uint8)
 
-    exposure = np.full((n_states, n_states), s.exposure.default, dtype=np.float64)
+    if s.exposure.from_ is not None:
+        from .similarity import exposure_from_arrays
+
+        exposure = exposure_from_arrays(
+            membership, [OBLIGATIONS.index(al.obligation) for al in s.alliances],
+            [st.capability for st in s.states], s.exposure.from_)
+    else:
+        exposure = np.full((n_states, n_states), s.exposure.default, dtype=np.float64)
     for key, value in s.exposure.pairs.items():
         member, _, target = key.partition(".")
         exposure[sindex[member], sindex[target]] = float(value)

@@ -25,6 +25,7 @@ from pydantic import (
 from kernels.layout import DECISION_RULES, MAX_ROUNDS, OBLIGATIONS
 
 from .errors import ConfigError
+from .similarity import EXPOSURE_MEASURES
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
@@ -106,8 +107,12 @@ class AttackType(Section):
 class Exposure(BaseModel):
     """``default`` plus pair overrides ``"<member>.<target>" = value``."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
     default: NonNegative = 1.0
+    # fill every pair from the alliance-portfolio similarity of member and target
+    # (engine.similarity); pair overrides still apply on top
+    from_: Literal[EXPOSURE_MEASURES] | None = Field(  # type: ignore[valid-type]
+        default=None, alias="from")
 
     @property
     def pairs(self) -> dict[str, float]:
@@ -126,6 +131,8 @@ class Scenario(Section):
         """Plain dict of the full scenario (every default filled in), for hashing and dumps."""
         data = self.model_dump(mode="python")
         data["exposure"] = {"default": self.exposure.default, **self.exposure.pairs}
+        if self.exposure.from_ is not None:  # only when set: existing scenario hashes unchanged
+            data["exposure"]["from"] = self.exposure.from_
         return data
 
 
@@ -221,6 +228,9 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
                 problems.append((f"{where}.attack_mix.{k}",
                                  f"attack type {k!r} is not defined in [attack_types]"))
 
+    if s.exposure.from_ is not None and "default" in s.exposure.model_fields_set:
+        problems.append(("exposure.default", f'cannot be combined with from = '
+                         f'"{s.exposure.from_}" (it fills every pair)'))
     for key, value in s.exposure.pairs.items():
         where = f"exposure.{key}"
         member, dot, target = key.partition(".")

@@ -27,9 +27,10 @@ Measures (each an (S, S) float64 matrix, symmetric)
 ``tau_b`` — Kendall's τ_b between rows i and j (Bueno de Mesquita 1975), with the usual tie
 correction: ``(P − Q) / sqrt((n0 − n1)(n0 − n2))``, ``n0 = n(n − 1)/2`` pairs of states,
 ``P`` / ``Q`` concordant / discordant pairs, ``n1`` / ``n2`` pairs tied in row i / row j.
-It is **NaN when either row is constant** (only possible when a state has a defense pact with every state of the
-system, since ``t_ii = 3``; e.g. a one-state world): the correlation is undefined there, exactly as
-in ``scipy.stats.kendalltau``.
+It is **NaN when either row is constant** (only possible when a state has a defense pact with
+every state of the system, since ``t_ii = 3``: a one-state world, or the League scenario where all
+states are members of one pact): the correlation is undefined there, as in
+``scipy.stats.kendalltau``.
 
 ``kappa`` — Cohen's weighted κ between rows i and j (Häge 2011) over the 4 categories 0–3 with
 **quadratic** disagreement weights ``w_ab = (a − b)² / 9``;  ``kappa_linear`` uses linear weights
@@ -62,11 +63,12 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 
 from kernels.layout import OBLIGATIONS
 
-if TYPE_CHECKING:  # no runtime import: engine.compile may import this module
+if TYPE_CHECKING:  # no runtime import: engine.compile / engine.config may import this module
+    import polars as pl
+
     from .compile import CompiledScenario
 
 D_MAX = 3  # range of the tie scale 0..3
@@ -271,6 +273,8 @@ def similarity_table(compiled: CompiledScenario, measures: Sequence[str] = DEFAU
     is symmetric; ``ordered=True`` gives all ordered pairs ``a ≠ b`` instead.  Undefined values
     (τ_b / κ of constant rows) are NaN.
     """
+    import polars as pl
+
     names = list(dict.fromkeys(canonical_measure(m) for m in measures))
     if not names:
         raise ValueError("no similarity measure requested")

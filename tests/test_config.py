@@ -217,3 +217,16 @@ def test_round_trip_through_dict():
     a = scenario_from_dict(copy.deepcopy(BASE))
     again = scenario_from_dict(a.to_toml_dict())
     assert again == a
+
+
+def test_exposure_from_similarity():
+    data = copy.deepcopy(BASE)
+    data["exposure"] = {"from": "s_score", "C.B": 0.9}
+    c = compile_scenario(scenario_from_dict(data))
+    # A, B and C share the defense alliance X: identical portfolios, S = 1, exposure 1; the
+    # outsider R's portfolio is the opposite (S = −1, exposure 0); the pair override is kept
+    assert c.exposure[0, 1] == 1.0 and c.exposure[3, 1] == 0.0 and c.exposure[2, 1] == 0.9
+    assert any(k == "exposure.default" for k, _ in problems_of(lambda d: d.update(
+        exposure={"from": "s_score", "default": 0.3})))
+    assert any(k == "exposure.from" for k, _ in problems_of(lambda d: d.update(
+        exposure={"from": "closeness"})))
