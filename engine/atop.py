@@ -312,11 +312,11 @@ def _membership(year: int, sources: Sources) -> Membership:
     al = sources.alliances.filter(
         (pl.col("begyr") <= year) & ((pl.col("endyr") == 0) | (pl.col("endyr") >= year))
     ).select("atopid").unique()
-    rows = (sources.members
-            .filter((pl.col("yrent") <= year)
-                    & ((pl.col("yrexit") == 0) | (pl.col("yrexit") >= year)))
-            .join(al, on="atopid", how="semi")
-            .sort("atopid", "member", "phase", "yrent", "moent", "dayent")
+    touching = (sources.members
+                .filter((pl.col("yrent") <= year)
+                        & ((pl.col("yrexit") == 0) | (pl.col("yrexit") >= year)))
+                .join(al, on="atopid", how="semi"))
+    rows = (touching.sort("atopid", "member", "phase", "yrent", "moent", "dayent")
             .unique(["atopid", "member"], keep="last", maintain_order=True))
 
     # Same-day succession (see the module docstring).
@@ -326,14 +326,19 @@ def _membership(year: int, sources: Sources) -> Membership:
     merged: dict[str, str] = {}
     drop_codes: set[int] = set()
     if next_year is not None:
-        leaving = rows.filter(pl.col("yrexit") == year).select(
+        # Every row touching the year (before the later phase wins): a successor may enter
+        # in one phase and continue in the next within the same year (GMY in ATOP 3740).
+        leaving = touching.filter(pl.col("yrexit") == year).select(
             "atopid", pl.col("member").alias("predecessor"), pl.col("yrexit").alias("y"),
             pl.col("moexit").alias("m"), pl.col("dayexit").alias("d"))
-        entering = rows.select("atopid", pl.col("member").alias("successor"),
-                               pl.col("yrent").alias("y"), pl.col("moent").alias("m"),
-                               pl.col("dayent").alias("d"))
+        entering = touching.select("atopid", pl.col("member").alias("successor"),
+                                   pl.col("yrent").alias("y"), pl.col("moent").alias("m"),
+                                   pl.col("dayent").alias("d"))
+        # A member that also leaves on that day is only changing phase, not succeeding.
+        continuing = leaving.rename({"predecessor": "successor"})
         pairs = (leaving.join(entering, on=["atopid", "y", "m", "d"])
                  .filter(pl.col("predecessor") != pl.col("successor"))
+                 .join(continuing, on=["atopid", "successor", "y", "m", "d"], how="anti")
                  .sort("predecessor", "successor"))
         for pred, succ in pairs.select("predecessor", "successor").iter_rows():
             if pred in in_year and pred not in next_year:
@@ -389,7 +394,8 @@ def read_disputes(disputes_csv: str | Path, year: int, abbreviations: dict[int, 
     docstring).  ``world`` restricts both to these abbreviations."""
     path = Path(disputes_csv)
     frame = _read_csv(path, DISPUTE_COLUMNS, "GML MID dyad-year disputes")
-    frame = _integers(frame, path, DISPUTE_COLUMNS)
+    frame = _integers(frame, path, ("dispnum", "ccode1", "ccode2", "year"),
+                      ("sidea1", "sidea2", "orig1", "orig2"))
     if frame.is_empty():
         raise UserError(f"{path}: the file has no data rows")
     data_first, data_last = int(frame["year"].min()), int(frame["year"].max())
@@ -583,7 +589,7 @@ def import_world(year: int, alliances_csv: str | Path, members_csv: str | Path,
             main.comment.append(
                 f"asymmetric: {kind} pledged by {', '.join(pledgers)}; "
                 + "; ".join(f"{s} holds {held[s]}" for s in weaker)
-                + " (kept: all are covered by the pledgers; lost: direction)")
+                + " (kept: all members share the pledgers' alliance; lost: direction)")
             for rank in sorted(set(weaker.values()), reverse=True):
                 holders = [s for s in members if weaker.get(s) == rank]
                 if rank == 0:
