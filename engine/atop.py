@@ -38,13 +38,13 @@ Obligation (one per alliance in the scenario)
 Asymmetric pacts (member kinds differ, ATOP ``asymm``/``obvary``)
     ``ATOP<id>`` gets the strongest kind K and *all* members in force: the pledgers and the
     members they pledge to (an ATOP member-level obligation is owed to the other members).
-    The members holding only a weaker kind k are in addition kept among themselves as
-    ``ATOP<id>-<k>`` when there are at least two of them.  Kept: every state that was promised K
-    is covered by every pledger, and every weaker promise is recorded.  Lost: the direction of the
-    pledge — the engine's alliances are symmetric, so the non-pledgers also count as allies of
-    the pledgers (their credibility enters deterrence, and under unanimity they must back too).
-    Most asymmetric phases are bilateral guarantees (45 of 49, e.g. US–Japan 1951), where
-    dropping the beneficiary instead would lose the guarantee itself.
+    When K is defense the pledge stays directed: ``protected`` lists the members that hold no
+    defense pledge themselves, so only they are covered by ``ATOP<id>``; several pledgers also
+    defend each other through ``ATOP<id>-mutual``.  The members holding only a weaker kind k are
+    in addition kept among themselves as ``ATOP<id>-<k>`` when there are at least two of them.
+    Kept: who defends whom (e.g. US–Japan 1951: the US defends Japan, not the reverse).  Lost:
+    when a protected member is attacked, the other protected members still sit in the
+    consultation (and count as allies in deterrence); the direction of non-defense kinds.
 
 integration (ATOP alliance level; missing values count as 0)
     mean of five treaty-design components, in [0, 1]:
@@ -440,6 +440,7 @@ class _Alliance:
     integration: float
     bindingness: float
     comment: list[str] = field(default_factory=list)
+    protected: list[str] | None = None  # directed defense pledge: who is covered
 
 
 @dataclass
@@ -586,10 +587,21 @@ def import_world(year: int, alliances_csv: str | Path, members_csv: str | Path,
         extra: list[_Alliance] = []
         if weaker:
             pledgers = [s for s in members if ranks[s] == strongest]
+            if kind == "defense":
+                # directed: the pledgers defend the others; they defend each other through
+                # ATOP<id>-mutual when there are several of them
+                main.protected = [s for s in members if s not in pledgers]
+                direction = (f"kept: direction — only {', '.join(main.protected)} "
+                             f"protected here")
+                if len(pledgers) >= 2:
+                    extra.append(_Alliance(f"ATOP{atopid}-mutual", atopid, "defense", pledgers,
+                                           main.integration, main.bindingness,
+                                           [f"ATOP {atopid}: the pledgers defend each other"]))
+            else:
+                direction = "lost: direction (only defense pledges can be directed)"
             main.comment.append(
                 f"asymmetric: {kind} pledged by {', '.join(pledgers)}; "
-                + "; ".join(f"{s} holds {held[s]}" for s in weaker)
-                + " (kept: all members share the pledgers' alliance; lost: direction)")
+                + "; ".join(f"{s} holds {held[s]}" for s in weaker) + f" ({direction})")
             for rank in sorted(set(weaker.values()), reverse=True):
                 holders = [s for s in members if weaker.get(s) == rank]
                 if rank == 0:
@@ -720,10 +732,10 @@ def _render(year, cinc_year, sources, disputes_csv, capability, ccode_of, allian
         "  nonaggression (nonagg) > consultation (consul); offense-only -> consultation (an",
         "  offensive pact covers no target). The alliance takes its strongest member's kind.",
         "- asymmetric pacts (member kinds differ): ATOP<id> holds the strongest kind and all",
-        "  members (pledgers and those they pledge to); members holding only a weaker kind k are",
-        "  also kept among themselves as ATOP<id>-<k> when there are 2 or more. Kept: everyone",
-        "  promised protection is covered by the pledgers. Lost: direction (the engine's",
-        "  alliances are symmetric, so non-pledgers also count as allies of the pledgers).",
+        "  members (pledgers and those they pledge to); a defense pledge stays directed:",
+        "  `protected` lists who is covered (the non-pledgers), and several pledgers defend each",
+        "  other through ATOP<id>-mutual. Members holding only a weaker kind k are also kept among",
+        "  themselves as ATOP<id>-<k> when there are 2 or more.",
         "- integration = mean(intcom, milcon/3, [base > 0], [organ1 > 0], [subord > 0]),",
         "  ATOP alliance level, missing = 0.",
         "- bindingness = clip(1 - 0.3*conditio - 0.2*[renounce > 0], 0.1, 1); the weights are",
@@ -794,6 +806,9 @@ def _render(year, cinc_year, sources, disputes_csv, capability, ccode_of, allian
         w(f"integration = {_f(al.integration)}")
         w(f"bindingness = {_f(al.bindingness)}")
         w("intel_sharing = 0.0          # assumption (neutral)")
+        if al.protected is not None:
+            w("protected = [" + ", ".join(_q(m) for m in al.protected) + "]"
+              "  # directed pledge: only these are covered")
     w("")
     w("# " + "-" * 94)
     w(f"# Aggressors ({len(chosen)})")

@@ -135,10 +135,17 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
 
     defense = np.array([OBLIGATIONS.index(al.obligation) == OBLIGATION_DEFENSE
                         for al in s.alliances], dtype=bool)
+    # a defense alliance covers its protected members (all members unless `protected` is set)
+    protects = membership.astype(bool) & defense[None, :]
+    for a, al in enumerate(s.alliances):
+        if al.protected is not None:
+            keep = np.zeros(n_states, dtype=bool)
+            keep[[sindex[p] for p in al.protected]] = True
+            protects[:, a] &= keep
     cover_ptr = np.zeros(n_states + 1, dtype=np.int64)
     cover_idx: list[int] = []
     for i in range(n_states):
-        cover_idx.extend(int(a) for a in np.flatnonzero(membership[i].astype(bool) & defense))
+        cover_idx.extend(int(a) for a in np.flatnonzero(protects[i]))
         cover_ptr[i + 1] = len(cover_idx)
 
     m = membership.astype(np.int64)

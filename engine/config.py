@@ -88,6 +88,9 @@ class Alliance(Section):
     integration: Unit = 0.0
     bindingness: Unit = 1.0
     intel_sharing: Unit = 0.0
+    # directed pledges: a defense alliance covers only these members when attacked (the others
+    # still consult and back); neutral: absent = every member is protected
+    protected: list[Identifier] | None = None
 
 
 class Aggressor(Section):
@@ -207,6 +210,14 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
             problems.append(
                 (f"{where}.veto_holders", "veto holders need decision_rule = \"veto\"")
             )
+        if al.protected is not None:
+            if not al.protected:
+                problems.append((f"{where}.protected", "must list at least one member"))
+            for p in al.protected:
+                if p not in seen:
+                    problems.append((f"{where}.protected", f"{p!r} is not a member of {al.id}"))
+            if al.obligation != "defense":
+                problems.append((f"{where}.protected", "only defense alliances protect members"))
         if al.decision_rule == "veto" and not al.veto_holders:
             problems.append((f"{where}.veto_holders", "decision_rule \"veto\" needs veto holders"))
 

@@ -241,12 +241,31 @@ def test_asymmetric_pacts_are_split_and_documented(world_1914):
     gt = alliance(data, "ATOP2005")
     assert sorted(gt["members"]) == ["GMY", "TUR"] and gt["obligation"] == "defense"
     assert "defense pledged by GMY; TUR holds offense only" in world_1914.toml
+    # the defense pledge stays directed: Germany defends the Ottoman Empire, not the reverse
+    assert gt["protected"] == ["TUR"]
+    compiled = compile_scenario(load_scenario_text(world_1914.toml))
+    gmy, tur = compiled.state_ids.index("GMY"), compiled.state_ids.index("TUR")
+    a = compiled.alliance_ids.index("ATOP2005")
+    covers = lambda i: compiled.cover_idx[compiled.cover_ptr[i]:compiled.cover_ptr[i + 1]]  # noqa: E731
+    assert a in covers(tur).tolist() and a not in covers(gmy).tolist()
     # Central American 1907: Honduras pledges neutrality, the others nonaggression only.
     strong, weak = alliance(data, "ATOP1450"), alliance(data, "ATOP1450-nonaggression")
     assert strong["obligation"] == "neutrality"
     assert sorted(strong["members"]) == ["GUA", "HON", "NIC", "SAL"]
     assert weak["obligation"] == "nonaggression" and sorted(weak["members"]) == ["GUA", "NIC",
                                                                                    "SAL"]
+
+
+def load_scenario_text(text: str):
+    from engine.config import scenario_from_dict
+
+    return scenario_from_dict(tomllib.loads(text))
+
+
+def test_us_japan_guarantee_is_directed():
+    world = import_world(1960, ALLIANCES, MEMBERS, CINC, aggressors=["RUS"])
+    usj = alliance(parsed(world), f"ATOP{US_JAPAN_1951}")
+    assert sorted(usj["members"]) == ["JPN", "USA"] and usj["protected"] == ["JPN"]
 
 
 def test_later_year_uses_last_cinc_year_and_says_so():

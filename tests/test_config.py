@@ -230,3 +230,33 @@ def test_exposure_from_similarity():
         exposure={"from": "s_score", "default": 0.3})))
     assert any(k == "exposure.from" for k, _ in problems_of(lambda d: d.update(
         exposure={"from": "closeness"})))
+
+
+def test_protected_members_make_a_pledge_directed():
+    from engine.simulate import simulate
+    from kernels.layout import C_CONSULTED, C_DETERRED, C_DETERRED_NO_ALLIANCE
+
+    data = copy.deepcopy(BASE)
+    data["alliances"] = [{"id": "X", "members": ["A", "B"], "protected": ["B"]}]
+    data["aggressors"] = [{"state": "R", "targets": {"A": 1.0, "B": 1.0},
+                           "attack_mix": {"conv": 1.0}}]
+    c = compile_scenario(scenario_from_dict(data))
+    assert c.cover_ptr[1] == c.cover_ptr[0]  # A (the guarantor) is not covered
+    assert c.cover_idx[c.cover_ptr[1]:c.cover_ptr[2]].tolist() == [0]  # B is
+    tallies, _ = simulate(c, 5, 0, 20_000)
+    a, b = tallies.cells[0], tallies.cells[1]  # cells: target A, then B
+    assert a[C_CONSULTED] == 0 and a[C_DETERRED] == a[C_DETERRED_NO_ALLIANCE]
+    assert b[C_CONSULTED] > 0 and b[C_DETERRED] > b[C_DETERRED_NO_ALLIANCE]
+    # without `protected` both are covered: the neutral value is the symmetric v1 alliance
+    del data["alliances"][0]["protected"]
+    sym = compile_scenario(scenario_from_dict(data))
+    assert sym.cover_ptr[1] - sym.cover_ptr[0] == 1
+
+
+def test_protected_errors():
+    assert any(k == "alliances[X].protected" and "not a member" in m for k, m in problems_of(
+        lambda d: d["alliances"][0].update(protected=["R"])))
+    assert any(k == "alliances[X].protected" and "defense" in m for k, m in problems_of(
+        lambda d: d["alliances"][0].update(protected=["A"], obligation="consultation")))
+    assert any(k == "alliances[X].protected" and "at least one" in m for k, m in problems_of(
+        lambda d: d["alliances"][0].update(protected=[])))
