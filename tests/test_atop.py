@@ -398,3 +398,21 @@ def test_cli_bad_year_exits_2_and_names_the_problem(tmp_path):
     assert result.exit_code == 2
     assert "error:" in result.output and "year 1700 is not covered" in result.output
     assert not out.exists()
+
+
+def test_similarity_of_a_years_world(tmp_path):
+    from engine.cli import main
+
+    out = tmp_path / "sim.parquet"
+    result = CliRunner().invoke(main, ["similarity", "--year", "1914", "--alliances",
+                                       str(ALLIANCES), "--members", str(MEMBERS),
+                                       "--capabilities", str(CINC), "--measure", "s",
+                                       "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(out)
+    assert table.height == 45 * 44 // 2  # every pair of the 45 states of 1914
+    pair = table.filter((pl.col("state_a") == "FRN") & (pl.col("state_b") == "RUS"))
+    neutral = table.filter((pl.col("state_a") == "USA") & (pl.col("state_b") == "RUS"))
+    assert pair["s"].item() > neutral["s"].item()  # the Franco-Russian allies are closer
+    result = CliRunner().invoke(main, ["similarity", "--year", "1914"])
+    assert result.exit_code == 2 and "--alliances" in result.output
