@@ -298,6 +298,60 @@ def status(run_dir, fmt):
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "sets", multiple=True,
+              help="PATH=V1,V2,… or PATH=FROM:TO:STEP, e.g. alliances.NATO.decision_rule="
+                   "unanimity,majority (repeat for a grid).")
+@click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file with a [grid] table of the same paths.")
+@click.option("--trials", type=click.IntRange(min=1), help="Trials per point (default: file's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--threads", type=click.IntRange(min=1), help="Numba threads.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Parquet file (default: results/<scenario>-sweep-<seed>.parquet).")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
+def sweep(config, sets, grid_file, trials, seed, threads, out, force, quiet):
+    """Run CONFIG over a grid of parameter values (common random numbers) into one Parquet."""
+    import polars as pl
+
+    from .config import load_scenario
+    from .io import write_parquet
+    from .runner import slugify
+    from .simulate import set_threads
+    from .sweep import grid_points, parse_set, read_grid, run_sweep
+
+    params = [parse_set(s) for s in sets] + (read_grid(grid_file) if grid_file else [])
+    if not params:
+        raise UserError("nothing to sweep: give --set PATH=VALUES or --grid FILE")
+    scenario = load_scenario(config)
+    seed = scenario.scenario.seed if seed is None else seed
+    trials = scenario.scenario.trials if trials is None else trials
+    out = out or Path("results") / f"{slugify(scenario.scenario.name)}-sweep-{seed}.parquet"
+    if out.exists() and not force:
+        raise UserError(f"{out}: exists; pass --force to overwrite")
+    set_threads(threads)
+    bar = _progress_bar(quiet)
+    bar.start(len(grid_points(params)))
+    try:
+        frame, names = run_sweep(scenario, params, seed=seed, trials=trials,
+                                 progress=bar.advance)
+    finally:
+        bar.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(out, frame)
+    if not quiet:
+        shown = [*names, "deterrence_success_rate", "invocation_rate", "breakdown_rate",
+                 "honor_rate", "delay_p50_days", "delay_p90_days"]
+        with pl.Config(tbl_rows=50, tbl_cols=-1, tbl_hide_dataframe_shape=True,
+                       tbl_hide_column_data_types=True, tbl_width_chars=160,
+                       float_precision=4):
+            click.echo(frame.select([c for c in shown if c in frame.columns]))
+    click.echo(f"{frame.height} points × {trials:,} trials, seed {seed} (common random "
+               f"numbers) → {out}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--target", "target_text", required=True,
               help="MEASURE=VALUE (e.g. honor_rate=0.5) or MEASURE=observed (--observations).")
 @click.option("--fit", "parameter", default="commitment_scale", show_default=True,
