@@ -298,6 +298,48 @@ def status(run_dir, fmt):
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trials", type=click.IntRange(min=1000), default=200_000, show_default=True,
+              help="Trials per run (the same trials for every run).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the full table (Parquet or CSV).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def sensitivity(config, trials, seed, top, out, quiet):
+    """Rank the knobs of CONFIG by how much they move deterrence, delay and breakdowns."""
+    import polars as pl
+
+    from .config import load_scenario
+    from .io import atomic_write, write_parquet
+    from .sensitivity import MEASURES, knobs
+    from .sensitivity import sensitivity as analyse
+
+    scenario = load_scenario(config)
+    seed = scenario.scenario.seed if seed is None else seed
+    bar = _progress_bar(quiet)
+    bar.start(len(knobs(scenario)))
+    try:
+        frame, base = analyse(scenario, seed=seed, trials=trials, progress=bar.advance)
+    finally:
+        bar.close()
+    click.echo("baseline: " + ", ".join(f"{m} = {base[m]:.4g}" for m in MEASURES
+                                        if base[m] is not None))
+    shown = ["knob", "value", "low", "high"] + [f"{m}_swing" for m in MEASURES]
+    with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True, tbl_width_chars=170, float_precision=4):
+        click.echo(frame.select(shown).head(top))
+    click.echo(f"one-at-a-time swings (down → up), {trials:,} trials per run, common random "
+               f"numbers; ranked by the largest scaled swing")
+    if out is not None:
+        if out.suffix == ".csv":
+            atomic_write(out, lambda tmp: frame.write_csv(tmp))
+        else:
+            write_parquet(out, frame)
+        click.echo(f"→ {out}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "sets", multiple=True,
               help="PATH=V1,V2,… or PATH=FROM:TO:STEP, e.g. alliances.NATO.decision_rule="
                    "unanimity,majority (repeat for a grid).")
