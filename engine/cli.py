@@ -383,11 +383,18 @@ def sweep(config, sets, grid_file, trials, seed, threads, out, force, quiet):
     write_parquet(out, frame)
     if not quiet:
         shown = [*names, "deterrence_success_rate", "invocation_rate", "breakdown_rate",
-                 "honor_rate", "delay_p50_days", "delay_p90_days"]
+                 "honor_rate", "free_riders_mean", "delay_p50_days", "delay_p90_days"]
+        short = {n: n.rsplit(".", 1)[-1] for n in names}
+        if len(set(short.values())) < len(short):
+            short = {n: n for n in names}
+        short.update({"deterrence_success_rate": "deterred", "invocation_rate": "invoked",
+                      "breakdown_rate": "breakdown", "honor_rate": "honored",
+                      "free_riders_mean": "free riders",
+                      "delay_p50_days": "delay p50", "delay_p90_days": "delay p90"})
         with pl.Config(tbl_rows=50, tbl_cols=-1, tbl_hide_dataframe_shape=True,
                        tbl_hide_column_data_types=True, tbl_width_chars=160,
                        float_precision=4):
-            click.echo(frame.select([c for c in shown if c in frame.columns]))
+            click.echo(frame.select([c for c in shown if c in frame.columns]).rename(short))
     click.echo(f"{frame.height} points × {trials:,} trials, seed {seed} (common random "
                f"numbers) → {out}")
 
