@@ -518,12 +518,15 @@ def _register_commands() -> None:
     """Commands that live in their own modules (each imports its library lazily)."""
     from .cli_compare import check_command, compare_command
     from .cli_import import import_group
+    from .cli_plot import plot_command, report_command
     from .cli_similarity import similarity_command
 
     main.add_command(similarity_command, "similarity")
     main.add_command(import_group, "import")
     main.add_command(compare_command, "compare")
     main.add_command(check_command, "check")
+    main.add_command(plot_command, "plot")
+    main.add_command(report_command, "report")
 
 
 _register_commands()
