@@ -181,8 +181,10 @@ def validate(config):
     """Check the scenario CONFIG; every problem names the file, the key and what is wrong."""
     from .compile import compile_scenario
     from .config import load_scenario
+    from .limits import check_scenario_size
 
     scenario = load_scenario(config)
+    check_scenario_size(scenario, str(config))
     compiled = compile_scenario(scenario)
     click.echo(
         f"{config}: ok — {compiled.n_states} states, {compiled.n_alliances} alliances, "

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from .errors import UserError
+
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary path next to ``path``, then rename it into place.
@@ -18,7 +20,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     A crash leaves either the old file or the new one, never a half-written file.
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise UserError(f"{path}: cannot write ({err.strerror or err})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -27,6 +32,11 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are normal files
         os.replace(tmp, path)
+    except (OSError, pl.exceptions.PolarsError) as err:  # disk full, read-only, quota, …
+        tmp.unlink(missing_ok=True)
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        raise UserError(f"{path}: cannot write ({reason}); nothing was written in its "
+                        f"place") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -22,6 +22,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,11 +36,13 @@ from .compile import compile_scenario
 from .config import Scenario, load_scenario, scenario_hash
 from .errors import UserError
 from .io import write_bytes, write_json, write_npz, write_parquet
+from .limits import check_request, check_scenario_size
 from .simulate import DEFAULT_BLOCK_SIZE, Tallies, set_threads, simulate
 
 MANIFEST = "manifest.json"
 RUN_JSON = "run.json"
 CHECKPOINT = "checkpoint.npz"
+LOCK = ".lock"
 RUN_FILES = ("cells.parquet", "summary.parquet", "tallies.npz", "scenario.toml",
              "trials.parquet", MANIFEST, RUN_JSON, CHECKPOINT)
 # seconds between checkpoints of a running run (CRISIS_CHECKPOINT_SECONDS overrides)
@@ -102,7 +105,7 @@ def prepare_out_dir(out_dir: Path, force: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: exists and is not a folder")
     if out_dir.is_dir():
-        existing = sorted(p.name for p in out_dir.iterdir())
+        existing = sorted(p.name for p in out_dir.iterdir() if p.name != LOCK)
         if existing and not force:
             hint = ("; `crisis run --resume` continues it" if CHECKPOINT in existing
                     and MANIFEST not in existing else "")
@@ -118,6 +121,43 @@ def prepare_out_dir(out_dir: Path, force: bool) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"{out_dir}: cannot create the output folder: {err.strerror}") from None
+
+
+def _threads_for(threads: int | None) -> int:
+    if threads is not None:
+        return threads
+    return int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
+
+
+@contextmanager
+def run_lock(folder: Path):
+    """Hold an exclusive lock on ``folder/.lock`` while a run writes there: a second run
+    aimed at the same folder stops at once with a clear error (the lock dies with the
+    process, so a killed run never leaves a stale lock behind)."""
+    import fcntl
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / LOCK, "a+")  # noqa: SIM115 - held for the whole run
+    except OSError as err:
+        raise UserError(f"{folder}: cannot create the output folder: "
+                        f"{err.strerror or err}") from None
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise UserError(f"{folder}: another run is writing there ({owner}); wait for it "
+                            f"or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+        (folder / LOCK).unlink(missing_ok=True)  # a finished run leaves only its results
+    finally:
+        handle.close()
 
 
 def tallies_arrays(t: Tallies) -> dict[str, np.ndarray]:
@@ -164,7 +204,17 @@ def run_scenario(
         raise UserError(f"--save-trials must be ≥ 0, got {save_trials}")
     run_dir = Path(out_dir) if out_dir is not None else default_out_dir(scenario, seed)
     target = shard_dir(run_dir, *shard) if shard else run_dir
-    prepare_out_dir(target, force)
+    start, stop = shard_range(trials, *shard) if shard else (0, trials)
+    check_request(scenario, trials_in_process=stop - start, total_trials=trials,
+                  threads=_threads_for(threads), save_trials=save_trials)
+    with run_lock(target):
+        prepare_out_dir(target, force)
+        return _start(target, run_dir, scenario, config_path, trials, seed, block_size,
+                      save_trials, shard, threads, progress, progress_total, executor)
+
+
+def _start(target, run_dir, scenario, config_path, trials, seed, block_size, save_trials,
+           shard, threads, progress, progress_total, executor) -> RunResult:
     text = config_path.read_bytes()
     options = {
         "trials": trials, "seed": seed, "block_size": block_size, "save_trials": save_trials,
@@ -193,13 +243,17 @@ def resume_run(run_dir: str | Path, *, threads: int | None = None,
     except (OSError, ValueError) as err:
         raise UserError(f"{run_dir / RUN_JSON}: unreadable ({err})") from None
     scenario = load_scenario(run_dir / "scenario.toml")
+    check_scenario_size(scenario)
     if scenario_hash(scenario) != options.get("scenario_hash"):
         raise UserError(f"{run_dir}/scenario.toml: does not match the run's scenario hash")
     if options.get("engine") != __version__:
         raise UserError(f"{run_dir}: started with engine {options.get('engine')}, this is "
                         f"{__version__}; results would not be comparable")
-    return _execute(run_dir, scenario, options, threads=threads, progress=progress,
-                    progress_total=progress_total, resume=True)
+    with run_lock(run_dir):
+        if (run_dir / MANIFEST).is_file():
+            raise UserError(f"{run_dir}: the run is already complete ({MANIFEST} exists)")
+        return _execute(run_dir, scenario, options, threads=threads, progress=progress,
+                        progress_total=progress_total, resume=True)
 
 
 def _execute(target: Path, scenario: Scenario, options: dict, *, threads, progress,
