@@ -69,7 +69,7 @@ def _stderr_is_tty() -> bool:
 @click.option("--trials", type=click.IntRange(min=1), help="Trials to run (default: the file's).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
 @click.option("--threads", type=click.IntRange(min=1), help="Numba threads (default: all cores).")
-@click.option("--block-size", type=click.IntRange(min=1), default=4096, show_default=True,
+@click.option("--block-size", type=click.IntRange(1, 2**62), default=4096, show_default=True,
               help="Trials per parallel block (results do not depend on it).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: results/<scenario>-<seed>/).")
@@ -234,7 +234,7 @@ def summarize(run_dir, fmt):
 @click.option("--mem", help="Memory per task, e.g. 2G.")
 @click.option("--trials", type=click.IntRange(min=1), help="Trials (default: the file's).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
-@click.option("--block-size", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--block-size", type=click.IntRange(1, 2**62), default=4096, show_default=True)
 @click.option("--save-trials", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder (default: results/<scenario>-<seed>/).")

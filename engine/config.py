@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import reprlib
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -239,6 +240,17 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
                 problems.append((f"{where}.attack_mix.{k}",
                                  f"attack type {k!r} is not defined in [attack_types]"))
 
+    # each value is finite, but a sum may overflow to inf (NaN shares and weights in compile)
+    sums = [("states", "capabilities", [st.capability for st in s.states]),
+            ("aggressors", "weights", [ag.weight for ag in s.aggressors])]
+    for ag in s.aggressors:
+        sums.append((f"aggressors[{ag.state}].targets", "weights", list(ag.targets.values())))
+        sums.append((f"aggressors[{ag.state}].attack_mix", "weights",
+                     list(ag.attack_mix.values())))
+    for where, what, numbers in sums:
+        if not math.isfinite(sum(numbers)):
+            problems.append((where, f"the {what} are too large: their sum overflows"))
+
     if s.exposure.from_ is not None and "default" in s.exposure.model_fields_set:
         problems.append(("exposure.default", f'cannot be combined with from = '
                          f'"{s.exposure.from_}" (it fills every pair)'))
@@ -252,7 +264,7 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
             if part not in state_ids:
                 problems.append((where, f"unknown state id {part!r}"))
         if isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append((where, f"must be a number, got {value!r}"))
+            problems.append((where, f"must be a number, got {reprlib.repr(value)}"))
         elif not math.isfinite(value) or value < 0:
             problems.append((where, f"must be a finite number ≥ 0, got {value!r}"))
     return problems
@@ -307,6 +319,9 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ConfigError(str(path), [("", problem)]) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(path), [("", f"invalid TOML: {err}")]) from None
+    except RecursionError:
+        raise ConfigError(str(path), [("", "invalid TOML: arrays or tables nested too deeply")]
+                          ) from None
     return scenario_from_dict(data, str(path))
 
 

@@ -198,8 +198,8 @@ def run_scenario(
         raise UserError(f"--trials must be ≥ 1, got {trials}")
     if not 0 <= seed < 2**63:
         raise UserError(f"--seed must be in [0, 2^63), got {seed}")
-    if block_size < 1:
-        raise UserError(f"--block-size must be ≥ 1, got {block_size}")
+    if not 1 <= block_size <= 2**62:
+        raise UserError(f"--block-size must be in [1, 2^62], got {block_size}")
     if save_trials < 0:
         raise UserError(f"--save-trials must be ≥ 0, got {save_trials}")
     run_dir = Path(out_dir) if out_dir is not None else default_out_dir(scenario, seed)
