@@ -6,7 +6,7 @@ synthetic 150-state, 40-alliance world) and shared with ``crisis bench``.
 
 import pytest
 
-from engine.workloads import workload
+from engine.perf.workloads import workload
 
 _compiled = {}
 

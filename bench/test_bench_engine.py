@@ -10,15 +10,15 @@ from __future__ import annotations
 import numba
 import pytest
 
-from engine.benchmark import (
+from engine.core.simulate import set_threads, simulate
+from engine.oracles.python_loop import simulate_python
+from engine.oracles.reference import simulate_reference
+from engine.perf.benchmark import (
     KERNEL_TRIALS,
     PYTHON_TRIALS,
     REFERENCE_TRIALS,
     cold_compile_seconds,
 )
-from engine.python_loop import simulate_python
-from engine.reference import simulate_reference
-from engine.simulate import set_threads, simulate
 
 
 def test_compile_time(benchmark):

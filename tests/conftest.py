@@ -8,9 +8,9 @@ import math
 import numpy as np
 from scipy.stats import binom, norm
 
-from engine.compile import compile_scenario
-from engine.config import scenario_from_dict
-from engine.simulate import simulate
+from engine.core.simulate import simulate
+from engine.model.compile import compile_scenario
+from engine.model.config import scenario_from_dict
 
 # Tolerance of every statistical check, in standard errors of the estimate (computed from the
 # closed-form p and n).  4.5 σ → two-sided false-failure rate ALPHA = 6.8e-6 per check under the

@@ -13,7 +13,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from engine.atop import (
+from engine.cli.importing import import_group
+from engine.core.simulate import simulate
+from engine.data.atop import (
     CINC_FLOOR,
     alliance_design,
     alliances_in_force,
@@ -25,11 +27,9 @@ from engine.atop import (
     read_sources,
     strongest_obligation,
 )
-from engine.cli_import import import_group
-from engine.compile import compile_scenario
-from engine.config import load_scenario
 from engine.errors import UserError
-from engine.simulate import simulate
+from engine.model.compile import compile_scenario
+from engine.model.config import load_scenario
 
 DATA = Path(__file__).parent.parent.parent / "shared" / "data"
 ALLIANCES = DATA / "atop-alliance-level.csv"
@@ -257,7 +257,7 @@ def test_asymmetric_pacts_are_split_and_documented(world_1914):
 
 
 def load_scenario_text(text: str):
-    from engine.config import scenario_from_dict
+    from engine.model.config import scenario_from_dict
 
     return scenario_from_dict(tomllib.loads(text))
 
@@ -401,7 +401,7 @@ def test_cli_bad_year_exits_2_and_names_the_problem(tmp_path):
 
 
 def test_similarity_of_a_years_world(tmp_path):
-    from engine.cli import main
+    from engine.cli.main import main
 
     out = tmp_path / "sim.parquet"
     result = CliRunner().invoke(main, ["similarity", "--year", "1914", "--alliances",

@@ -9,8 +9,8 @@ import json
 
 from click.testing import CliRunner
 
-from engine.benchmark import compare
-from engine.cli import main
+from engine.cli.main import main
+from engine.perf.benchmark import compare
 
 
 def test_bench_quick_records_compares_and_plots(tmp_path):

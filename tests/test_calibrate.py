@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.calibrate import apply_parameter, calibrate, measure_of, observed_honor_rate
-from engine.cli import main
-from engine.config import load_scenario
+from engine.cli.main import main
+from engine.experiments.calibrate import apply_parameter, calibrate, measure_of, observed_honor_rate
+from engine.model.config import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "berkemeier-fuhrmann-2018-alliance-wars.csv"

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main
+from engine.cli.main import main
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 NATO = str(CONFIGS / "nato-baltic-2024.toml")
@@ -140,12 +140,12 @@ def test_summarize_not_a_run(runner, tmp_path):
 
 
 def test_internal_errors_are_short_unless_debug(runner, tmp_path, monkeypatch):
-    import engine.runner
+    import engine.runs.runner
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(engine.runner, "run_scenario", boom)
+    monkeypatch.setattr(engine.runs.runner, "run_scenario", boom)
     result = invoke(runner, "run", NATO, "--out", tmp_path / "x")
     assert result.exit_code == 1
     assert "internal error: RuntimeError: kaboom" in result.output

@@ -1,4 +1,5 @@
-"""``engine.compare`` and ``crisis compare`` / ``crisis check``: tests, Holm, and the verdicts on
+"""``engine.experiments.compare`` and ``crisis compare`` / ``crisis check``: tests, Holm, and the
+verdicts on
 real runs (a rerun with another seed, an identical rerun, a changed decision rule)."""
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import ks_2samp, kstwobign
 
-from engine.cli_compare import check_command, compare_command
-from engine.compare import (
+from engine.cli.compare import check_command, compare_command
+from engine.core.simulate import set_threads
+from engine.errors import UserError
+from engine.experiments.compare import (
     COMPARE_COLUMNS,
     _honor_counts,
     compare_runs,
@@ -25,9 +28,7 @@ from engine.compare import (
     load_run,
     two_proportion,
 )
-from engine.errors import UserError
-from engine.runner import run_scenario
-from engine.simulate import set_threads
+from engine.runs.runner import run_scenario
 from kernels.layout import N_HIST_BINS, histogram_edges
 
 CONFIG = Path("configs/nato-baltic-2024.toml")

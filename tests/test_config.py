@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.compile import compile_scenario
-from engine.config import load_scenario, scenario_from_dict, scenario_hash
 from engine.errors import ConfigError
+from engine.model.compile import compile_scenario
+from engine.model.config import load_scenario, scenario_from_dict, scenario_hash
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
 
@@ -233,7 +233,7 @@ def test_exposure_from_similarity():
 
 
 def test_protected_members_make_a_pledge_directed():
-    from engine.simulate import simulate
+    from engine.core.simulate import simulate
     from kernels.layout import C_CONSULTED, C_DETERRED, C_DETERRED_NO_ALLIANCE
 
     data = copy.deepcopy(BASE)

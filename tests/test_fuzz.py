@@ -24,10 +24,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.cli import main
-from engine.compile import compile_scenario
-from engine.config import Scenario, load_scenario, scenario_from_dict
+from engine.cli.main import main
 from engine.errors import ConfigError
+from engine.model.compile import compile_scenario
+from engine.model.config import Scenario, load_scenario, scenario_from_dict
 
 ROOT = Path(__file__).parent.parent
 NATO = ROOT / "configs" / "nato-baltic-2024.toml"

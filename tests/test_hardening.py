@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main
-from engine.config import scenario_from_dict
+from engine.cli.main import main
+from engine.core.simulate import set_threads
 from engine.errors import UserError
-from engine.limits import check_request, check_scenario_size
-from engine.runner import run_lock, run_scenario
-from engine.simulate import set_threads
+from engine.model.config import scenario_from_dict
+from engine.model.limits import check_request, check_scenario_size
+from engine.runs.runner import run_lock, run_scenario
 
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 TABLES = ("cells.parquet", "summary.parquet", "trials.parquet")

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main
-from engine.hpc import _ranges
-from engine.runner import run_scenario, shard_dir
-from engine.simulate import set_threads
+from engine.cli.main import main
+from engine.core.simulate import set_threads
+from engine.runs.runner import run_scenario, shard_dir
+from engine.scale.hpc import _ranges
 
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 

@@ -1,4 +1,4 @@
-"""Figures (engine.plots), the HTML report (engine.report) and their commands (engine.cli_plot)."""
+"""Figures (engine.present.plots), the HTML report (engine.present.report) and their commands (engine.cli.plot)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from engine.cli_plot import plot_command, report_command
+from engine.cli.plot import plot_command, report_command
 from engine.errors import UserError
-from engine.plots import RUN_FIGURES, plot_run, plot_sweep
-from engine.report import pct, write_report
+from engine.present.plots import RUN_FIGURES, plot_run, plot_sweep
+from engine.present.report import pct, write_report
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "nato-baltic-2024.toml"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -22,8 +22,8 @@ TARGETS = ("EST", "LAT", "LIT", "POL", "FIN", "UKR")
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    from engine.runner import run_scenario
-    from engine.simulate import set_threads
+    from engine.core.simulate import set_threads
+    from engine.runs.runner import run_scenario
 
     out = tmp_path_factory.mktemp("plots") / "run"
     try:

@@ -1,7 +1,7 @@
 """The plain-Python per-trial loop (engine/python_loop.py) against the Numba kernel.
 
 The loop is the benchmark's "plain Python" baseline; it must reproduce
-:func:`engine.simulate.simulate` draw for draw, so every case compares the integer tallies and
+:func:`engine.core.simulate.simulate` draw for draw, so every case compares the integer tallies and
 histograms exactly.
 """
 
@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import python_loop
-from engine.compile import compile_scenario
-from engine.config import load_scenario, scenario_from_dict
-from engine.reference import delay_bin as reference_delay_bin
-from engine.reference import seed_base as reference_seed_base
-from engine.reference import trial_key as reference_trial_key
-from engine.reference import uniform as reference_uniform
-from engine.simulate import simulate
+from engine.core.simulate import simulate
+from engine.model.compile import compile_scenario
+from engine.model.config import load_scenario, scenario_from_dict
+from engine.oracles import python_loop
+from engine.oracles.reference import delay_bin as reference_delay_bin
+from engine.oracles.reference import seed_base as reference_seed_base
+from engine.oracles.reference import trial_key as reference_trial_key
+from engine.oracles.reference import uniform as reference_uniform
 from kernels.layout import (
     A_COVERED,
     A_DECIDED,

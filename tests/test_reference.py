@@ -12,10 +12,10 @@ import math
 import numpy as np
 import pytest
 
-from engine.compile import compile_scenario
-from engine.config import scenario_from_dict
-from engine.reference import delay_bin, seed_base, simulate_reference, trial_key, uniform
-from engine.simulate import simulate
+from engine.core.simulate import simulate
+from engine.model.compile import compile_scenario
+from engine.model.config import scenario_from_dict
+from engine.oracles.reference import delay_bin, seed_base, simulate_reference, trial_key, uniform
 from kernels.layout import (
     A_COVERED,
     A_DECIDED,

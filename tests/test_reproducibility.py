@@ -9,10 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from engine.compile import compile_scenario
-from engine.config import load_scenario
-from engine.runner import run_scenario
-from engine.simulate import Tallies, set_threads, simulate
+from engine.core.simulate import Tallies, set_threads, simulate
+from engine.model.compile import compile_scenario
+from engine.model.config import load_scenario
+from engine.runs.runner import run_scenario
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 NATO = CONFIGS / "nato-baltic-2024.toml"

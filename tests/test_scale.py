@@ -15,9 +15,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main
-from engine.runner import run_scenario, shard_range
-from engine.simulate import set_threads
+from engine.cli.main import main
+from engine.core.simulate import set_threads
+from engine.runs.runner import run_scenario, shard_range
 
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 TABLES = ("cells.parquet", "summary.parquet")

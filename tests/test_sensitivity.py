@@ -6,9 +6,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from engine.cli import main
-from engine.config import load_scenario
-from engine.sensitivity import knobs, sensitivity
+from engine.cli.main import main
+from engine.experiments.sensitivity import knobs, sensitivity
+from engine.model.config import load_scenario
 
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 

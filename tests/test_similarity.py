@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from conftest import aggressor, alliance, scenario, state
 from scipy.stats import kendalltau
 
-from engine.cli_similarity import similarity_command
-from engine.compile import compile_scenario
-from engine.config import load_scenario, scenario_from_dict
-from engine.similarity import (
+from engine.cli.similarity import similarity_command
+from engine.model.compile import compile_scenario
+from engine.model.config import load_scenario, scenario_from_dict
+from engine.model.similarity import (
     DEFAULT_MEASURES,
     contingency,
     exposure_from_arrays,

@@ -9,13 +9,13 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import main
-from engine.compile import compile_scenario
-from engine.config import load_scenario, scenario_from_dict
+from engine.cli.main import main
+from engine.core.simulate import simulate
+from engine.core.tables import summary_table
 from engine.errors import UserError
-from engine.simulate import simulate
-from engine.sweep import parse_values, read_grid, run_sweep, set_value
-from engine.tables import summary_table
+from engine.experiments.sweep import parse_values, read_grid, run_sweep, set_value
+from engine.model.compile import compile_scenario
+from engine.model.config import load_scenario, scenario_from_dict
 
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 

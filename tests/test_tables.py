@@ -8,10 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from engine.compile import compile_scenario
-from engine.config import scenario_from_dict
-from engine.simulate import Tallies, simulate
-from engine.tables import (
+from engine.core.simulate import Tallies, simulate
+from engine.core.tables import (
     CELLS_COLUMNS,
     COUNT_COLUMNS,
     RATE_COLUMNS,
@@ -23,6 +21,8 @@ from engine.tables import (
     summary_table,
     wilson_interval,
 )
+from engine.model.compile import compile_scenario
+from engine.model.config import scenario_from_dict
 from kernels.histogram import delay_bin
 from kernels.layout import (
     CAUSES,

@@ -1,0 +1,178 @@
+"""``crisis compare RUN_A RUN_B`` and ``crisis check RUN --against BASELINE``.
+
+Register them on the main group with ``main.add_command(compare_command, "compare")`` and
+``main.add_command(check_command, "check")``.  They work stand-alone too: user errors print
+``error: …`` and exit with code 2, like the rest of the ``crisis`` command line.  ``check`` exits
+with 1 when a measure moved beyond statistical noise (significant after Holm), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+
+EXIT_USER = 2
+EXIT_CHANGED = 1
+# shown by default (--all shows every scope and measure); the tests always cover everything
+DEFAULT_SCOPES = ("overall", "target", "alliance")
+DEFAULT_UNTESTED = ("delay_mean_days", "delay_p50_days", "delay_p90_days", "rounds_mean")
+_SCOPE_ORDER = ("overall", "covered_targets", "uncovered_targets", "target", "alliance",
+                "attack_type", "aggressor")
+
+
+def _is_rate(measure: str) -> bool:
+    from ..core.tables import RATE_COLUMNS
+
+    return measure in RATE_COLUMNS
+
+
+def _value(x, rate: bool) -> str:
+    if x is None:
+        return "-"
+    return f"{100.0 * x:.2f}%" if rate else f"{x:,.3f}"
+
+
+def _signed(x, rate: bool) -> str:
+    if x is None:
+        return "-"
+    return f"{100.0 * x:+.2f}" if rate else f"{x:+,.3f}"
+
+
+def _p(x) -> str:
+    if x is None:
+        return "-"
+    return "<1e-300" if x < 1e-300 else f"{x:.2g}"
+
+
+def shown(frame, show_all: bool):
+    """The rows printed by default: overall, per-target and per-alliance rows, the tested
+    measures and the main delay/rounds means; everything with ``show_all``."""
+    import polars as pl
+
+    if show_all:
+        return frame
+    return frame.filter(pl.col("scope").is_in(DEFAULT_SCOPES)
+                        & ((pl.col("test") != "none") | pl.col("measure").is_in(DEFAULT_UNTESTED)))
+
+
+def format_comparison(frame) -> str:
+    """Fixed-width view: one block per (scope, key), one line per measure.
+
+    Rates are in % (differences and their 95% intervals in percentage points), means in their
+    units (days, rounds); ``stat`` is z for rates and the KS distance D for delay distributions;
+    ``*`` marks a change significant after Holm's correction."""
+    header = ("measure", "A", "B", "B - A", "95% CI of B - A", "stat", "p", "p Holm", "")
+    rows: list[tuple[str, ...] | str] = []
+    order = {s: i for i, s in enumerate(_SCOPE_ORDER)}
+    seen: list[tuple[str, str]] = []
+    for scope, key in frame.select("scope", "key").unique(maintain_order=True).iter_rows():
+        seen.append((scope, key))
+    seen.sort(key=lambda sk: order.get(sk[0], len(order)))
+    for scope, key in seen:
+        part = frame.filter((frame["scope"] == scope) & (frame["key"] == key))
+        rows.append(f"{scope}: {key}" if scope != "overall" else "overall")
+        for r in part.iter_rows(named=True):
+            rate = _is_rate(r["measure"])
+            ci = ("-" if r["diff_low"] is None else
+                  f"[{_signed(r['diff_low'], rate)}, {_signed(r['diff_high'], rate)}]")
+            st = r["statistic"]
+            stat = "-" if st is None else (
+                f"D={st:.4f}" if r["test"] == "ks_binned" else f"z={st:.2f}")
+            rows.append((f"  {r['measure']}", _value(r["a"], rate), _value(r["b"], rate),
+                         _signed(r["diff"], rate), ci, stat, _p(r["p_value"]), _p(r["p_holm"]),
+                         "*" if r["significant"] else ""))
+    table = [header] + [r for r in rows if isinstance(r, tuple)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(r: tuple[str, ...]) -> str:
+        cells = [r[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(r[1:], widths[1:],
+                                                                       strict=True)]
+        return "  ".join(cells).rstrip()
+
+    out = [line(header), "  ".join("-" * w for w in widths).rstrip()]
+    for r in rows:
+        out.append(r if isinstance(r, str) else line(r))
+    return "\n".join(out)
+
+
+def _fail(ctx: click.Context, err: UserError) -> None:
+    click.echo(f"error: {err}", err=True)
+    ctx.exit(EXIT_USER)
+
+
+@click.command("compare")
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--alpha", type=float, default=0.05, show_default=True,
+              help="Family-wise error rate of the Holm-corrected tests.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Every scope and measure (default: overall, per-target and per-alliance rows; "
+                   "tested measures and the main means).")
+@click.pass_context
+def compare_command(ctx: click.Context, run_a: Path, run_b: Path, fmt: str, alpha: float,
+                    show_all: bool) -> None:
+    """Compare two run folders measure by measure: A, B, B − A with its 95% interval, p-values
+    Holm-corrected over every test of the comparison (rates: two-proportion z-test; delays:
+    Kolmogorov–Smirnov on the binned delay distributions)."""
+    from ..experiments.compare import compare_runs_with_notes
+
+    try:
+        frame, notes = compare_runs_with_notes(run_a, run_b, alpha)
+    except UserError as err:
+        _fail(ctx, err)
+        return
+    view = shown(frame, show_all)
+    n_sig = int(frame.get_column("significant").sum())
+    n_tests = int(frame.get_column("p_value").is_not_null().sum())
+    if fmt == "json":
+        doc = {"a": str(run_a), "b": str(run_b), "alpha": alpha, "tests": n_tests,
+               "significant": n_sig, "notes": notes, "rows": view.to_dicts()}
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
+        return
+    if fmt == "csv":
+        click.echo(view.write_csv(), nl=False)
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        return
+    click.echo(f"A = {run_a}\nB = {run_b}\n")
+    click.echo(format_comparison(view))
+    click.echo(f"\n{n_tests} tests, Holm-corrected at alpha = {alpha}: {n_sig} significant"
+               + ("" if show_all else " (in all scopes; --all shows every row)"))
+    for note in notes:
+        click.echo(f"note: {note}")
+
+
+@click.command("check")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--against", "baseline", type=click.Path(path_type=Path), required=True,
+              help="The baseline run folder (e.g. the previous engine version's run).")
+@click.option("--alpha", type=float, default=0.01, show_default=True,
+              help="Family-wise false-alarm rate (Holm-corrected over every test).")
+@click.pass_context
+def check_command(ctx: click.Context, run: Path, baseline: Path, alpha: float) -> None:
+    """Exit 1 when any measure of RUN moved beyond statistical noise against BASELINE
+    (significant after Holm's correction), printing what moved; exit 0 otherwise."""
+    from ..experiments.compare import compare_runs_with_notes
+
+    try:
+        frame, notes = compare_runs_with_notes(baseline, run, alpha)
+    except UserError as err:
+        _fail(ctx, err)
+        return
+    for note in notes:
+        click.echo(f"note: {note}")
+    moved = frame.filter(frame["significant"])
+    n_tests = int(frame.get_column("p_value").is_not_null().sum())
+    if moved.height == 0:
+        click.echo(f"no significant change ({n_tests} tests, Holm-corrected at alpha = {alpha})")
+        return
+    click.echo(f"{moved.height} of {n_tests} measures moved beyond statistical noise "
+               f"(Holm-corrected at alpha = {alpha}; A = {baseline}, B = {run}):")
+    click.echo(format_comparison(moved))
+    ctx.exit(EXIT_CHANGED)

@@ -1,0 +1,549 @@
+"""The ``crisis`` command line (thin: the library does the work).
+
+Exit codes: 0 success, 2 user error (bad scenario, bad option, refused output folder),
+1 internal error (a short message; ``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+
+EXIT_USER = 2
+EXIT_INTERNAL = 1
+
+
+class CrisisGroup(click.Group):
+    """Turns library errors into clear messages and exit codes."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(EXIT_USER)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as err:  # noqa: BLE001 - the last line of defence
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            else:
+                click.echo(
+                    f"internal error: {type(err).__name__}: {err}\n"
+                    "rerun with `crisis --debug …` for the traceback",
+                    err=True,
+                )
+            ctx.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=CrisisGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="crisis-engine", prog_name="crisis")
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Monte Carlo engine for collective-security crises in military alliances."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--trials", type=click.IntRange(min=1), help="Trials to run (default: the file's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--threads", type=click.IntRange(min=1), help="Numba threads (default: all cores).")
+@click.option("--block-size", type=click.IntRange(1, 2**62), default=4096, show_default=True,
+              help="Trials per parallel block (results do not depend on it).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: results/<scenario>-<seed>/).")
+@click.option("--save-trials", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Keep per-trial records of the first K trials in trials.parquet.")
+@click.option("--shard", help="Run only shard I of K (I/K, 0-based) into OUT/shards/.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the interrupted run in this folder (no CONFIG).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True, help="Run blocks in this process or on a Dask cluster.")
+@click.option("--scheduler-address", help="Dask scheduler (default: a LocalCluster).")
+@click.option("--dask-workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Worker processes of the LocalCluster.")
+@click.option("--force", is_flag=True, help="Overwrite a non-empty output folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table.")
+def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, resume_dir,
+        executor, scheduler_address, dask_workers, force, quiet):
+    """Run the scenario CONFIG and write cells.parquet, summary.parquet and manifest.json."""
+    if threads is not None and threads > int(os.environ.get("NUMBA_NUM_THREADS", "0") or 0):
+        # Numba reads its thread ceiling at import; raise it before the first import.
+        if "numba" not in sys.modules:
+            os.environ["NUMBA_NUM_THREADS"] = str(max(threads, os.cpu_count() or 1))
+    from ..runs.runner import parse_shard, resume_run, run_scenario
+
+    if resume_dir is not None and config is not None:
+        raise UserError("give either CONFIG or --resume RUN_DIR, not both")
+    if resume_dir is None and config is None:
+        raise UserError("missing CONFIG (a scenario file), or --resume RUN_DIR")
+    if executor == "dask" and (shard or resume_dir):
+        raise UserError("--executor dask runs whole runs; it does not combine with --shard "
+                        "or --resume")
+    bar = _progress_bar(quiet)
+    try:
+        if resume_dir is not None:
+            result = resume_run(resume_dir, threads=threads, progress=bar.advance,
+                                progress_total=bar.start)
+        elif executor == "dask":
+            from ..scale.distributed import run_dask
+
+            result = run_dask(config, trials=trials, seed=seed, block_size=block_size,
+                              out_dir=out_dir, save_trials=save_trials, force=force,
+                              address=scheduler_address, workers=dask_workers,
+                              threads=threads, progress=bar.advance, progress_total=bar.start)
+        else:
+            result = run_scenario(config, trials=trials, seed=seed, threads=threads,
+                                  block_size=block_size, out_dir=out_dir,
+                                  save_trials=save_trials, force=force,
+                                  shard=parse_shard(shard) if shard else None,
+                                  progress=bar.advance, progress_total=bar.start)
+    finally:
+        bar.close()
+    m = result.manifest
+    if not quiet and result.summary is not None:
+        from ..core.tables import format_summary
+
+        click.echo(format_summary(result.summary))
+        click.echo("")
+    lo, hi = m["trial_range"]
+    what = f"trials {lo:,}–{hi:,} of {m['trials']:,}" if m.get("shard") else f"{hi - lo:,} trials"
+    rate = f" ({m['trials_per_s'] / 1e6:.2f} M trials/s)" if m.get("trials_per_s") else ""
+    where = "on Dask" if m["threads"] == "dask" else f"{m['threads']} threads"
+    click.echo(f"{what}, seed {m['seed']}, {where}, {m['wall_time_s']:.2f} s{rate} → "
+               f"{result.out_dir}")
+
+
+class _progress_bar:
+    """A tqdm bar on a terminal; nothing otherwise."""
+
+    def __init__(self, quiet: bool):
+        self.show = not quiet and _stderr_is_tty()
+        self.bar = None
+
+    def start(self, total: int) -> None:
+        if self.show:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=" trials", unit_scale=True, file=sys.stderr,
+                            desc="simulating", dynamic_ncols=True)
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="No summary table.")
+def merge(run_dir, quiet):
+    """Merge the shards in RUN_DIR/shards into the tables a single run gives."""
+    from ..core.tables import format_summary
+    from ..runs.merge import merge_run
+
+    result = merge_run(run_dir)
+    if not quiet:
+        click.echo(format_summary(result.summary))
+        click.echo("")
+    m = result.manifest
+    click.echo(f"merged {m['shards']} shards: {m['trials']:,} trials, seed {m['seed']} "
+               f"→ {run_dir}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+def validate(config):
+    """Check the scenario CONFIG; every problem names the file, the key and what is wrong."""
+    from ..model.compile import compile_scenario
+    from ..model.config import load_scenario
+    from ..model.limits import check_scenario_size
+
+    scenario = load_scenario(config)
+    check_scenario_size(scenario, str(config))
+    compiled = compile_scenario(scenario)
+    click.echo(
+        f"{config}: ok — {compiled.n_states} states, {compiled.n_alliances} alliances, "
+        f"{len(scenario.aggressors)} aggressors, {compiled.n_cells} cells"
+    )
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+def summarize(run_dir, fmt):
+    """Print the results of the run in RUN_DIR (json is for scripts)."""
+    import polars as pl
+
+    from ..core.tables import format_summary
+
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise UserError(f"{run_dir}: not a complete run folder (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        summary = pl.read_parquet(run_dir / "summary.parquet")
+        cells = pl.read_parquet(run_dir / "cells.parquet")
+    except (OSError, ValueError, pl.exceptions.PolarsError) as err:
+        raise UserError(f"{run_dir}: cannot read the run: {err}") from None
+    if fmt == "json":
+        doc = {"manifest": manifest, "summary": summary.to_dicts(), "cells": cells.to_dicts()}
+        click.echo(json.dumps(_finite(doc), indent=2, default=str, allow_nan=False))
+    elif fmt == "csv":
+        click.echo(summary.write_csv(), nl=False)
+    else:
+        click.echo(f"{manifest['scenario']} — {manifest['trials']:,} trials, seed "
+                   f"{manifest['seed']}, scenario {manifest['scenario_hash'][:12]}")
+        click.echo(format_summary(summary))
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--shards", type=click.IntRange(min=1), help="Number of shards (array tasks).")
+@click.option("--scheduler", type=click.Choice(["slurm", "pbs"]), default="slurm",
+              show_default=True)
+@click.option("--partition", help="SLURM partition (PBS: queue).")
+@click.option("--time", "walltime", help="Wall-time limit per task, e.g. 01:00:00.")
+@click.option("--cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPUs per task; the shard runs that many Numba threads.")
+@click.option("--mem", help="Memory per task, e.g. 2G.")
+@click.option("--trials", type=click.IntRange(min=1), help="Trials (default: the file's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--block-size", type=click.IntRange(1, 2**62), default=4096, show_default=True)
+@click.option("--save-trials", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default: results/<scenario>-<seed>/).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Resubmit the failed or missing shards of this run folder.")
+@click.option("--dry-run", is_flag=True, help="Write the scripts and show them; submit nothing.")
+@click.option("--force", is_flag=True, help="Reuse a non-empty run folder.")
+def submit(config, shards, scheduler, partition, walltime, cpus_per_task, mem, trials, seed,
+           block_size, save_trials, out_dir, resume_dir, dry_run, force):
+    """Shard CONFIG over an HPC job array, with a merge job after it."""
+    from ..scale.hpc import resubmit
+    from ..scale.hpc import submit as do_submit
+
+    if resume_dir is not None:
+        if config is not None:
+            raise UserError("give either CONFIG or --resume RUN_DIR, not both")
+        record = resubmit(resume_dir, dry_run=dry_run)
+    else:
+        if config is None:
+            raise UserError("missing CONFIG (a scenario file), or --resume RUN_DIR")
+        if shards is None:
+            raise UserError("--shards K is required")
+        record = do_submit(config, shards=shards, scheduler=scheduler, out_dir=out_dir,
+                           trials=trials, seed=seed, block_size=block_size,
+                           save_trials=save_trials, partition=partition, time=walltime,
+                           cpus_per_task=cpus_per_task, mem=mem, dry_run=dry_run, force=force)
+    run_dir = Path(record["run_dir"])
+    entry = record["submissions"][-1]
+    if dry_run:
+        click.echo((run_dir / entry["array_script"]).read_text())
+        click.echo(f"(dry run) scripts written to {run_dir / entry['array_script']} and "
+                   f"{run_dir / entry['merge_script']}; nothing submitted")
+    else:
+        click.echo(f"submitted {len(entry['shards'])} shards as {record['scheduler']} job "
+                   f"{entry['array_job']}, merge job {entry['merge_job']} → {run_dir}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def status(run_dir, fmt):
+    """Show which shards of a submitted run are done, running, pending, failed or missing."""
+    from collections import Counter
+
+    from ..scale.hpc import _ranges, shard_states
+
+    record, states = shard_states(run_dir)
+    merged = (Path(run_dir) / "manifest.json").is_file()
+    if fmt == "json":
+        click.echo(json.dumps({"shards": {str(i): s for i, s in states.items()},
+                               "merged": merged, "submissions": record["submissions"]},
+                              indent=2))
+        return
+    counts = Counter(states.values())
+    click.echo(f"{run_dir}: {record['shards']} shards on {record['scheduler']} — "
+               + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    for state in sorted(counts):
+        if state != "done":
+            click.echo(f"  {state}: {_ranges([i for i, s in states.items() if s == state])}")
+    click.echo("  merged: yes" if merged else "  merged: not yet")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trials", type=click.IntRange(min=1000), default=200_000, show_default=True,
+              help="Trials per run (the same trials for every run).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the full table (Parquet or CSV).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def sensitivity(config, trials, seed, top, out, quiet):
+    """Rank the knobs of CONFIG by how much they move deterrence, delay and breakdowns."""
+    import polars as pl
+
+    from ..experiments.sensitivity import MEASURES, knobs
+    from ..experiments.sensitivity import sensitivity as analyse
+    from ..model.config import load_scenario
+    from ..runs.io import atomic_write, write_parquet
+
+    scenario = load_scenario(config)
+    seed = scenario.scenario.seed if seed is None else seed
+    bar = _progress_bar(quiet)
+    bar.start(len(knobs(scenario)))
+    try:
+        frame, base = analyse(scenario, seed=seed, trials=trials, progress=bar.advance)
+    finally:
+        bar.close()
+    click.echo("baseline: " + ", ".join(f"{m} = {base[m]:.4g}" for m in MEASURES
+                                        if base[m] is not None))
+    shown = ["knob", "value", "low", "high"] + [f"{m}_swing" for m in MEASURES]
+    with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True, tbl_width_chars=170, float_precision=4):
+        click.echo(frame.select(shown).head(top))
+    click.echo(f"one-at-a-time swings (down → up), {trials:,} trials per run, common random "
+               f"numbers; ranked by the largest scaled swing")
+    if out is not None:
+        if out.suffix == ".csv":
+            atomic_write(out, lambda tmp: frame.write_csv(tmp))
+        else:
+            write_parquet(out, frame)
+        click.echo(f"→ {out}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "sets", multiple=True,
+              help="PATH=V1,V2,… or PATH=FROM:TO:STEP, e.g. alliances.NATO.decision_rule="
+                   "unanimity,majority (repeat for a grid).")
+@click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file with a [grid] table of the same paths.")
+@click.option("--trials", type=click.IntRange(min=1), help="Trials per point (default: file's).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--threads", type=click.IntRange(min=1), help="Numba threads.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Parquet file (default: results/<scenario>-sweep-<seed>.parquet).")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
+def sweep(config, sets, grid_file, trials, seed, threads, out, force, quiet):
+    """Run CONFIG over a grid of parameter values (common random numbers) into one Parquet."""
+    import polars as pl
+
+    from ..core.simulate import set_threads
+    from ..experiments.sweep import grid_points, parse_set, read_grid, run_sweep
+    from ..model.config import load_scenario
+    from ..runs.io import write_parquet
+    from ..runs.runner import slugify
+
+    params = [parse_set(s) for s in sets] + (read_grid(grid_file) if grid_file else [])
+    if not params:
+        raise UserError("nothing to sweep: give --set PATH=VALUES or --grid FILE")
+    scenario = load_scenario(config)
+    seed = scenario.scenario.seed if seed is None else seed
+    trials = scenario.scenario.trials if trials is None else trials
+    out = out or Path("results") / f"{slugify(scenario.scenario.name)}-sweep-{seed}.parquet"
+    if out.exists() and not force:
+        raise UserError(f"{out}: exists; pass --force to overwrite")
+    set_threads(threads)
+    bar = _progress_bar(quiet)
+    bar.start(len(grid_points(params)))
+    try:
+        frame, names = run_sweep(scenario, params, seed=seed, trials=trials,
+                                 progress=bar.advance)
+    finally:
+        bar.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(out, frame)
+    if not quiet:
+        shown = [*names, "deterrence_success_rate", "invocation_rate", "breakdown_rate",
+                 "honor_rate", "free_riders_mean", "delay_p50_days", "delay_p90_days"]
+        short = {n: n.rsplit(".", 1)[-1] for n in names}
+        if len(set(short.values())) < len(short):
+            short = {n: n for n in names}
+        short.update({"deterrence_success_rate": "deterred", "invocation_rate": "invoked",
+                      "breakdown_rate": "breakdown", "honor_rate": "honored",
+                      "free_riders_mean": "free riders",
+                      "delay_p50_days": "delay p50", "delay_p90_days": "delay p90"})
+        with pl.Config(tbl_rows=50, tbl_cols=-1, tbl_hide_dataframe_shape=True,
+                       tbl_hide_column_data_types=True, tbl_width_chars=160,
+                       float_precision=4):
+            click.echo(frame.select([c for c in shown if c in frame.columns]).rename(short))
+    click.echo(f"{frame.height} points × {trials:,} trials, seed {seed} (common random "
+               f"numbers) → {out}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", "target_text", required=True,
+              help="MEASURE=VALUE (e.g. honor_rate=0.5) or MEASURE=observed (--observations).")
+@click.option("--fit", "parameter", default="commitment_scale", show_default=True,
+              help="commitment_scale, bindingness_scale or bindingness_scale:<obligation>.")
+@click.option("--observations", type=click.Path(dir_okay=False, path_type=Path),
+              help="Alliance-wars file for MEASURE=observed (Berkemeier & Fuhrmann 2018).")
+@click.option("--era", help="Filter observations by war start year, e.g. 1816-1944.")
+@click.option("--obligation", type=click.Choice(["defense", "offense", "neutrality",
+                                                  "nonaggression", "consultation"]),
+              help="Filter observations by obligation kind.")
+@click.option("--coding", type=click.Choice(["BF", "LLM"]), default="BF", show_default=True,
+              help="Berkemeier–Fuhrmann or Leeds–Long–Mitchell honor coding.")
+@click.option("--trials", type=click.IntRange(min=1000), default=200_000, show_default=True,
+              help="Trials per evaluation (the same trials every time).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--bounds", default="0:4", show_default=True, help="Search interval LO:HI.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the calibrated scenario here.")
+@click.option("--force", is_flag=True, help="Overwrite --out.")
+def calibrate(config, target_text, parameter, observations, era, obligation, coding, trials,
+              seed, bounds, out, force):
+    """Fit one parameter of CONFIG so that a simulated rate matches a target."""
+    from ..experiments.calibrate import calibrate as fit_parameter
+    from ..experiments.calibrate import load, observed_honor_rate, write_calibrated
+
+    measure, eq, value = target_text.partition("=")
+    if not eq:
+        raise UserError(f"--target {target_text!r}: expected MEASURE=VALUE")
+    observed = None
+    if value == "observed":
+        if observations is None:
+            raise UserError("--target MEASURE=observed needs --observations FILE")
+        if measure != "honor_rate":
+            raise UserError("observations give honor_rate only")
+        span = None
+        if era:
+            lo_text, _, hi_text = era.partition("-")
+            try:
+                span = (int(lo_text), int(hi_text))
+            except ValueError:
+                raise UserError(f"--era {era!r}: expected FROM-TO years") from None
+        observed = observed_honor_rate(observations, era=span, obligation=obligation,
+                                       coding=coding)
+        target = observed.rate
+    else:
+        try:
+            target = float(value)
+        except ValueError:
+            raise UserError(f"--target {target_text!r}: {value!r} is not a number") from None
+    try:
+        lo, hi = (float(x) for x in bounds.split(":"))
+    except ValueError:
+        raise UserError(f"--bounds {bounds!r}: expected LO:HI") from None
+    if out is not None and out.exists() and not force:
+        raise UserError(f"{out}: exists; pass --force to overwrite")
+    scenario = load(config)
+    seed = scenario.scenario.seed if seed is None else seed
+    fit = fit_parameter(scenario, measure=measure, target=target, parameter=parameter,
+                        seed=seed, trials=trials, bounds=(lo, hi), observed=observed)
+    low, high = fit.interval
+    if observed:
+        click.echo(f"target {measure} = {target:.4f} ± {observed.se:.4f} "
+                   f"(observed: {observed.source}, n = {observed.n})")
+    click.echo(f"{fit.parameter} = {fit.value:.5f} ± {fit.se:.5f} (95% interval {low:.5f} … "
+               f"{high:.5f}); {measure} = {fit.achieved:.4f} ± {fit.se_measure:.4f} at the fit "
+               f"({fit.evaluations} evaluations of {trials:,} trials, common random numbers)")
+    if out is not None:
+        write_calibrated(scenario, fit, config, out)
+        click.echo(f"calibrated scenario → {out}")
+
+
+@main.command()
+@click.option("--quick", is_flag=True, help="Small trial counts: a smoke test, not a measurement.")
+@click.option("--compare", "do_compare", is_flag=True,
+              help="Compare with the previous entry of this machine; flag regressions.")
+@click.option("--plot", "do_plot", is_flag=True, help="Draw the history (PNG and SVG).")
+@click.option("--workload", "names", multiple=True,
+              type=click.Choice(["small", "nato", "large"]),
+              help="Workloads to run (default: all). Repeat the option for several.")
+@click.option("--history", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench/history.jsonl"), show_default=True,
+              help="JSON-lines history file to append to.")
+@click.option("--no-record", is_flag=True, help="Measure and print, but do not append.")
+@click.option("--no-baselines", is_flag=True,
+              help="Skip the NumPy reference and pure-Python loop baselines.")
+@click.option("--repeats", type=click.IntRange(min=1), help="Repeats per measurement.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 1 when --compare flags one.")
+@click.option("--plot-out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench/history.png"), show_default=True)
+def bench(quick, do_compare, do_plot, names, history, no_record, no_baselines, repeats,
+          fail_on_regression, plot_out):
+    """Run the standard workloads and append their throughput to the history."""
+    from ..perf.benchmark import append_history, compare, plot_history, read_history, run_benchmarks
+
+    past = read_history(history)
+    entries = []
+    if not (do_plot and not names and not do_compare and not quick and past):
+        entries = run_benchmarks(names or ("small", "nato", "large"), quick=quick,
+                                 repeats=repeats, baselines=not no_baselines, echo=click.echo)
+    regressed = False
+    if do_compare and entries:
+        lines, regressed = compare(past, entries)
+        click.echo("\n".join(lines))
+    if entries and not no_record:
+        append_history(history, entries)
+        click.echo(f"appended {len(entries)} entries to {history}")
+    if do_plot:
+        png = plot_history(past + entries, plot_out)
+        click.echo(f"plot → {png} (and .svg)")
+    if regressed and fail_on_regression:
+        raise click.exceptions.Exit(1)
+
+
+def _register_commands() -> None:
+    """Commands that live in their own modules (each imports its library lazily)."""
+    from .compare import check_command, compare_command
+    from .importing import import_group
+    from .plot import plot_command, report_command
+    from .similarity import similarity_command
+
+    main.add_command(similarity_command, "similarity")
+    main.add_command(import_group, "import")
+    main.add_command(compare_command, "compare")
+    main.add_command(check_command, "check")
+    main.add_command(plot_command, "plot")
+    main.add_command(report_command, "report")
+
+
+_register_commands()
+
+
+def _finite(value):
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,574 @@
+"""Tallies → Polars tables (design §5): cells, summary, saved trial records and a terminal view.
+
+Every table is computed from the exact integer tallies of :mod:`engine.core.simulate`; aggregates
+(overall, per target, …) sum the integer tallies and histograms *before* any division, so a summary
+row is exactly what one big cell would have given and merged shards give identical tables.
+
+Conventions
+-----------
+* Means and rates whose denominator is 0 are **null** (not NaN); so are their interval bounds.
+* Rates carry 95% Wilson score intervals (``<rate>_low`` / ``<rate>_high``).
+* Delay quantiles come from the fixed-bin delay histogram (:func:`kernels.layout.histogram_edges`),
+  linearly interpolated within a bin; they are exact to within one bin (0.1 day below 128 days,
+  ≤ 1.6 % above).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import polars as pl
+
+from kernels.layout import (
+    A_BACKING_SHARE_SUM,
+    A_CONSULTED,
+    A_COVERED,
+    A_DEADLOCK,
+    A_DECIDED,
+    A_DELAY_SUM,
+    A_DETERRED,
+    A_FIRST,
+    A_FREE_RIDERS_SUM,
+    A_REPELLED,
+    A_ROUNDS_SUM,
+    A_VETO,
+    C_TRIALS,
+    CAUSES,
+    CELL_COLUMNS,
+    DELAY_SCALE,
+    HIST_OVERFLOW,
+    N_HIST_BINS,
+    N_RECORD_COLUMNS,
+    OBLIGATION_DEFENSE,
+    R_AGGRESSOR,
+    R_ALLIANCE,
+    R_ATTACK_TYPE,
+    R_CAUSE,
+    R_TARGET,
+    RECORD_COLUMNS,
+    SHARE_SCALE,
+    histogram_edges,
+)
+
+from .simulate import Tallies
+from ..model.compile import CompiledScenario
+
+Z_95 = 1.959963984540054  # Φ⁻¹(0.975)
+DELAY_QUANTILES = (0.5, 0.9, 0.99)
+
+# ---- column names (public, so that readers and tests agree with writers) -------------------
+CELL_ID_COLUMNS = ("aggressor", "target", "attack_type", "covered")
+COUNT_COLUMNS = (
+    "trials",
+    "deterred",
+    "deterred_no_alliance",
+    "attacked",
+    "consulted",
+    "invoked",
+    "deadlock",
+    "veto",
+    "defection",
+    "repelled",
+    "succeeded",
+)
+MEAN_COLUMNS = (
+    "delay_mean_days",
+    "delay_p50_days",
+    "delay_p90_days",
+    "delay_p99_days",
+    "rounds_mean",
+    "backing_share_mean",
+    "free_riders_mean",
+    "delivered_share_mean",
+)
+# raw sums kept at the end of the cells table so that tables can be merged exactly
+CELL_SUM_COLUMNS = (
+    "with_allied_backers",
+    "repelled_invoked",
+    "rounds_sum",
+    "delay_sum_fx",
+    "backing_share_sum_fx",
+    "free_riders_sum",
+    "delivered_share_sum_fx",
+    "allies_sum",
+    "honored_sum",
+)
+CELLS_COLUMNS = CELL_ID_COLUMNS + COUNT_COLUMNS + MEAN_COLUMNS + CELL_SUM_COLUMNS
+
+# rate name → (numerator, denominator) in terms of the count columns
+RATE_COLUMNS = (
+    "deterrence_success_rate",  # deterred / trials
+    "deterrence_rate_no_alliance",  # deterred_no_alliance / trials
+    "deterrence_lift",  # (deterred − deterred_no_alliance) / trials, paired (common random numbers)
+    "attack_rate",  # attacked / trials
+    "invocation_rate",  # invoked / attacked
+    "deadlock_rate",  # deadlock / attacked
+    "veto_rate",  # veto / attacked
+    "defection_rate",  # defection / invoked
+    "breakdown_rate",  # (deadlock + veto + defection) / attacked
+    "repelled_rate",  # repelled / attacked
+    "aggression_success_rate",  # succeeded / attacked
+    "honor_rate",  # allies that backed and delivered / allies pledged, over consulted crises
+)
+SCOPES = (
+    "overall",
+    "covered_targets",
+    "uncovered_targets",
+    "target",
+    "alliance",
+    "attack_type",
+    "aggressor",
+)
+SUMMARY_COLUMNS = (
+    ("scope", "key")
+    + COUNT_COLUMNS
+    + tuple(c for r in RATE_COLUMNS for c in (r, f"{r}_low", f"{r}_high"))
+    + MEAN_COLUMNS
+)
+
+
+# ---- statistics --------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _edges() -> np.ndarray:
+    edges = histogram_edges()
+    edges.setflags(write=False)
+    return edges
+
+
+def histogram_quantiles(hist: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Quantiles of the values counted in fixed-bin delay histograms.
+
+    ``hist``: integer counts, shape ``(..., N_HIST_BINS)`` (bins of :func:`histogram_edges`).
+    Returns float64 of shape ``(..., len(qs))``.  The ``q``-quantile is the value at which the
+    cumulative count reaches ``q · n``, interpolated linearly within the bin where that happens
+    (counts spread uniformly over the bin); ``q = 0`` gives the lower edge of the first non-empty
+    bin.  In the overflow bin (no upper edge) the result is the bin's lower edge.  NaN where
+    ``n == 0``.
+    """
+    h = np.asarray(hist)
+    if h.shape[-1:] != (N_HIST_BINS,):
+        raise ValueError(f"histogram must have {N_HIST_BINS} bins on its last axis, got {h.shape}")
+    q = np.asarray(qs, dtype=np.float64).reshape(-1)
+    if np.any(~(q >= 0.0) | ~(q <= 1.0)):
+        raise ValueError(f"quantile levels must lie in [0, 1], got {list(qs)}")
+    edges = _edges()
+    lower = edges[:-1]
+    width = np.diff(edges)
+    width[HIST_OVERFLOW] = 0.0  # the overflow bin has no upper edge: report its lower edge
+    cum = np.cumsum(h, axis=-1, dtype=np.int64)
+    n = cum[..., -1]
+    nonempty = h > 0
+    out = np.full(h.shape[:-1] + (q.size,), np.nan)
+    for i, level in enumerate(q):
+        target = level * n
+        # first non-empty bin whose cumulative count reaches the target (for target > 0 the first
+        # bin reaching it is always non-empty; for target = 0 this skips leading empty bins)
+        b = np.argmax((cum >= target[..., None]) & nonempty, axis=-1)
+        count = np.take_along_axis(h, b[..., None], axis=-1)[..., 0]
+        before = np.take_along_axis(cum, b[..., None], axis=-1)[..., 0] - count
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.clip((target - before) / count, 0.0, 1.0)
+        out[..., i] = np.where(n > 0, lower[b] + frac * width[b], np.nan)
+    return out
+
+
+def wilson_interval(successes, n, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial proportion ``successes / n`` (vectorized).
+
+    ``low, high = (p + z²/2n ∓ z·sqrt(p(1−p)/n + z²/4n²)) / (1 + z²/n)``; the bounds are exactly 0
+    when ``successes == 0`` and exactly 1 when ``successes == n``.  NaN where ``n == 0``.
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    m = np.asarray(n, dtype=np.float64)
+    k, m = np.broadcast_arrays(k, m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / m
+        z2 = z * z
+        denom = 1.0 + z2 / m
+        center = (p + z2 / (2.0 * m)) / denom
+        half = z / denom * np.sqrt(np.maximum(p * (1.0 - p) / m + z2 / (4.0 * m * m), 0.0))
+        low = np.where(k <= 0, 0.0, np.clip(center - half, 0.0, 1.0))
+        high = np.where(k >= m, 1.0, np.clip(center + half, 0.0, 1.0))
+    empty = ~(m > 0)
+    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
+
+
+def _ratio(num, den, scale: float = 1.0) -> np.ndarray:
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / scale / den, np.nan)
+
+
+# ---- table builders ------------------------------------------------------------------------
+
+
+def _float_series(name: str, values) -> pl.Series:
+    return pl.Series(name, np.asarray(values, dtype=np.float64), dtype=pl.Float64,
+                     nan_to_null=True)
+
+
+def _measures(counts: dict[str, np.ndarray | None], sums: dict[str, np.ndarray | None],
+              hist: np.ndarray, n_rows: int) -> dict[str, pl.Series]:
+    """Counts, rates with Wilson bounds and means for aggregated rows.
+
+    ``counts`` maps every name in :data:`COUNT_COLUMNS` to int64 ``(n_rows,)`` or None (not
+    tallied → null); ``sums`` holds the raw sums and their denominators: ``delay_sum_fx`` and
+    ``delay_n`` (delay mean), ``rounds_sum``/``rounds_n``, ``free_riders_sum``/``free_riders_n``,
+    ``backing_share_sum_fx`` (over consulted), ``delivered_share_sum_fx``/``with_allied_backers``.
+    ``hist`` is the delay histogram ``(n_rows, N_HIST_BINS)`` over ``delay_n`` trials.
+    """
+    out: dict[str, pl.Series] = {}
+    for name in COUNT_COLUMNS:
+        v = counts[name]
+        out[name] = (pl.Series(name, [None] * n_rows, dtype=pl.Int64) if v is None
+                     else pl.Series(name, np.asarray(v, dtype=np.int64), dtype=pl.Int64))
+
+    def rate(name: str, num, den) -> None:
+        if num is None or den is None:
+            for col in (name, f"{name}_low", f"{name}_high"):
+                out[col] = pl.Series(col, [None] * n_rows, dtype=pl.Float64)
+            return
+        low, high = wilson_interval(num, den)
+        out[name] = _float_series(name, _ratio(num, den))
+        out[f"{name}_low"] = _float_series(f"{name}_low", low)
+        out[f"{name}_high"] = _float_series(f"{name}_high", high)
+
+    c = counts
+    trials, attacked, invoked = c["trials"], c["attacked"], c["invoked"]
+    lift = None
+    if c["deterred"] is not None and c["deterred_no_alliance"] is not None:
+        lift = c["deterred"] - c["deterred_no_alliance"]
+    breakdown = None
+    if c["deadlock"] is not None and c["veto"] is not None:
+        breakdown = c["deadlock"] + c["veto"]
+        if c["defection"] is not None:
+            breakdown = breakdown + c["defection"]
+    rate("deterrence_success_rate", c["deterred"], trials)
+    rate("deterrence_rate_no_alliance", c["deterred_no_alliance"], trials)
+    rate("deterrence_lift", lift, trials)
+    rate("attack_rate", attacked, trials)
+    rate("invocation_rate", invoked, attacked)
+    rate("deadlock_rate", c["deadlock"], attacked)
+    rate("veto_rate", c["veto"], attacked)
+    rate("defection_rate", c["defection"], invoked)
+    rate("breakdown_rate", breakdown, attacked)
+    rate("repelled_rate", c["repelled"], attacked)
+    rate("aggression_success_rate", c["succeeded"], attacked)
+    rate("honor_rate", sums.get("honored_sum"), sums.get("allies_sum"))
+
+    def mean(name: str, num, den, scale: float = 1.0) -> None:
+        if num is None or den is None:
+            out[name] = pl.Series(name, [None] * n_rows, dtype=pl.Float64)
+        else:
+            out[name] = _float_series(name, _ratio(num, den, scale))
+
+    s = sums
+    mean("delay_mean_days", s["delay_sum_fx"], s["delay_n"], DELAY_SCALE)
+    quantiles = histogram_quantiles(hist, DELAY_QUANTILES).reshape(n_rows, len(DELAY_QUANTILES))
+    for i, name in enumerate(("delay_p50_days", "delay_p90_days", "delay_p99_days")):
+        out[name] = _float_series(name, quantiles[:, i])
+    mean("rounds_mean", s["rounds_sum"], s["rounds_n"])
+    mean("backing_share_mean", s["backing_share_sum_fx"], c["consulted"], SHARE_SCALE)
+    mean("free_riders_mean", s["free_riders_sum"], s["free_riders_n"])
+    mean("delivered_share_mean", s["delivered_share_sum_fx"], s["with_allied_backers"],
+         SHARE_SCALE)
+    return out
+
+
+def _cell_measures(cells: np.ndarray, hist: np.ndarray) -> dict[str, pl.Series]:
+    """:func:`_measures` of rows of per-cell tally columns (cells or sums of cells)."""
+    col = {name: cells[:, i] for i, name in enumerate(CELL_COLUMNS)}
+    counts = {name: col[name] for name in COUNT_COLUMNS}
+    sums = {
+        "delay_sum_fx": col["delay_sum_fx"],
+        "delay_n": col["invoked"],
+        "rounds_sum": col["rounds_sum"],
+        "rounds_n": col["invoked"],
+        "free_riders_sum": col["free_riders_sum"],
+        "free_riders_n": col["invoked"],
+        "backing_share_sum_fx": col["backing_share_sum_fx"],
+        "delivered_share_sum_fx": col["delivered_share_sum_fx"],
+        "with_allied_backers": col["with_allied_backers"],
+        "allies_sum": col["allies_sum"],
+        "honored_sum": col["honored_sum"],
+    }
+    return _measures(counts, sums, hist, cells.shape[0])
+
+
+def _covered_states(compiled: CompiledScenario) -> np.ndarray:
+    """bool (S,): the state is a member of at least one defense alliance."""
+    return np.diff(compiled.cover_ptr) > 0
+
+
+def cells_table(compiled: CompiledScenario, tallies: Tallies) -> pl.DataFrame:
+    """One row per aggressor × target × attack type cell, in cell index order (design §5).
+
+    Columns: :data:`CELLS_COLUMNS` — ids ``aggressor`` (the aggressor's state id), ``target``,
+    ``attack_type`` and ``covered`` (the target is a member of some defense alliance); Int64
+    counts :data:`COUNT_COLUMNS`; Float64 means :data:`MEAN_COLUMNS` (delay and rounds and free
+    riders over invoked trials, backing share over consulted trials, delivered share over invoked
+    trials with allied backers; null when there are none); and the raw Int64 sums
+    :data:`CELL_SUM_COLUMNS` (``*_fx`` are fixed point, see :mod:`kernels.layout`).
+    """
+    c = compiled
+    cells = np.asarray(tallies.cells, dtype=np.int64)
+    ids = {
+        "aggressor": pl.Series("aggressor", [c.state_ids[c.aggressor_state[j]]
+                                             for j in c.cell_aggressor], dtype=pl.String),
+        "target": pl.Series("target", [c.state_ids[t] for t in c.cell_target], dtype=pl.String),
+        "attack_type": pl.Series("attack_type", [c.attack_type_ids[k]
+                                                 for k in c.cell_attack_type], dtype=pl.String),
+        "covered": pl.Series("covered", _covered_states(c)[c.cell_target], dtype=pl.Boolean),
+    }
+    measures = _cell_measures(cells, tallies.cell_hist)
+    raw = {name: pl.Series(name, cells[:, CELL_COLUMNS.index(name)], dtype=pl.Int64)
+           for name in CELL_SUM_COLUMNS}
+    columns = {**ids, **measures, **raw}
+    return pl.DataFrame([columns[name] for name in CELLS_COLUMNS])
+
+
+def _group_sum(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact integer sums of ``values`` rows grouped by ``keys``; groups in ascending key order."""
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    out = np.zeros((uniq.size,) + values.shape[1:], dtype=np.int64)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(uniq.size))
+    if values.shape[0]:
+        out[:] = np.add.reduceat(values[order], bounds, axis=0)
+    return uniq, out
+
+
+def _scope_frame(scope: str, keys: list[str], measures: dict[str, pl.Series]) -> pl.DataFrame:
+    n = len(keys)
+    columns = {
+        "scope": pl.Series("scope", [scope] * n, dtype=pl.String),
+        "key": pl.Series("key", keys, dtype=pl.String),
+        **measures,
+    }
+    return pl.DataFrame([columns[name] for name in SUMMARY_COLUMNS])
+
+
+def _alliance_measures(tallies: Tallies, rows: np.ndarray) -> dict[str, pl.Series]:
+    a = np.asarray(tallies.alliances, dtype=np.int64)[rows]
+    consulted = a[:, A_CONSULTED]
+    counts = {
+        "trials": a[:, A_COVERED],
+        "deterred": a[:, A_DETERRED],
+        "deterred_no_alliance": None,
+        "attacked": consulted,
+        "consulted": consulted,
+        "invoked": a[:, A_DECIDED],
+        "deadlock": a[:, A_DEADLOCK],
+        "veto": a[:, A_VETO],
+        "defection": None,
+        "repelled": a[:, A_REPELLED],
+        "succeeded": consulted - a[:, A_REPELLED],
+    }
+    sums = {
+        "delay_sum_fx": a[:, A_DELAY_SUM],
+        "delay_n": a[:, A_FIRST],
+        "rounds_sum": a[:, A_ROUNDS_SUM],
+        "rounds_n": a[:, A_DECIDED],
+        "free_riders_sum": a[:, A_FREE_RIDERS_SUM],
+        "free_riders_n": a[:, A_DECIDED],
+        "backing_share_sum_fx": a[:, A_BACKING_SHARE_SUM],
+        "delivered_share_sum_fx": None,
+        "with_allied_backers": None,
+    }
+    return _measures(counts, sums, np.asarray(tallies.alliance_hist)[rows], rows.size)
+
+
+def summary_table(compiled: CompiledScenario, tallies: Tallies) -> pl.DataFrame:
+    """The measures of :func:`cells_table` overall and per scope, with rates and 95% Wilson bounds.
+
+    One row per (``scope``, ``key``), scopes in the order of :data:`SCOPES`:
+
+    ``overall`` (key ``"all"``)
+        every cell.
+    ``covered_targets`` / ``uncovered_targets`` (key ``"all"``)
+        cells whose target is / is not a member of any defense alliance.  The uncovered row is the
+        **no-alliance baseline**: there the expected response is the target alone.  A row is left
+        out when it has no trials.
+    ``target``, ``attack_type``, ``aggressor`` (key: the state / attack type id)
+        sums of the cells with that target, attack type or aggressor, in file order.
+    ``alliance`` (key: the alliance id; defense alliances only, in file order)
+        from the per-alliance tallies: ``trials`` = trials whose target the alliance covers,
+        ``attacked`` = ``consulted`` = those that were attacked, ``invoked`` = the alliance decided
+        (whether or not its decision was the earliest), ``deadlock``/``veto`` = it failed to decide,
+        ``succeeded`` = ``consulted − repelled``.  The delay (mean, quantiles) is over the trials
+        in which its decision was the one that counted (the earliest); rounds and free riders are
+        over its decisions; ``backing_share_mean`` is the share of *its* members backing at the
+        end.  ``breakdown_rate`` counts its own decision failures (deadlock + veto) since
+        defection is not tallied per alliance; ``defection``, ``deterred_no_alliance``,
+        ``deterrence_lift`` and ``delivered_share_mean`` are null.
+
+    Counts (Int64) are :data:`COUNT_COLUMNS`; every rate of :data:`RATE_COLUMNS` comes with
+    ``_low``/``_high`` Wilson bounds; means are :data:`MEAN_COLUMNS`.  Rates:
+    ``deterrence_success_rate`` = deterred/trials, ``attack_rate`` = attacked/trials,
+    ``invocation_rate`` = invoked/attacked, ``deadlock_rate``, ``veto_rate`` = …/attacked,
+    ``defection_rate`` = defection/invoked, ``breakdown_rate`` = (deadlock+veto+defection)/attacked,
+    ``repelled_rate`` and ``aggression_success_rate`` = repelled, succeeded / attacked.
+
+    Deterrence lift.  ``deterrence_rate_no_alliance`` is the share of trials that would have been
+    deterred had the target stood alone (R = cap_t), judged with the *same* deterrence uniform as
+    the actual trial (common random numbers).  Because cap_t ≤ R, a trial deterred without the
+    alliance is also deterred with it, so the per-trial difference is 0 or 1 and
+    ``deterrence_lift`` = (deterred − deterred_no_alliance)/trials is itself a proportion: its
+    Wilson interval is the paired-difference interval, much narrower than the difference of two
+    independent rates.  Comparing the ``covered_targets`` row with the ``uncovered_targets`` row
+    contrasts different targets (different capabilities); the paired lift within a row is the
+    causal effect of the alliances on those targets, and it is exactly 0 on uncovered targets.
+    """
+    c = compiled
+    cells = np.asarray(tallies.cells, dtype=np.int64)
+    hist = np.asarray(tallies.cell_hist, dtype=np.int64)
+    frames: list[pl.DataFrame] = []
+
+    def add(scope: str, keys: list[str], agg_cells: np.ndarray, agg_hist: np.ndarray) -> None:
+        frames.append(_scope_frame(scope, keys, _cell_measures(agg_cells, agg_hist)))
+
+    add("overall", ["all"], cells.sum(axis=0, keepdims=True), hist.sum(axis=0, keepdims=True))
+    covered = _covered_states(c)[c.cell_target]
+    for scope, mask in (("covered_targets", covered), ("uncovered_targets", ~covered)):
+        sub = cells[mask].sum(axis=0, keepdims=True)
+        if sub[0, C_TRIALS] > 0:
+            add(scope, ["all"], sub, hist[mask].sum(axis=0, keepdims=True))
+
+    uniq, agg = _group_sum(c.cell_target, cells)
+    _, agg_h = _group_sum(c.cell_target, hist)
+    add("target", [c.state_ids[t] for t in uniq], agg, agg_h)
+
+    defense = np.flatnonzero(np.asarray(c.obligation) == OBLIGATION_DEFENSE)
+    frames.append(_scope_frame("alliance", [c.alliance_ids[a] for a in defense],
+                               _alliance_measures(tallies, defense)))
+
+    uniq, agg = _group_sum(c.cell_attack_type, cells)
+    _, agg_h = _group_sum(c.cell_attack_type, hist)
+    add("attack_type", [c.attack_type_ids[k] for k in uniq], agg, agg_h)
+
+    uniq, agg = _group_sum(c.cell_aggressor, cells)
+    _, agg_h = _group_sum(c.cell_aggressor, hist)
+    add("aggressor", [c.state_ids[c.aggressor_state[j]] for j in uniq], agg, agg_h)
+
+    return pl.concat(frames, how="vertical")
+
+
+_RECORD_INTEGER = ("trial", "cell", "deterred", "attacked", "invoked", "rounds", "free_riders",
+                   "repelled")
+
+
+def records_table(compiled: CompiledScenario, records: np.ndarray) -> pl.DataFrame:
+    """Saved per-trial records (``--save-trials``) as a table, one row per trial in trial order.
+
+    Columns are :data:`kernels.layout.RECORD_COLUMNS`: Int64 ``trial``, ``cell``, ``deterred``,
+    ``attacked``, ``invoked``, ``rounds``, ``free_riders``, ``repelled`` (flags are 0/1);
+    String ids ``aggressor`` (state id), ``target``, ``attack_type``, ``alliance`` (the earliest
+    deciding alliance, null when none decided) and ``cause`` (one of
+    :data:`kernels.layout.CAUSES`); Float64 ``delay_days``, ``backing_share``,
+    ``delivered_share``, ``force``.
+    """
+    c = compiled
+    r = np.asarray(records, dtype=np.float64).reshape(-1, N_RECORD_COLUMNS)
+    state_ids = np.asarray(c.state_ids, dtype=object)
+    columns: dict[str, pl.Series] = {}
+    for i, name in enumerate(RECORD_COLUMNS):
+        if name in _RECORD_INTEGER:
+            columns[name] = pl.Series(name, np.rint(r[:, i]).astype(np.int64), dtype=pl.Int64)
+        else:
+            columns[name] = pl.Series(name, r[:, i], dtype=pl.Float64)
+    agg_entry = r[:, R_AGGRESSOR].astype(np.int64)
+    columns["aggressor"] = pl.Series(
+        "aggressor", state_ids[np.asarray(c.aggressor_state)[agg_entry]].tolist(), dtype=pl.String)
+    columns["target"] = pl.Series(
+        "target", state_ids[r[:, R_TARGET].astype(np.int64)].tolist(), dtype=pl.String)
+    columns["attack_type"] = pl.Series(
+        "attack_type", [c.attack_type_ids[k] for k in r[:, R_ATTACK_TYPE].astype(np.int64)],
+        dtype=pl.String)
+    columns["alliance"] = pl.Series(
+        "alliance", [c.alliance_ids[a] if a >= 0 else None
+                     for a in r[:, R_ALLIANCE].astype(np.int64)], dtype=pl.String)
+    columns["cause"] = pl.Series(
+        "cause", [CAUSES[k] for k in r[:, R_CAUSE].astype(np.int64)], dtype=pl.String)
+    return pl.DataFrame([columns[name] for name in RECORD_COLUMNS])
+
+
+# ---- terminal view ---------------------------------------------------------------------------
+
+_FORMAT_ORDER = ("overall", "covered_targets", "uncovered_targets", "target", "alliance",
+                 "attack_type", "aggressor")
+_SCOPE_LABEL = {
+    "overall": "overall",
+    "covered_targets": "covered targets",
+    "uncovered_targets": "uncovered targets",
+    "target": "target",
+    "alliance": "alliance",
+    "attack_type": "attack type",
+    "aggressor": "aggressor",
+}
+
+
+def _pct(x, digits: int = 1) -> str:
+    return "-" if x is None else f"{100.0 * x:.{digits}f}"
+
+
+def _num(x, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def format_summary(summary: pl.DataFrame) -> str:
+    """Fixed-width text view of a :func:`summary_table` for the terminal.
+
+    Sections in the order overall, covered/uncovered targets, per target, per alliance, per attack
+    type, per aggressor; per row: trials, deterrence % with its 95% interval, deterrence lift
+    (percentage points), invocation and breakdown % (of attacks), honored % (of the allies'
+    commitments in consulted crises), repelled % (of attacks), delay p50/p90 (days,
+    over invoked trials) and mean rounds to decide.  ``-`` marks an undefined value.
+    """
+    header = ("", "trials", "deterred % [95% CI]", "lift pp", "invoked %", "breakdown %",
+              "honored %", "repelled %", "delay p50", "delay p90", "rounds")
+    rows: list[tuple[str, ...] | None] = []
+    present = set(summary.get_column("scope").to_list()) if summary.height else set()
+    scopes = [s for s in _FORMAT_ORDER if s in present]
+    scopes += sorted(present - set(_FORMAT_ORDER))
+    for scope in scopes:
+        part = summary.filter(pl.col("scope") == scope)
+        grouped = scope not in ("overall", "covered_targets", "uncovered_targets")
+        if grouped:
+            rows.append(None)
+            rows.append((f"{_SCOPE_LABEL.get(scope, scope)}:",) + ("",) * (len(header) - 1))
+        for rec in part.iter_rows(named=True):
+            label = f"  {rec['key']}" if grouped else _SCOPE_LABEL.get(scope, scope)
+            det = rec["deterrence_success_rate"]
+            ci = ("-" if det is None else
+                  f"{_pct(det)} [{_pct(rec['deterrence_success_rate_low'])}"
+                  f"–{_pct(rec['deterrence_success_rate_high'])}]")
+            rows.append((
+                label,
+                "-" if rec["trials"] is None else f"{rec['trials']:,}",
+                ci,
+                _pct(rec["deterrence_lift"]),
+                _pct(rec["invocation_rate"]),
+                _pct(rec["breakdown_rate"]),
+                _pct(rec.get("honor_rate")),
+                _pct(rec["repelled_rate"]),
+                _num(rec["delay_p50_days"]),
+                _num(rec["delay_p90_days"]),
+                _num(rec["rounds_mean"], 2),
+            ))
+    table = [header] + [r for r in rows if r is not None]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(r: tuple[str, ...]) -> str:
+        cells = [r[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(r[1:], widths[1:],
+                                                                       strict=True)]
+        return "  ".join(cells).rstrip()
+
+    out = [line(header), "  ".join("-" * w for w in widths)]
+    for r in rows:
+        out.append("" if r is None else line(r))
+    return "\n".join(out)

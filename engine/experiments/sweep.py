@@ -1,0 +1,178 @@
+"""``crisis sweep``: a grid of scenario variants, run in one process with common random numbers.
+
+A parameter path names one value of the scenario file: ``scenario.mobilization_days``,
+``alliances.NATO.decision_rule``, ``states.EST.commitment``, ``aggressors.RUS.resolve``,
+``attack_types.cyber.ambiguity``, ``exposure.default``.  Values are a comma list
+(``unanimity,majority``) or a range ``FROM:TO:STEP`` (both ends included).  Every grid point is
+validated like a scenario file (an error names the point), then simulated with the same seed
+and trial range, so differences between points are not noise: they are the effect of the
+parameters on the very same random draws.  The compiled kernels are reused across points.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, UserError
+from ..model.config import Scenario, scenario_from_dict
+
+LISTS = {"states": "id", "alliances": "id", "aggressors": "state"}
+
+
+def parse_values(text: str, where: str) -> list:
+    """``a,b,c`` or ``FROM:TO:STEP`` → a list of TOML-typed values."""
+    if ":" in text and "," not in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise UserError(f"{where}: a range is FROM:TO:STEP, got {text!r}")
+        try:
+            lo, hi, step = (float(p) for p in parts)
+        except ValueError:
+            raise UserError(f"{where}: range bounds must be numbers, got {text!r}") from None
+        if step <= 0 or hi < lo:
+            raise UserError(f"{where}: need FROM ≤ TO and STEP > 0, got {text!r}")
+        n = int(math.floor((hi - lo) / step + 1e-9)) + 1
+        if n > 10_000:
+            raise UserError(f"{where}: {n} values is too many for one parameter")
+        return [round(lo + i * step, 12) for i in range(n)]
+    return [_literal(v.strip()) for v in text.split(",") if v.strip()]
+
+
+def _literal(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word: a string (an id or a rule name)
+
+
+def parse_set(option: str) -> tuple[str, list]:
+    path, eq, values = option.partition("=")
+    if not eq or not path or not values:
+        raise UserError(f"--set {option!r}: expected PATH=VALUES")
+    parsed = parse_values(values, f"--set {path}")
+    if not parsed:
+        raise UserError(f"--set {option!r}: no values")
+    return path.strip(), parsed
+
+
+def read_grid(path: Path) -> list[tuple[str, list]]:
+    """``[grid]`` table of a TOML file: ``"PATH" = [values]``, ``"PATH" = "FROM:TO:STEP"`` or
+    ``"PATH" = {from = 0, to = 1, step = 0.1}``."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise UserError(f"{path}: cannot read the grid ({err})") from None
+    grid = data.get("grid")
+    if not isinstance(grid, dict) or not grid:
+        raise UserError(f"{path}: needs a non-empty [grid] table")
+    out = []
+    for key, spec in _flatten(grid).items():
+        where = f"{path}: grid.{key}"
+        if isinstance(spec, list):
+            values = spec
+        elif isinstance(spec, str):
+            values = parse_values(spec, where)
+        elif isinstance(spec, dict) and set(spec) == {"from", "to", "step"}:
+            values = parse_values(f"{spec['from']}:{spec['to']}:{spec['step']}", where)
+        else:
+            raise UserError(f"{where}: a list, \"FROM:TO:STEP\" or {{from, to, step}}")
+        out.append((key, values))
+    return out
+
+
+def _flatten(table: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in table.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and not set(value) <= {"from", "to", "step"}:
+            out.update(_flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def set_value(data: dict, path: str, value) -> None:
+    """Set ``path`` in a scenario dict (as from :meth:`Scenario.to_toml_dict`)."""
+    parts = path.split(".")
+    head = parts[0]
+    if head in LISTS:
+        if len(parts) != 3:
+            raise UserError(f"--set {path}: expected {head}.<id>.<key>")
+        id_key = LISTS[head]
+        for entry in data.get(head, []):
+            if entry.get(id_key) == parts[1]:
+                entry[parts[2]] = value
+                return
+        raise UserError(f"--set {path}: no {head[:-1]} with {id_key} {parts[1]!r}")
+    if head == "exposure" and len(parts) >= 2:
+        data.setdefault("exposure", {})[".".join(parts[1:])] = value
+        return
+    if head in ("scenario", "attack_types") and len(parts) >= 2:
+        node = data.setdefault(head, {})
+        for part in parts[1:-1]:
+            if part not in node:
+                raise UserError(f"--set {path}: no {part!r} under {head}")
+            node = node[part]
+        node[parts[-1]] = value
+        return
+    raise UserError(f"--set {path}: unknown path (scenario.*, states.ID.*, alliances.ID.*, "
+                    f"aggressors.STATE.*, attack_types.NAME.*, exposure.*)")
+
+
+def grid_points(params: list[tuple[str, list]]) -> list[dict]:
+    names = [p for p, _ in params]
+    if len(set(names)) != len(names):
+        raise UserError("a parameter is set twice")
+    return [dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*(values for _, values in params))]
+
+
+def variant(base: Scenario, point: dict) -> Scenario:
+    data = copy.deepcopy(base.to_toml_dict())
+    for path, value in point.items():
+        set_value(data, path, value)
+    label = ", ".join(f"{k}={v}" for k, v in point.items())
+    try:
+        return scenario_from_dict(data, f"<sweep point {label}>")
+    except ConfigError as err:
+        raise UserError(str(err)) from None
+
+
+def run_sweep(base: Scenario, params: list[tuple[str, list]], *, seed: int, trials: int,
+              block_size: int = 4096, progress: Callable[[int], None] | None = None):
+    """Simulate every grid point with the same seed and trials; one row per point."""
+    import polars as pl
+
+    from ..core.simulate import simulate
+    from ..core.tables import summary_table
+    from ..model.compile import compile_scenario
+
+    points = grid_points(params)
+    scenarios = [variant(base, p) for p in points]  # validate the whole grid first
+    rows = []
+    for point, scenario in zip(points, scenarios, strict=True):
+        compiled = compile_scenario(scenario)
+        tallies, _ = simulate(compiled, seed, 0, trials, block_size=block_size)
+        overall = summary_table(compiled, tallies).row(0, named=True)
+        overall.pop("scope")
+        overall.pop("key")
+        rows.append({**{k: _cell(v) for k, v in point.items()}, **overall})
+        if progress is not None:
+            progress(1)
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    return frame, [p for p, _ in params]
+
+
+def _cell(value):
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    return str(value)

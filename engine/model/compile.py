@@ -1,0 +1,250 @@
+"""Compile a validated :class:`~engine.model.config.Scenario` into the arrays the kernels read.
+
+Index conventions: states, alliances, aggressors and attack types are numbered in file order.
+Ragged lists (members of an alliance, targets of an aggressor, …) are CSR pairs
+``ptr`` (length n + 1) and ``idx``: the entries of row ``i`` are ``idx[ptr[i]:ptr[i + 1]]``.
+Cumulative weights are normalised so the last entry of each row is exactly 1.0.
+
+A *cell* is one (aggressor, target, attack type) combination the scenario can draw; cell ``c`` of
+aggressor entry ``j``'s target entry ``ti`` (global index into ``target_state``) and attack-mix
+entry ``ki`` (global index into ``mix_type``) is ``target_cell_base[ti] + (ki − mix_ptr[j])``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from kernels.layout import DECISION_RULES, OBLIGATION_DEFENSE, OBLIGATIONS
+
+from .config import Scenario
+
+
+@dataclass(frozen=True)
+class CompiledScenario:
+    # states, shape (S,)
+    state_ids: tuple[str, ...]
+    capability: np.ndarray  # float64
+    # capability in integer units (2^52 for the whole scenario): sums of units are exact in any
+    # order, so free riding's "capability of backers / capability of M_A" is order-free
+    capability_units: np.ndarray  # int64
+    commitment: np.ndarray  # float64
+    stability: np.ndarray  # float64
+    free_riding: np.ndarray  # float64
+    # alliances, shape (A,) unless noted
+    alliance_ids: tuple[str, ...]
+    membership: np.ndarray  # uint8 (S, A): 1 when state s is a member of alliance A
+    member_ptr: np.ndarray  # int64 (A + 1,) CSR over member_idx
+    member_idx: np.ndarray  # int64: member state indices, ascending within an alliance
+    obligation: np.ndarray  # int64, index into OBLIGATIONS
+    rule: np.ndarray  # int64, index into DECISION_RULES
+    quota: np.ndarray  # float64
+    veto: np.ndarray  # uint8 (S, A): 1 when state s holds a veto in alliance A
+    round_days: np.ndarray  # float64
+    max_rounds: np.ndarray  # int64
+    integration: np.ndarray  # float64
+    bindingness: np.ndarray  # float64
+    intel_sharing: np.ndarray  # float64
+    # covering alliances: defense alliances of each state, CSR over state index
+    cover_ptr: np.ndarray  # int64 (S + 1,)
+    cover_idx: np.ndarray  # int64: alliance indices, ascending
+    # shares_alliance[i, j] = 1 when i and j are both members of some alliance (any obligation)
+    shares_alliance: np.ndarray  # uint8 (S, S)
+    exposure: np.ndarray  # float64 (S, S): exposure[member, target]
+    # aggressors, shape (G,)
+    aggressor_state: np.ndarray  # int64
+    aggressor_cum_weight: np.ndarray  # float64, cumulative, last = 1
+    resolve: np.ndarray  # float64
+    target_ptr: np.ndarray  # int64 (G + 1,)
+    target_state: np.ndarray  # int64
+    target_cum_weight: np.ndarray  # float64, cumulative within each aggressor, last = 1
+    target_cell_base: np.ndarray  # int64: first cell of each (aggressor, target) entry
+    mix_ptr: np.ndarray  # int64 (G + 1,)
+    mix_type: np.ndarray  # int64
+    mix_cum_weight: np.ndarray  # float64, cumulative within each aggressor, last = 1
+    # attack types, shape (K,)
+    attack_type_ids: tuple[str, ...]
+    severity: np.ndarray  # float64
+    attribution_days: np.ndarray  # float64
+    ambiguity: np.ndarray  # float64
+    # cells, shape (C,)
+    cell_aggressor: np.ndarray  # int64: aggressor entry index
+    cell_target: np.ndarray  # int64: state index
+    cell_attack_type: np.ndarray  # int64: attack type index
+    # scenario scalars
+    misperception: float
+    outcome_noise: float
+    mobilization_days: float
+    window_days: float
+    interoperability_bonus: float
+    defection_threshold: float
+    conflict_penalty: float
+    threat_weight: float
+
+    @property
+    def n_states(self) -> int:
+        return len(self.state_ids)
+
+    @property
+    def n_alliances(self) -> int:
+        return len(self.alliance_ids)
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.cell_target)
+
+    def arrays(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _cumulative(weights: list[float]) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    cum = np.cumsum(w) / w.sum()
+    cum[-1] = 1.0
+    return cum
+
+
+def capability_units(capabilities: list[float]) -> np.ndarray:
+    """Capabilities as int64 units, 2^52 units for the sum over all states (each at least 1).
+
+    A unit is 2^-52 of the scenario's total capability, so a share computed from units differs
+    from the exact share by less than 10^-15 of the total, and any sum of units stays < 2^53.
+    """
+    cap = np.asarray(capabilities, dtype=np.float64)
+    return np.maximum(np.rint(cap / cap.sum() * 2.0**52), 1.0).astype(np.int64)
+
+
+def compile_scenario(s: Scenario) -> CompiledScenario:
+    state_ids = tuple(st.id for st in s.states)
+    sindex = {sid: i for i, sid in enumerate(state_ids)}
+    n_states = len(state_ids)
+    alliance_ids = tuple(al.id for al in s.alliances)
+    n_alliances = len(alliance_ids)
+
+    membership = np.zeros((n_states, n_alliances), dtype=np.uint8)
+    veto = np.zeros((n_states, n_alliances), dtype=np.uint8)
+    member_ptr = np.zeros(n_alliances + 1, dtype=np.int64)
+    member_idx: list[int] = []
+    for a, al in enumerate(s.alliances):
+        members = sorted(sindex[m] for m in al.members)
+        membership[members, a] = 1
+        veto[[sindex[v] for v in al.veto_holders], a] = 1
+        member_idx.extend(members)
+        member_ptr[a + 1] = len(member_idx)
+
+    defense = np.array([OBLIGATIONS.index(al.obligation) == OBLIGATION_DEFENSE
+                        for al in s.alliances], dtype=bool)
+    # a defense alliance covers its protected members (all members unless `protected` is set)
+    protects = membership.astype(bool) & defense[None, :]
+    for a, al in enumerate(s.alliances):
+        if al.protected is not None:
+            keep = np.zeros(n_states, dtype=bool)
+            keep[[sindex[p] for p in al.protected]] = True
+            protects[:, a] &= keep
+    cover_ptr = np.zeros(n_states + 1, dtype=np.int64)
+    cover_idx: list[int] = []
+    for i in range(n_states):
+        cover_idx.extend(int(a) for a in np.flatnonzero(protects[i]))
+        cover_ptr[i + 1] = len(cover_idx)
+
+    m = membership.astype(np.int64)
+    shares_alliance = ((m @ m.T) > 0).astype(np.uint8)
+
+    if s.exposure.from_ is not None:
+        from .similarity import exposure_from_arrays
+
+        exposure = exposure_from_arrays(
+            membership, [OBLIGATIONS.index(al.obligation) for al in s.alliances],
+            [st.capability for st in s.states], s.exposure.from_)
+    else:
+        exposure = np.full((n_states, n_states), s.exposure.default, dtype=np.float64)
+    for key, value in s.exposure.pairs.items():
+        member, _, target = key.partition(".")
+        exposure[sindex[member], sindex[target]] = float(value)
+
+    type_ids = tuple(s.attack_types)
+    tindex = {k: i for i, k in enumerate(type_ids)}
+
+    target_ptr = [0]
+    target_state: list[int] = []
+    target_cum: list[float] = []
+    target_cell_base: list[int] = []
+    mix_ptr = [0]
+    mix_type: list[int] = []
+    mix_cum: list[float] = []
+    cell_aggressor: list[int] = []
+    cell_target: list[int] = []
+    cell_type: list[int] = []
+    for j, ag in enumerate(s.aggressors):
+        types = [tindex[k] for k in ag.attack_mix]
+        mix_type.extend(types)
+        mix_cum.extend(_cumulative(list(ag.attack_mix.values())))
+        mix_ptr.append(len(mix_type))
+        target_cum.extend(_cumulative(list(ag.targets.values())))
+        for t in ag.targets:
+            target_state.append(sindex[t])
+            target_cell_base.append(len(cell_target))
+            for k in types:
+                cell_aggressor.append(j)
+                cell_target.append(sindex[t])
+                cell_type.append(k)
+        target_ptr.append(len(target_state))
+
+    def i64(x):
+        return np.asarray(x, dtype=np.int64)
+
+    def f64(x):
+        return np.asarray(x, dtype=np.float64)
+
+    sc = s.scenario
+    return CompiledScenario(
+        state_ids=state_ids,
+        capability=f64([st.capability for st in s.states]),
+        capability_units=capability_units([st.capability for st in s.states]),
+        commitment=f64([st.commitment for st in s.states]),
+        stability=f64([st.stability for st in s.states]),
+        free_riding=f64([st.free_riding for st in s.states]),
+        alliance_ids=alliance_ids,
+        membership=membership,
+        member_ptr=member_ptr,
+        member_idx=i64(member_idx),
+        obligation=i64([OBLIGATIONS.index(al.obligation) for al in s.alliances]),
+        rule=i64([DECISION_RULES.index(al.decision_rule) for al in s.alliances]),
+        quota=f64([al.quota for al in s.alliances]),
+        veto=veto,
+        round_days=f64([al.round_days for al in s.alliances]),
+        max_rounds=i64([al.max_rounds for al in s.alliances]),
+        integration=f64([al.integration for al in s.alliances]),
+        bindingness=f64([al.bindingness for al in s.alliances]),
+        intel_sharing=f64([al.intel_sharing for al in s.alliances]),
+        cover_ptr=cover_ptr,
+        cover_idx=i64(cover_idx),
+        shares_alliance=shares_alliance,
+        exposure=exposure,
+        aggressor_state=i64([sindex[ag.state] for ag in s.aggressors]),
+        aggressor_cum_weight=_cumulative([ag.weight for ag in s.aggressors]),
+        resolve=f64([ag.resolve for ag in s.aggressors]),
+        target_ptr=i64(target_ptr),
+        target_state=i64(target_state),
+        target_cum_weight=f64(target_cum),
+        target_cell_base=i64(target_cell_base),
+        mix_ptr=i64(mix_ptr),
+        mix_type=i64(mix_type),
+        mix_cum_weight=f64(mix_cum),
+        attack_type_ids=type_ids,
+        severity=f64([s.attack_types[k].severity for k in type_ids]),
+        attribution_days=f64([s.attack_types[k].attribution_days for k in type_ids]),
+        ambiguity=f64([s.attack_types[k].ambiguity for k in type_ids]),
+        cell_aggressor=i64(cell_aggressor),
+        cell_target=i64(cell_target),
+        cell_attack_type=i64(cell_type),
+        misperception=float(sc.misperception),
+        outcome_noise=float(sc.outcome_noise),
+        mobilization_days=float(sc.mobilization_days),
+        window_days=float(sc.window_days),
+        interoperability_bonus=float(sc.interoperability_bonus),
+        defection_threshold=float(sc.defection_threshold),
+        conflict_penalty=float(sc.conflict_penalty),
+        threat_weight=float(sc.threat_weight),
+    )

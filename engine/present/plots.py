@@ -1,0 +1,461 @@
+"""Figures of a run folder and of a parameter sweep (matplotlib, Agg backend; PNG and SVG).
+
+``plot_run(run_dir, out_dir)`` writes three figures, each as ``NAME.png`` (130 dpi) and
+``NAME.svg``:
+
+``deterrence_by_target``
+    deterrence success per target with its 95% Wilson interval, sorted, with the no-alliance
+    baseline (``deterrence_rate_no_alliance``, same trials, target alone) marked per target.
+``delay_distribution``
+    cumulative distribution of the response delay (days from attack to the deciding alliance's
+    response) per alliance (from ``alliance_hist``, trials where it decided first) and per attack
+    type (from ``cell_hist``); log-scaled days when the range is wide.
+``breakdown_causes``
+    what became of attacks, per target and per attack type: decided and delivered, decided then
+    defection, deadlock, veto, no alliance consulted — shares of attacked trials, stacked to 100%.
+
+``plot_sweep(frame, x, measures, hue=None, out_stem=...)`` draws sweep curves (one panel per
+measure) with their ``_low``/``_high`` Wilson bands.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..errors import UserError
+
+DPI = 130
+# Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
+           "#000000")
+OUTCOME_COLORS = {
+    "decided, delivered": "#009E73",
+    "decided, then defection": "#F0E442",
+    "deadlock": "#D55E00",
+    "veto": "#CC79A7",
+    "no alliance consulted": "#BBBBBB",
+}
+RUN_FIGURES = ("deterrence_by_target", "delay_distribution", "breakdown_causes")
+
+# Human names of the summary measures (axis labels of sweep plots); rates are shown in %.
+MEASURE_LABELS = {
+    "deterrence_success_rate": "deterrence success",
+    "deterrence_rate_no_alliance": "deterrence without alliances",
+    "deterrence_lift": "deterrence lift",
+    "attack_rate": "attack rate",
+    "invocation_rate": "invocation (of attacks)",
+    "deadlock_rate": "deadlock (of attacks)",
+    "veto_rate": "veto (of attacks)",
+    "defection_rate": "defection (of invocations)",
+    "breakdown_rate": "breakdown (of attacks)",
+    "repelled_rate": "repelled (of attacks)",
+    "aggression_success_rate": "aggression success (of attacks)",
+    "honor_rate": "commitments honored",
+    "delay_mean_days": "mean response delay",
+    "delay_p50_days": "median response delay",
+    "delay_p90_days": "response delay p90",
+    "delay_p99_days": "response delay p99",
+    "rounds_mean": "consultation rounds (mean)",
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "font.size": 10.5,
+        "axes.titlesize": 12,
+        "axes.labelsize": 10.5,
+        "legend.fontsize": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "svg.fonttype": "none",  # text stays text in SVG (searchable, smaller)
+        "svg.hashsalt": "crisis-engine",  # deterministic ids in SVG output
+    })
+    return plt
+
+
+def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    """Write ``name.png`` and ``name.svg`` atomically; close the figure."""
+    from ..runs.io import atomic_write
+
+    plt = _pyplot()
+    paths = []
+    try:
+        for ext in ("png", "svg"):
+            path = out_dir / f"{name}.{ext}"
+            atomic_write(path, lambda tmp, ext=ext: fig.savefig(
+                tmp, format=ext, dpi=DPI, bbox_inches="tight",
+                metadata={"Date": None} if ext == "svg" else None))
+            paths.append(path)
+    finally:
+        plt.close(fig)
+    return paths
+
+
+# ---- reading a run folder ----------------------------------------------------------------
+
+
+def read_run(run_dir: Path) -> dict:
+    """Manifest, summary, cells, tallies and alliance ids of a complete run folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run folder")
+    if not (run_dir / "manifest.json").is_file():
+        raise UserError(f"{run_dir}: not a complete run folder (no manifest.json)")
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        summary = pl.read_parquet(run_dir / "summary.parquet")
+        cells = pl.read_parquet(run_dir / "cells.parquet")
+        with np.load(run_dir / "tallies.npz") as data:
+            tallies = {k: np.asarray(data[k]) for k in data.files}
+    except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as err:
+        raise UserError(f"{run_dir}: cannot read the run: {err}") from None
+    n_alliances = tallies.get("alliance_hist", np.zeros((0, 0))).shape[0]
+    return {"manifest": manifest, "summary": summary, "cells": cells, "tallies": tallies,
+            "alliance_ids": _alliance_ids(run_dir, n_alliances)}
+
+
+def _alliance_ids(run_dir: Path, n: int) -> list[str]:
+    """Alliance ids in tally order, from the run's scenario.toml (fallback: A1, A2, …)."""
+    try:
+        from ..model.config import load_scenario
+
+        ids = [a.id for a in load_scenario(run_dir / "scenario.toml").alliances]
+        if len(ids) == n:
+            return ids
+    except Exception:  # noqa: BLE001 - a label is not worth failing a plot for
+        pass
+    return [f"A{i + 1}" for i in range(n)]
+
+
+def _scope(summary: pl.DataFrame, scope: str) -> pl.DataFrame:
+    return summary.filter(pl.col("scope") == scope)
+
+
+def _val(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+# ---- (a) deterrence by target ------------------------------------------------------------
+
+
+def _plot_deterrence(run: dict, out_dir: Path) -> list[Path]:
+    plt = _pyplot()
+    summary, manifest = run["summary"], run["manifest"]
+    rows = _scope(summary, "target").sort("deterrence_success_rate", nulls_last=True)
+    keys = rows["key"].to_list()
+    n = len(keys)
+    fig, ax = plt.subplots(figsize=(8.0, max(2.6, 0.42 * n + 1.6)))
+    if n == 0:
+        ax.text(0.5, 0.5, "no targets in this run", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        return _save(fig, out_dir, "deterrence_by_target")
+    y = np.arange(n)
+    rate = 100 * np.array([_val(v) for v in rows["deterrence_success_rate"]])
+    low = 100 * np.array([_val(v) for v in rows["deterrence_success_rate_low"]])
+    high = 100 * np.array([_val(v) for v in rows["deterrence_success_rate_high"]])
+    base = 100 * np.array([_val(v) for v in rows["deterrence_rate_no_alliance"]])
+    trials = rows["trials"].to_list()
+    ax.barh(y, rate, height=0.62, color=PALETTE[0], alpha=0.85, label="with alliances")
+    err = np.vstack([np.clip(rate - low, 0, None), np.clip(high - rate, 0, None)])
+    ax.errorbar(rate, y, xerr=err, fmt="none", ecolor="black", elinewidth=1.2, capsize=4,
+                label="95% Wilson interval")
+    if np.isfinite(base).any():
+        ax.scatter(base, y, marker="D", s=38, color=PALETTE[1], edgecolor="black", zorder=3,
+                   clip_on=False, label="same target alone (no-alliance baseline)")
+    # values in a column right of the axes: never collide with bars or intervals
+    ax.text(1.02, 1.0, "deterred [95% CI]   trials", transform=ax.transAxes, fontsize=8.5,
+            va="bottom", color="0.35")
+    for yi, r, lo_, hi_, t in zip(y, rate, low, high, trials, strict=True):
+        text = "-" if not math.isfinite(r) else f"{r:.1f}% [{lo_:.1f}–{hi_:.1f}]   {t:,}"
+        ax.text(1.02, yi, text, transform=ax.get_yaxis_transform(), va="center", fontsize=9)
+    ax.set_yticks(y, keys)
+    ax.set_xlim(0, 100)
+    ax.set_xticks(np.arange(0, 101, 20))
+    ax.set_xlabel("crises deterred (% of trials)")
+    ax.set_ylabel("target")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_ylim(-0.7, n - 0.3)
+    title = f"Deterrence success by target — {manifest.get('scenario', '')}"
+    ax.set_title(title, loc="left", pad=18)
+    handles, labels = ax.get_legend_handles_labels()
+    order = [labels.index(lab) for lab in ("with alliances", "95% Wilson interval",
+                                            "same target alone (no-alliance baseline)")
+             if lab in labels]
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left",
+              bbox_to_anchor=(0.0, -0.13 - 0.5 / max(n, 1)), ncol=3, frameon=False)
+    return _save(fig, out_dir, "deterrence_by_target")
+
+
+# ---- (b) delay distributions -------------------------------------------------------------
+
+
+def _cdf_curve(hist: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(x = finite upper bin edges, cumulative share, overflow share) of one histogram."""
+    total = hist.sum()
+    cum = np.cumsum(hist[:-1]) / total
+    return upper[:-1], cum, hist[-1] / total
+
+
+def _delay_panel(ax, curves: list[tuple[str, np.ndarray]], upper: np.ndarray, title: str):
+    """Step CDFs of several histograms; returns the days range that holds their mass."""
+    lo_days, hi_days = math.inf, 0.0
+    for i, (label, hist) in enumerate(curves):
+        x, cdf, over = _cdf_curve(hist, upper)
+        first = int(np.argmax(cdf > 0.0))
+        last = int(np.searchsorted(cdf, cdf[-1] - 1e-12))
+        lo_days = min(lo_days, x[max(first - 1, 0)])
+        hi_days = max(hi_days, x[min(last + 1, len(x) - 1)])
+        p50 = x[int(np.searchsorted(cdf, 0.5))] if cdf[-1] >= 0.5 else math.nan
+        name = f"{label} (n={int(hist.sum()):,}, p50 ≈ {p50:.1f} d)"
+        if over > 0:
+            name += f", {100 * over:.1f}% > {x[-1]:.0f} d"
+        ax.step(x, 100 * cdf, where="post", color=PALETTE[i % len(PALETTE)], lw=1.8,
+                label=name)
+    ax.set_title(title, loc="left")
+    ax.set_ylabel("responses by then (% of invoked)")
+    ax.set_ylim(0, 102)
+    ax.grid(alpha=0.3)
+    return lo_days, hi_days
+
+
+def _plot_delay(run: dict, out_dir: Path) -> list[Path]:
+    from matplotlib.ticker import FuncFormatter
+
+    from kernels.layout import histogram_edges
+
+    plt = _pyplot()
+    edges = histogram_edges()
+    upper = edges[1:]
+    tallies, cells = run["tallies"], run["cells"]
+    ahist = np.asarray(tallies.get("alliance_hist", np.zeros((0, len(upper)))), dtype=np.int64)
+    alliance_curves = [(aid, ahist[i]) for i, aid in enumerate(run["alliance_ids"])
+                       if ahist[i].sum() > 0]
+    chist = np.asarray(tallies.get("cell_hist", np.zeros((0, len(upper)))), dtype=np.int64)
+    type_curves = []
+    if chist.shape[0] == cells.height and "attack_type" in cells.columns:
+        kinds = cells["attack_type"].to_list()
+        for kind in dict.fromkeys(kinds):
+            rows = [i for i, k in enumerate(kinds) if k == kind]
+            h = chist[rows].sum(axis=0)
+            if h.sum() > 0:
+                type_curves.append((kind, h))
+    panels = [(c, t) for c, t in ((alliance_curves, "by alliance (its decision came first)"),
+                                  (type_curves, "by attack type")) if c]
+    if not panels:
+        fig, ax = plt.subplots(figsize=(8.0, 3.0))
+        ax.text(0.5, 0.5, "no invoked responses: no delay to show", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        fig.suptitle("Response delay", x=0.02, ha="left")
+        return _save(fig, out_dir, "delay_distribution")
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), sharey=True,
+                             squeeze=False)
+    lo, hi = math.inf, 0.0
+    for ax, (curves, title) in zip(axes[0], panels, strict=True):
+        a, b = _delay_panel(ax, curves, upper, title)
+        lo, hi = min(lo, a), max(hi, b)
+    lo = max(lo, 0.1)
+    log = hi / lo > 40
+    for ax in axes[0]:
+        if log:
+            ax.set_xscale("log")
+            ax.set_xlim(lo * 0.8, hi * 1.25)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        else:
+            ax.set_xlim(0, hi * 1.05)
+        ax.set_xlabel("days from attack to response" + (" (log scale)" if log else ""))
+        ax.legend(loc="best", frameon=True, framealpha=0.9)
+    for ax in axes[0][1:]:
+        ax.set_ylabel("")
+    fig.suptitle(f"Response delay, cumulative distribution — "
+                 f"{run['manifest'].get('scenario', '')}", x=0.01, ha="left", fontsize=12.5)
+    fig.tight_layout()
+    return _save(fig, out_dir, "delay_distribution")
+
+
+# ---- (c) breakdown causes ----------------------------------------------------------------
+
+
+def _outcome_shares(rows: pl.DataFrame) -> tuple[list, dict, list, list]:
+    """Per row: shares (%) of attacked trials in each outcome, and defection % of invoked."""
+    keys = rows["key"].to_list()
+
+    def col(name):
+        return np.array([0 if v is None else v for v in rows[name]], dtype=np.float64)
+
+    attacked, consulted, invoked = col("attacked"), col("consulted"), col("invoked")
+    deadlock, veto, defection = col("deadlock"), col("veto"), col("defection")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = {
+            "decided, delivered": invoked - defection,
+            "decided, then defection": defection,
+            "deadlock": deadlock,
+            "veto": veto,
+            "no alliance consulted": np.clip(attacked - consulted, 0, None),
+        }
+        share = {k: np.where(attacked > 0, 100 * v / attacked, 0.0) for k, v in share.items()}
+        defect_of_invoked = [100 * d / i if i > 0 else None
+                             for d, i in zip(defection, invoked, strict=True)]
+    return keys, share, [a > 0 for a in attacked], defect_of_invoked
+
+
+def _plot_breakdown(run: dict, out_dir: Path) -> list[Path]:
+    plt = _pyplot()
+    summary = run["summary"]
+    groups = [(scope, title) for scope, title in (("target", "by target"),
+                                                  ("attack_type", "by attack type"))
+              if _scope(summary, scope).height]
+    if not groups:
+        fig, ax = plt.subplots(figsize=(8.0, 3.0))
+        ax.text(0.5, 0.5, "no rows to show", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return _save(fig, out_dir, "breakdown_causes")
+    sizes = [_scope(summary, s).height for s, _ in groups]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(10.0, 0.42 * sum(sizes) + 1.6 * len(groups)
+                                                      + 1.2),
+                             gridspec_kw={"height_ratios": [s + 1.2 for s in sizes]},
+                             squeeze=False)
+    for ax, (scope, title) in zip(axes[:, 0], groups, strict=True):
+        keys, share, has_attacks, defect = _outcome_shares(_scope(summary, scope))
+        y = np.arange(len(keys))[::-1]
+        left = np.zeros(len(keys))
+        for name, values in share.items():
+            ax.barh(y, values, left=left, height=0.66, color=OUTCOME_COLORS[name],
+                    edgecolor="white", linewidth=0.6, label=name)
+            for yi, lft, v in zip(y, left, values, strict=True):
+                if v >= 7:
+                    ax.text(lft + v / 2, yi, f"{v:.0f}%", ha="center", va="center", fontsize=8.5,
+                            color="black" if name != "veto" else "white")
+            left += values
+        for yi, ok, d in zip(y, has_attacks, defect, strict=True):
+            note = ("no attacks" if not ok else
+                    "no invocations" if d is None else f"defection: {d:.1f}% of invoked")
+            ax.text(101.5, yi, note, va="center", fontsize=8.5)
+        ax.set_yticks(y, keys)
+        ax.set_xlim(0, 100)
+        ax.set_xticks(np.arange(0, 101, 20))
+        ax.set_title(f"What happened after an attack — {title}", loc="left")
+        ax.set_xlabel("share of attacked trials (%)")
+        ax.set_ylim(-0.6, len(keys) - 0.4)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
+               bbox_to_anchor=(0.5, 0.0), fontsize=8.8)
+    fig.suptitle(f"Cohesion breakdown — {run['manifest'].get('scenario', '')}", x=0.01,
+                 ha="left", fontsize=12.5)
+    fig.tight_layout(rect=(0, 0.05, 0.84, 1))
+    return _save(fig, out_dir, "breakdown_causes")
+
+
+# ---- public API --------------------------------------------------------------------------
+
+
+def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Write the figures of the run in ``run_dir`` into ``out_dir`` (default RUN_DIR/plots).
+
+    Returns the written paths (PNG and SVG of each figure in :data:`RUN_FIGURES`)."""
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    out = Path(out_dir) if out_dir is not None else run_dir / "plots"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{out}: cannot create the plot folder: {err.strerror}") from None
+    paths: list[Path] = []
+    paths += _plot_deterrence(run, out)
+    paths += _plot_delay(run, out)
+    paths += _plot_breakdown(run, out)
+    return paths
+
+
+def _is_rate(measure: str) -> bool:
+    return measure.endswith("_rate") or measure == "deterrence_lift"
+
+
+def _measure_label(measure: str) -> str:
+    label = MEASURE_LABELS.get(measure, measure.replace("_", " "))
+    if _is_rate(measure):
+        return f"{label} (%)"
+    if measure.endswith("_days"):
+        return f"{label} (days)"
+    return label
+
+
+def plot_sweep(frame: pl.DataFrame, x: str, measures: Sequence[str], hue: str | None = None,
+               out_stem: str | Path = "sweep", title: str | None = None) -> list[Path]:
+    """Sweep curves: one panel per measure against parameter column ``x``.
+
+    ``hue`` (optional) is a second parameter column: one curve per value.  A measure with
+    ``MEASURE_low``/``MEASURE_high`` columns gets a shaded 95% band.  Rates (``*_rate``,
+    ``deterrence_lift``) are drawn in %.  Writes ``out_stem.png`` and ``out_stem.svg``."""
+    plt = _pyplot()
+    if isinstance(measures, str):
+        measures = [measures]
+    measures = list(measures)
+    missing = [c for c in [x, *measures, *([hue] if hue else [])] if c not in frame.columns]
+    if missing:
+        raise UserError(f"sweep: no column {', '.join(map(repr, missing))} "
+                        f"(columns: {', '.join(frame.columns)})")
+    if not measures:
+        raise UserError("sweep: no measure to plot")
+    if frame.height == 0:
+        raise UserError("sweep: the table has no rows")
+    out_stem = Path(out_stem)
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    n = len(measures)
+    ncols = 1 if n == 1 else 2
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 3.9 * nrows + 0.5),
+                             squeeze=False)
+    groups = ([(None, frame)] if hue is None else
+              [(k[0], g) for k, g in frame.sort(hue).group_by(hue, maintain_order=True)])
+    numeric_x = frame.schema[x].is_numeric()
+    categories = (None if numeric_x else
+                  list(dict.fromkeys(str(v) for v in frame[x].to_list())))
+    for idx, measure in enumerate(measures):
+        ax = axes[idx // ncols, idx % ncols]
+        scale = 100.0 if _is_rate(measure) else 1.0
+        for gi, (value, g) in enumerate(groups):
+            g = g.sort(x) if numeric_x else g
+            xs = (g[x].cast(pl.Float64).to_numpy() if numeric_x else
+                  np.array([categories.index(str(v)) for v in g[x].to_list()], dtype=float))
+            ys = g[measure].cast(pl.Float64).to_numpy() * scale
+            color = PALETTE[gi % len(PALETTE)]
+            label = None if hue is None else f"{hue} = {value}"
+            ax.plot(xs, ys, marker="o", ms=4, lw=1.8, color=color, label=label)
+            lo_c, hi_c = f"{measure}_low", f"{measure}_high"
+            if lo_c in g.columns and hi_c in g.columns:
+                ax.fill_between(xs, g[lo_c].cast(pl.Float64).to_numpy() * scale,
+                                g[hi_c].cast(pl.Float64).to_numpy() * scale, color=color,
+                                alpha=0.2, lw=0, label=None if idx or gi else "95% interval")
+        if not numeric_x:
+            ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
+        ax.set_xlabel(x)
+        ax.set_ylabel(_measure_label(measure))
+        ax.set_title(MEASURE_LABELS.get(measure, measure), loc="left")
+        ax.grid(alpha=0.3)
+        if _is_rate(measure) and measure != "deterrence_lift":
+            top = np.nanmax(np.append(frame[measure].cast(pl.Float64).to_numpy(), 0)) * 100
+            ax.set_ylim(0, min(100, top * 1.1 + 2) if top < 95 else 102)
+    for idx in range(n, nrows * ncols):
+        axes[idx // ncols, idx % ncols].set_axis_off()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] == "95% interval")
+    handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+    if labels:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False)
+    fig.suptitle(title or f"Sweep over {x}" + (f" and {hue}" if hue else ""), x=0.01, ha="left",
+                 fontsize=12.5)
+    fig.tight_layout(rect=(0, 0.06 if labels else 0, 1, 1))
+    return _save(fig, out_stem.parent, out_stem.name)

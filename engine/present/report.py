@@ -1,0 +1,219 @@
+"""``crisis report RUN_DIR``: one self-contained HTML page of a run.
+
+The page holds the scenario (name, hash, seed, trials and the scenario file itself), the manifest,
+the summary tables (overall, per target, alliance, attack type and aggressor; rates as percentages
+with their 95% Wilson intervals) and the figures of :func:`engine.present.plots.plot_run`, embedded
+as ``data:`` URIs (SVG), so the page needs no other file and loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from ..errors import UserError
+from .plots import RUN_FIGURES, plot_run, read_run
+from ..runs.io import atomic_write
+
+# (scope, heading) in page order
+SECTIONS = (
+    (("overall", "covered_targets", "uncovered_targets"), "Overall"),
+    (("target",), "By target"),
+    (("alliance",), "By alliance"),
+    (("attack_type",), "By attack type"),
+    (("aggressor",), "By aggressor"),
+)
+SCOPE_LABELS = {"overall": "overall", "covered_targets": "covered targets",
+                "uncovered_targets": "uncovered targets (no-alliance baseline)"}
+FIGURE_CAPTIONS = {
+    "deterrence_by_target": "Share of crises deterred per target, with 95% Wilson intervals; "
+                            "diamonds: the same trials with the target standing alone.",
+    "delay_distribution": "Cumulative distribution of the delay from attack to the alliance's "
+                          "response, over invoked trials.",
+    "breakdown_causes": "What became of the attacks: decided and delivered, decided then "
+                        "defection, deadlock, veto, or no alliance to consult.",
+}
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
+       max-width: 1180px; padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }
+h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+.sub { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: .6rem 0 1.2rem; font-size: .88rem; }
+th, td { padding: .28rem .6rem; border-bottom: 1px solid #e4e4e4; text-align: right;
+         white-space: nowrap; }
+th { background: #f4f6f8; position: sticky; top: 0; }
+td.key, th.key { text-align: left; font-weight: 600; }
+.ci { color: #666; font-size: .8rem; }
+.kv td { text-align: left; white-space: normal; } .kv td:first-child { font-weight: 600; }
+.scroll { overflow-x: auto; }
+figure { margin: 1.2rem 0 2rem; } figure img { max-width: 100%; height: auto; }
+figcaption { color: #555; font-size: .9rem; }
+pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: .8rem;
+      max-height: 32rem; }
+details summary { cursor: pointer; font-weight: 600; }
+"""
+
+# (column heading, measure, kind): kind "rate+ci" shows the Wilson interval, "rate" the rate only
+COLUMNS = (
+    ("trials", "trials", "count"),
+    ("deterred % [95% CI]", "deterrence_success_rate", "rate+ci"),
+    ("no-alliance %", "deterrence_rate_no_alliance", "rate"),
+    ("lift pp [95% CI]", "deterrence_lift", "rate+ci"),
+    ("attacked", "attacked", "count"),
+    ("invoked % [95% CI]", "invocation_rate", "rate+ci"),
+    ("deadlock %", "deadlock_rate", "rate"),
+    ("veto %", "veto_rate", "rate"),
+    ("defection %", "defection_rate", "rate"),
+    ("breakdown % [95% CI]", "breakdown_rate", "rate+ci"),
+    ("honored %", "honor_rate", "rate"),
+    ("repelled %", "repelled_rate", "rate"),
+    ("delay mean (d)", "delay_mean_days", "days"),
+    ("p50 (d)", "delay_p50_days", "days"),
+    ("p90 (d)", "delay_p90_days", "days"),
+    ("p99 (d)", "delay_p99_days", "days"),
+    ("rounds", "rounds_mean", "rounds"),
+)
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, int | float) and math.isfinite(x)
+
+
+def pct(x) -> str:
+    """A rate as a percentage with one decimal (``-`` when undefined)."""
+    return f"{100.0 * x:.1f}" if _finite(x) else "-"
+
+
+def _cell(rec: dict, measure: str, kind: str) -> str:
+    x = rec.get(measure)
+    if kind == "count":
+        return "-" if x is None else f"{x:,}"
+    if kind == "days":
+        return f"{x:,.1f}" if _finite(x) else "-"
+    if kind == "rounds":
+        return f"{x:.2f}" if _finite(x) else "-"
+    text = html.escape(pct(x))
+    if kind == "rate+ci" and _finite(x):
+        lo, hi = rec.get(f"{measure}_low"), rec.get(f"{measure}_high")
+        if _finite(lo) and _finite(hi):
+            text += f' <span class="ci">[{pct(lo)}–{pct(hi)}]</span>'
+    return text
+
+
+def summary_html(summary: pl.DataFrame, scopes: tuple[str, ...]) -> str:
+    """The rows of ``scopes`` as an HTML table (columns without any value are left out)."""
+    part = summary.filter(pl.col("scope").is_in(list(scopes)))
+    if part.height == 0:
+        return '<p class="sub">no rows</p>'
+    recs = sorted(part.iter_rows(named=True), key=lambda r: scopes.index(r["scope"]))
+    cols = [c for c in COLUMNS if c[1] in part.columns
+            and any(r.get(c[1]) is not None for r in recs)]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in cols)
+    key_head = "scope" if len(scopes) > 1 else scopes[0].replace("_", " ")
+    rows = []
+    for rec in recs:
+        label = (SCOPE_LABELS.get(rec["scope"], rec["scope"]) if len(scopes) > 1
+                 else str(rec["key"]))
+        tds = "".join(f"<td>{_cell(rec, m, k)}</td>" for _, m, k in cols)
+        rows.append(f'<tr><td class="key">{html.escape(label)}</td>{tds}</tr>')
+    return (f'<div class="scroll"><table><thead><tr><th class="key">{html.escape(key_head)}'
+            f"</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _kv_table(items: list[tuple[str, object]]) -> str:
+    rows = []
+    for key, value in items:
+        if isinstance(value, dict | list):
+            value = json.dumps(value, default=str)
+        rows.append(f"<tr><td>{html.escape(str(key))}</td>"
+                    f"<td>{html.escape('-' if value is None else str(value))}</td></tr>")
+    return f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _figures_html(run_dir: Path) -> str:
+    with tempfile.TemporaryDirectory(prefix="crisis-report-") as tmp:
+        paths = plot_run(run_dir, tmp)
+        parts = []
+        for name in RUN_FIGURES:
+            svg = next((p for p in paths if p.name == f"{name}.svg"), None)
+            if svg is None:
+                continue
+            data = base64.b64encode(svg.read_bytes()).decode("ascii")
+            caption = html.escape(FIGURE_CAPTIONS.get(name, name))
+            parts.append(f'<figure id="fig-{name}"><img alt="{html.escape(name)}" '
+                         f'src="data:image/svg+xml;base64,{data}"><figcaption>{caption}'
+                         "</figcaption></figure>")
+    return "\n".join(parts)
+
+
+def render_report(run_dir: str | Path) -> str:
+    """The HTML page of the run in ``run_dir``."""
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    m, summary = run["manifest"], run["summary"]
+    try:
+        scenario_text = (run_dir / "scenario.toml").read_text(encoding="utf-8",
+                                                              errors="replace")
+    except OSError:
+        scenario_text = "(scenario.toml is missing)"
+    name = str(m.get("scenario", run_dir.name))
+    trials = m.get("trials")
+    facts = [
+        ("scenario", name),
+        ("scenario hash", m.get("scenario_hash")),
+        ("seed", m.get("seed")),
+        ("trials", f"{trials:,}" if isinstance(trials, int) else trials),
+        ("scenario file", m.get("scenario_file")),
+        ("run folder", str(run_dir)),
+    ]
+    esc = html.escape
+    body = [
+        f"<h1>{esc(name)}</h1>",
+        f'<p class="sub">{esc(f"{trials:,}" if isinstance(trials, int) else str(trials))} '
+        f"trials · seed {esc(str(m.get('seed')))} · scenario "
+        f"{esc(str(m.get('scenario_hash', ''))[:12])} · engine "
+        f"{esc(str((m.get('versions') or {}).get('engine', '?')))}</p>",
+        "<h2>Scenario</h2>", _kv_table(facts),
+        "<h2>Results</h2>",
+        '<p class="sub">Rates are percentages: deterrence and lift of all trials; invocation, '
+        "deadlock, veto, breakdown and repelled of attacked trials; defection of invoked trials; "
+        "honored of the allies' commitments in consulted crises. Brackets: 95% Wilson intervals. "
+        "Delays (days) are over invoked trials.</p>",
+    ]
+    for scopes, heading in SECTIONS:
+        if summary.filter(pl.col("scope").is_in(list(scopes))).height:
+            body += [f"<h3>{esc(heading)}</h3>", summary_html(summary, scopes)]
+    body += ["<h2>Figures</h2>", _figures_html(run_dir)]
+    body += ["<h2>Manifest</h2>", _kv_table(list(m.items())),
+             "<h2>Scenario file</h2>",
+             f"<details open><summary>scenario.toml</summary><pre>{esc(scenario_text)}</pre>"
+             "</details>",
+             f'<p class="sub">Generated {esc(datetime.now(UTC).isoformat(timespec="seconds"))}'
+             " by crisis-engine.</p>"]
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{esc(name)} — crisis-engine report</title>\n<style>{CSS}</style>\n"
+            "</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def write_report(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
+    """Write the report of the run in ``run_dir`` to ``out_path`` (default RUN_DIR/report.html),
+    atomically; returns the path."""
+    run_dir = Path(run_dir)
+    out = Path(out_path) if out_path is not None else run_dir / "report.html"
+    page = render_report(run_dir)
+    if out.parent and not out.parent.is_dir():
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"{out.parent}: cannot create the folder: {err.strerror}") from None
+    atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return out

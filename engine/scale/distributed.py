@@ -1,0 +1,99 @@
+"""``crisis run --executor dask``: spread a run's trial range over a Dask cluster.
+
+The range is cut into tasks of whole blocks; each task simulates its trials on a worker
+(``engine.core.simulate.simulate``) and returns integer tallies, which are summed in task order.
+Random numbers are keyed by the global trial index, so the result equals a single-process run
+exactly, whatever the number of workers or tasks.  Without ``--scheduler-address`` a
+``LocalCluster`` of worker processes is started; on HPC pass the address of a
+``dask-jobqueue`` cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from kernels.layout import N_RECORD_COLUMNS
+
+from ..errors import UserError
+from ..runs.runner import RunResult, run_scenario
+
+TASKS_PER_WORKER = 4
+
+
+def simulate_task(compiled, seed: int, start: int, stop: int, block_size: int,
+                  save_trials: int, threads: int | None):
+    """One task: trials ``[start, stop)`` on a worker; returns (tallies arrays, records)."""
+    from ..core.simulate import set_threads, simulate
+
+    set_threads(threads)
+    tallies, records = simulate(compiled, seed, start, stop, block_size=block_size,
+                                save_trials=max(0, min(save_trials - start, stop - start)))
+    return (tallies.cells, tallies.cell_hist, tallies.alliances, tallies.alliance_hist), records
+
+
+def task_ranges(trials: int, block_size: int, n_tasks: int) -> list[tuple[int, int]]:
+    """Split ``[0, trials)`` into at most ``n_tasks`` ranges of whole blocks."""
+    blocks = -(-trials // block_size)
+    per = max(1, -(-blocks // n_tasks))
+    return [(lo * block_size, min(trials, (lo + per) * block_size))
+            for lo in range(0, blocks, per)]
+
+
+def run_dask(config_path, *, trials=None, seed=None, block_size=4096, out_dir=None,
+             save_trials=0, force=False, address=None, workers=2, threads=None,
+             progress: Callable[[int], None] | None = None,
+             progress_total: Callable[[int], None] | None = None) -> RunResult:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise UserError("--executor dask needs Dask: pip install 'crisis-engine[dask]'") from None
+
+    def execute(compiled, seed, trials, block_size, save_trials, progress):
+        cluster = None
+        if address is None:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(address, timeout="30s")
+            except OSError as err:
+                raise UserError(f"--scheduler-address {address}: cannot connect ({err})") from None
+        try:
+            n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
+            ranges = task_ranges(trials, block_size, n_workers * TASKS_PER_WORKER)
+            shared = client.scatter(compiled, broadcast=True)
+            futures = [client.submit(simulate_task, shared, seed, lo, hi, block_size,
+                                     save_trials, threads, pure=False) for lo, hi in ranges]
+            if progress is not None:
+                sizes = {f.key: hi - lo for f, (lo, hi) in zip(futures, ranges, strict=True)}
+                for done in as_completed(futures):
+                    progress(sizes[done.key])
+            results = client.gather(futures)  # in task order
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        return combine(results, compiled.n_cells, compiled.n_alliances, save_trials)
+
+    return run_scenario(config_path, trials=trials, seed=seed, threads=threads,
+                        block_size=block_size, out_dir=out_dir, save_trials=save_trials,
+                        force=force, progress=progress, progress_total=progress_total,
+                        executor=execute)
+
+
+def combine(results, n_cells: int, n_alliances: int, save_trials: int):
+    """Sum task tallies in order and stack the records of the first tasks."""
+    from ..core.simulate import Tallies
+
+    total = Tallies.zeros(n_cells, n_alliances)
+    records = []
+    for arrays, recs in results:
+        total.add(Tallies(*arrays))
+        if len(recs):
+            records.append(recs)
+    stacked = np.concatenate(records)[:save_trials] if records else np.zeros((0, N_RECORD_COLUMNS))
+    return total, stacked
+
