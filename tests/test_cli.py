@@ -140,12 +140,12 @@ def test_summarize_not_a_run(runner, tmp_path):
 
 
 def test_internal_errors_are_short_unless_debug(runner, tmp_path, monkeypatch):
-    import engine.runs.runner
+    import engine.api
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(engine.runs.runner, "run_scenario", boom)
+    monkeypatch.setattr(engine.api, "run", boom)
     result = invoke(runner, "run", NATO, "--out", tmp_path / "x")
     assert result.exit_code == 1
     assert "internal error: RuntimeError: kaboom" in result.output

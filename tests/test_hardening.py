@@ -21,7 +21,8 @@ from engine.core.simulate import set_threads
 from engine.errors import UserError
 from engine.model.config import scenario_from_dict
 from engine.model.limits import check_request, check_scenario_size
-from engine.runs.runner import run_lock, run_scenario
+from engine.runs.folder import RunFolder
+from engine.runs.runner import run_scenario
 
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 TABLES = ("cells.parquet", "summary.parquet", "trials.parquet")
@@ -69,7 +70,7 @@ def test_absurd_requests_are_refused_with_the_reason(tmp_path):
 
 def test_one_writer_per_folder(tmp_path):
     out = tmp_path / "run"
-    with run_lock(out):
+    with RunFolder(out).lock():
         result = invoke("run", NATO, "--trials", 1000, "--out", out)
         assert result.exit_code == 2 and "another run is writing there" in result.output
         assert f"pid {os.getpid()}" in result.output

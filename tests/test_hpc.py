@@ -17,8 +17,9 @@ from click.testing import CliRunner
 
 from engine.cli.main import main
 from engine.core.simulate import set_threads
-from engine.runs.runner import run_scenario, shard_dir
-from engine.scale.hpc import _ranges
+from engine.runs.folder import RunFolder
+from engine.runs.runner import run_scenario
+from engine.scale.hpc import format_ranges
 
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 
@@ -28,9 +29,9 @@ def invoke(*args):
 
 
 def test_array_ranges():
-    assert _ranges([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
-    assert _ranges([3]) == "3"
-    assert _ranges([]) == ""
+    assert format_ranges([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
+    assert format_ranges([3]) == "3"
+    assert format_ranges([]) == ""
 
 
 def test_slurm_dry_run_writes_the_scripts(tmp_path):
@@ -138,7 +139,7 @@ def test_real_slurm_array_merges_to_the_single_run(tmp_path):
         assert (single / name).read_bytes() == (run_dir / name).read_bytes(), name
     assert "4 done" in invoke("status", run_dir).output
     # a lost shard is resubmitted alone, and the merge runs again after it
-    shutil.rmtree(shard_dir(run_dir, 2, 4))
+    shutil.rmtree(RunFolder(run_dir).shard(2, 4).path)
     (run_dir / "manifest.json").unlink()
     (run_dir / "cells.parquet").unlink()
     result = invoke("submit", "--resume", run_dir)

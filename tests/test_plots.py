@@ -1,4 +1,5 @@
-"""Figures (engine.present.plots), the HTML report (engine.present.report) and their commands (engine.cli.plot)."""
+"""Figures (engine.present.plots), the HTML report (engine.present.report) and their commands
+(engine.cli.plot)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 from engine.cli.main import main
 from engine.core.simulate import set_threads
-from engine.runs.runner import run_scenario, shard_range
+from engine.runs.folder import shard_range
+from engine.runs.runner import run_scenario
 
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 TABLES = ("cells.parquet", "summary.parquet")

@@ -13,9 +13,10 @@ from engine.cli.main import main
 from engine.core.simulate import simulate
 from engine.core.tables import summary_table
 from engine.errors import UserError
-from engine.experiments.sweep import parse_values, read_grid, run_sweep, set_value
+from engine.experiments.sweep import parse_values, read_grid, run_sweep
 from engine.model.compile import compile_scenario
 from engine.model.config import load_scenario, scenario_from_dict
+from engine.model.paths import set_value
 
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 

@@ -9,20 +9,19 @@ import polars as pl
 import pytest
 
 from engine.core.simulate import Tallies, simulate
+from engine.core.statistics import histogram_quantiles, wilson_interval
 from engine.core.tables import (
     CELLS_COLUMNS,
     COUNT_COLUMNS,
     RATE_COLUMNS,
     SUMMARY_COLUMNS,
     cells_table,
-    format_summary,
-    histogram_quantiles,
     records_table,
     summary_table,
-    wilson_interval,
 )
 from engine.model.compile import compile_scenario
 from engine.model.config import scenario_from_dict
+from engine.present.terminal import format_summary
 from kernels.histogram import delay_bin
 from kernels.layout import (
     CAUSES,

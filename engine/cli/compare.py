@@ -13,9 +13,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
+from .base import CrisisCommand
 
-EXIT_USER = 2
 EXIT_CHANGED = 1
 # shown by default (--all shows every scope and measure); the tests always cover everything
 DEFAULT_SCOPES = ("overall", "target", "alliance")
@@ -99,12 +98,7 @@ def format_comparison(frame) -> str:
     return "\n".join(out)
 
 
-def _fail(ctx: click.Context, err: UserError) -> None:
-    click.echo(f"error: {err}", err=True)
-    ctx.exit(EXIT_USER)
-
-
-@click.command("compare")
+@click.command("compare", cls=CrisisCommand)
 @click.argument("run_a", type=click.Path(path_type=Path))
 @click.argument("run_b", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
@@ -122,11 +116,7 @@ def compare_command(ctx: click.Context, run_a: Path, run_b: Path, fmt: str, alph
     Kolmogorov–Smirnov on the binned delay distributions)."""
     from ..experiments.compare import compare_runs_with_notes
 
-    try:
-        frame, notes = compare_runs_with_notes(run_a, run_b, alpha)
-    except UserError as err:
-        _fail(ctx, err)
-        return
+    frame, notes = compare_runs_with_notes(run_a, run_b, alpha)
     view = shown(frame, show_all)
     n_sig = int(frame.get_column("significant").sum())
     n_tests = int(frame.get_column("p_value").is_not_null().sum())
@@ -148,7 +138,7 @@ def compare_command(ctx: click.Context, run_a: Path, run_b: Path, fmt: str, alph
         click.echo(f"note: {note}")
 
 
-@click.command("check")
+@click.command("check", cls=CrisisCommand)
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--against", "baseline", type=click.Path(path_type=Path), required=True,
               help="The baseline run folder (e.g. the previous engine version's run).")
@@ -160,11 +150,7 @@ def check_command(ctx: click.Context, run: Path, baseline: Path, alpha: float) -
     (significant after Holm's correction), printing what moved; exit 0 otherwise."""
     from ..experiments.compare import compare_runs_with_notes
 
-    try:
-        frame, notes = compare_runs_with_notes(baseline, run, alpha)
-    except UserError as err:
-        _fail(ctx, err)
-        return
+    frame, notes = compare_runs_with_notes(baseline, run, alpha)
     for note in notes:
         click.echo(f"note: {note}")
     moved = frame.filter(frame["significant"])

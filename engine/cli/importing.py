@@ -12,22 +12,10 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-
-EXIT_USER = 2
-
-
-class ImportGroup(click.Group):
-    """Turns library errors into a message and exit code 2."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except UserError as err:
-            click.echo(f"error: {err}", err=True)
-            ctx.exit(EXIT_USER)
+from .base import CrisisGroup
 
 
-@click.group(name="import", cls=ImportGroup)
+@click.group(name="import", cls=CrisisGroup)
 def import_group() -> None:
     """Build a scenario file from public datasets."""
 

@@ -10,41 +10,13 @@ import json
 import math
 import os
 import sys
-import traceback
 from pathlib import Path
 
 import click
 
 from ..errors import UserError
-
-EXIT_USER = 2
-EXIT_INTERNAL = 1
-
-
-class CrisisGroup(click.Group):
-    """Turns library errors into clear messages and exit codes."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except UserError as err:
-            click.echo(f"error: {err}", err=True)
-            ctx.exit(EXIT_USER)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
-        except Exception as err:  # noqa: BLE001 - the last line of defence
-            if ctx.obj and ctx.obj.get("debug"):
-                traceback.print_exc()
-            else:
-                click.echo(
-                    f"internal error: {type(err).__name__}: {err}\n"
-                    "rerun with `crisis --debug …` for the traceback",
-                    err=True,
-                )
-            ctx.exit(EXIT_INTERNAL)
+from ..runs.folder import default_out_dir
+from .base import CrisisGroup
 
 
 @click.group(cls=CrisisGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,7 +64,8 @@ def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, 
         # Numba reads its thread ceiling at import; raise it before the first import.
         if "numba" not in sys.modules:
             os.environ["NUMBA_NUM_THREADS"] = str(max(threads, os.cpu_count() or 1))
-    from ..runs.runner import parse_shard, resume_run, run_scenario
+    from .. import api
+    from ..runs.runner import parse_shard
 
     if resume_dir is not None and config is not None:
         raise UserError("give either CONFIG or --resume RUN_DIR, not both")
@@ -104,26 +77,24 @@ def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, 
     bar = _progress_bar(quiet)
     try:
         if resume_dir is not None:
-            result = resume_run(resume_dir, threads=threads, progress=bar.advance,
+            result = api.resume(resume_dir, threads=threads, progress=bar.advance,
                                 progress_total=bar.start)
-        elif executor == "dask":
-            from ..scale.distributed import run_dask
-
-            result = run_dask(config, trials=trials, seed=seed, block_size=block_size,
-                              out_dir=out_dir, save_trials=save_trials, force=force,
-                              address=scheduler_address, workers=dask_workers,
-                              threads=threads, progress=bar.advance, progress_total=bar.start)
         else:
-            result = run_scenario(config, trials=trials, seed=seed, threads=threads,
-                                  block_size=block_size, out_dir=out_dir,
-                                  save_trials=save_trials, force=force,
-                                  shard=parse_shard(shard) if shard else None,
-                                  progress=bar.advance, progress_total=bar.start)
+            scenario = api.load_scenario(config)
+            seed = scenario.scenario.seed if seed is None else seed
+            result = api.run(scenario, trials=trials, seed=seed, threads=threads,
+                             block_size=block_size, save_trials=save_trials,
+                             out=out_dir if out_dir is not None
+                             else default_out_dir(scenario.scenario.name, seed),
+                             force=force, shard=parse_shard(shard) if shard else None,
+                             executor=executor, scheduler_address=scheduler_address,
+                             dask_workers=dask_workers, progress=bar.advance,
+                             progress_total=bar.start)
     finally:
         bar.close()
     m = result.manifest
     if not quiet and result.summary is not None:
-        from ..core.tables import format_summary
+        from ..present.terminal import format_summary
 
         click.echo(format_summary(result.summary))
         click.echo("")
@@ -163,10 +134,10 @@ class _progress_bar:
 @click.option("--quiet", "-q", is_flag=True, help="No summary table.")
 def merge(run_dir, quiet):
     """Merge the shards in RUN_DIR/shards into the tables a single run gives."""
-    from ..core.tables import format_summary
-    from ..runs.merge import merge_run
+    from .. import api
+    from ..present.terminal import format_summary
 
-    result = merge_run(run_dir)
+    result = api.merge(run_dir)
     if not quiet:
         click.echo(format_summary(result.summary))
         click.echo("")
@@ -198,19 +169,12 @@ def validate(config):
               show_default=True)
 def summarize(run_dir, fmt):
     """Print the results of the run in RUN_DIR (json is for scripts)."""
-    import polars as pl
+    from .. import api
+    from ..present.terminal import format_summary
 
-    from ..core.tables import format_summary
-
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise UserError(f"{run_dir}: not a complete run folder (no manifest.json)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        summary = pl.read_parquet(run_dir / "summary.parquet")
-        cells = pl.read_parquet(run_dir / "cells.parquet")
-    except (OSError, ValueError, pl.exceptions.PolarsError) as err:
-        raise UserError(f"{run_dir}: cannot read the run: {err}") from None
+    run = api.open_run(run_dir)
+    run.require("cells")
+    manifest, summary, cells = run.manifest, run.summary, run.cells
     if fmt == "json":
         doc = {"manifest": manifest, "summary": summary.to_dicts(), "cells": cells.to_dicts()}
         click.echo(json.dumps(_finite(doc), indent=2, default=str, allow_nan=False))
@@ -280,10 +244,11 @@ def status(run_dir, fmt):
     """Show which shards of a submitted run are done, running, pending, failed or missing."""
     from collections import Counter
 
-    from ..scale.hpc import _ranges, shard_states
+    from ..runs.folder import RunFolder
+    from ..scale.hpc import format_ranges, shard_states
 
     record, states = shard_states(run_dir)
-    merged = (Path(run_dir) / "manifest.json").is_file()
+    merged = RunFolder(run_dir).is_complete
     if fmt == "json":
         click.echo(json.dumps({"shards": {str(i): s for i, s in states.items()},
                                "merged": merged, "submissions": record["submissions"]},
@@ -294,7 +259,7 @@ def status(run_dir, fmt):
                + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     for state in sorted(counts):
         if state != "done":
-            click.echo(f"  {state}: {_ranges([i for i, s in states.items() if s == state])}")
+            click.echo(f"  {state}: {format_ranges([i for i, s in states.items() if s == state])}")
     click.echo("  merged: yes" if merged else "  merged: not yet")
 
 
@@ -361,8 +326,8 @@ def sweep(config, sets, grid_file, trials, seed, threads, out, force, quiet):
     from ..core.simulate import set_threads
     from ..experiments.sweep import grid_points, parse_set, read_grid, run_sweep
     from ..model.config import load_scenario
+    from ..runs.folder import slugify
     from ..runs.io import write_parquet
-    from ..runs.runner import slugify
 
     params = [parse_set(s) for s in sets] + (read_grid(grid_file) if grid_file else [])
     if not params:
@@ -426,7 +391,8 @@ def calibrate(config, target_text, parameter, observations, era, obligation, cod
               seed, bounds, out, force):
     """Fit one parameter of CONFIG so that a simulated rate matches a target."""
     from ..experiments.calibrate import calibrate as fit_parameter
-    from ..experiments.calibrate import load, observed_honor_rate, write_calibrated
+    from ..experiments.calibrate import observed_honor_rate, write_calibrated
+    from ..model.config import load_scenario
 
     measure, eq, value = target_text.partition("=")
     if not eq:
@@ -458,7 +424,7 @@ def calibrate(config, target_text, parameter, observations, era, obligation, cod
         raise UserError(f"--bounds {bounds!r}: expected LO:HI") from None
     if out is not None and out.exists() and not force:
         raise UserError(f"{out}: exists; pass --force to overwrite")
-    scenario = load(config)
+    scenario = load_scenario(config)
     seed = scenario.scenario.seed if seed is None else seed
     fit = fit_parameter(scenario, measure=measure, target=target, parameter=parameter,
                         seed=seed, trials=trials, bounds=(lo, hi), observed=observed)

@@ -12,14 +12,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-
-EXIT_USER = 2
-
-
-def _fail(err: UserError) -> None:
-    click.echo(f"error: {err}", err=True)
-    raise click.exceptions.Exit(EXIT_USER)
-
+from .base import CrisisCommand
 
 HEADLINE = ("deterrence_success_rate", "invocation_rate", "breakdown_rate", "honor_rate",
             "free_riders_mean", "delay_p50_days", "delay_p90_days", "rounds_mean")
@@ -44,7 +37,7 @@ def _sweep_columns(frame) -> tuple[list[str], list[str]]:
     return params, measures
 
 
-@click.command("plot")
+@click.command("plot", cls=CrisisCommand)
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the figures (default: RUN_DIR/plots/, or next to the sweep file).")
@@ -56,44 +49,41 @@ def plot_command(source: Path, out_dir: Path | None, chosen: tuple[str, ...]) ->
 
     For a sweep, every measure is plotted against the first parameter column (one curve per
     value of a second parameter column when it has at most 8 values)."""
-    try:
-        if source.suffix.lower() == ".parquet" and not source.is_dir():
-            import polars as pl
+    if source.suffix.lower() == ".parquet" and not source.is_dir():
+        import polars as pl
 
-            from ..present.plots import plot_sweep
+        from ..present.plots import plot_sweep
 
-            if not source.is_file():
-                raise UserError(f"{source}: no such sweep file")
-            try:
-                frame = pl.read_parquet(source)
-            except (OSError, pl.exceptions.PolarsError) as err:
-                raise UserError(f"{source}: cannot read the sweep: {err}") from None
-            params, measures = _sweep_columns(frame)
-            if "all" not in chosen:
-                wanted = list(chosen) or [m for m in HEADLINE if m in measures]
-                unknown = [m for m in wanted if m not in measures]
-                if unknown:
-                    raise UserError(f"--measure {', '.join(unknown)}: not in the sweep "
-                                    f"(choose from {', '.join(measures)})")
-                measures = wanted or measures
-            x = params[0]
-            # a second parameter with a few values: one curve per value
-            hue = (params[1] if len(params) > 1 and frame[params[1]].n_unique() <= 8
-                   else None)
-            folder = out_dir if out_dir is not None else source.parent / f"{source.stem}-plots"
-            paths = plot_sweep(frame, x, measures, hue=hue, out_stem=folder / source.stem,
-                               title=f"{source.stem}: measures vs {x}")
-        else:
-            from ..present.plots import plot_run
+        if not source.is_file():
+            raise UserError(f"{source}: no such sweep file")
+        try:
+            frame = pl.read_parquet(source)
+        except (OSError, pl.exceptions.PolarsError) as err:
+            raise UserError(f"{source}: cannot read the sweep: {err}") from None
+        params, measures = _sweep_columns(frame)
+        if "all" not in chosen:
+            wanted = list(chosen) or [m for m in HEADLINE if m in measures]
+            unknown = [m for m in wanted if m not in measures]
+            if unknown:
+                raise UserError(f"--measure {', '.join(unknown)}: not in the sweep "
+                                f"(choose from {', '.join(measures)})")
+            measures = wanted or measures
+        x = params[0]
+        # a second parameter with a few values: one curve per value
+        hue = (params[1] if len(params) > 1 and frame[params[1]].n_unique() <= 8
+               else None)
+        folder = out_dir if out_dir is not None else source.parent / f"{source.stem}-plots"
+        paths = plot_sweep(frame, x, measures, hue=hue, out_stem=folder / source.stem,
+                           title=f"{source.stem}: measures vs {x}")
+    else:
+        from ..present.plots import plot_run
 
-            paths = plot_run(source, out_dir)
-    except UserError as err:
-        _fail(err)
+        paths = plot_run(source, out_dir)
     for path in paths:
         click.echo(str(path))
 
 
-@click.command("report")
+@click.command("report", cls=CrisisCommand)
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               help="HTML file to write (default: RUN_DIR/report.html).")
@@ -101,8 +91,5 @@ def report_command(run_dir: Path, out_path: Path | None) -> None:
     """Write one self-contained HTML page with the run's scenario, tables and figures."""
     from ..present.report import write_report
 
-    try:
-        path = write_report(run_dir, out_path)
-    except UserError as err:
-        _fail(err)
+    path = write_report(run_dir, out_path)
     click.echo(f"report → {path}")

@@ -13,8 +13,8 @@ import click
 
 from ..errors import UserError
 from ..model.similarity import ALIASES, DEFAULT_MEASURES, MEASURES
+from .base import CrisisCommand
 
-EXIT_USER = 2
 OUT_SUFFIXES = (".parquet", ".csv")
 
 
@@ -38,7 +38,7 @@ def _render_table(frame) -> str:
         return str(shown)
 
 
-@click.command("similarity")
+@click.command("similarity", cls=CrisisCommand)
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--year", type=int, help="Instead of CONFIG: the world of YEAR from ATOP/COW "
               "(with --alliances, --members, --capabilities, as `crisis import atop`).")
@@ -67,20 +67,16 @@ def similarity_command(ctx: click.Context, config: Path | None, year: int | None
     tau_b (Kendall's tau-b), kappa (Cohen's weighted kappa, quadratic; kappa_linear: linear).
     One row per pair a < b (file order); NaN where a measure is undefined (constant portfolio).
     """
-    try:
-        source = config
-        if year is not None:
-            if config is not None:
-                raise UserError("give either CONFIG or --year, not both")
-            if None in (alliances, members, capabilities):
-                raise UserError("--year needs --alliances, --members and --capabilities")
-            source = (year, alliances, members, capabilities)
-        elif config is None:
-            raise UserError("missing CONFIG (a scenario file), or --year with the ATOP/COW files")
-        _run(source, measures or DEFAULT_MEASURES, out_path, fmt, ordered)
-    except UserError as err:
-        click.echo(f"error: {err}", err=True)
-        ctx.exit(EXIT_USER)
+    source = config
+    if year is not None:
+        if config is not None:
+            raise UserError("give either CONFIG or --year, not both")
+        if None in (alliances, members, capabilities):
+            raise UserError("--year needs --alliances, --members and --capabilities")
+        source = (year, alliances, members, capabilities)
+    elif config is None:
+        raise UserError("missing CONFIG (a scenario file), or --year with the ATOP/COW files")
+    _run(source, measures or DEFAULT_MEASURES, out_path, fmt, ordered)
 
 
 def _scenario(source):

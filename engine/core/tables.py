@@ -15,9 +15,6 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import lru_cache
-
 import numpy as np
 import polars as pl
 
@@ -38,8 +35,6 @@ from kernels.layout import (
     CAUSES,
     CELL_COLUMNS,
     DELAY_SCALE,
-    HIST_OVERFLOW,
-    N_HIST_BINS,
     N_RECORD_COLUMNS,
     OBLIGATION_DEFENSE,
     R_AGGRESSOR,
@@ -49,13 +44,12 @@ from kernels.layout import (
     R_TARGET,
     RECORD_COLUMNS,
     SHARE_SCALE,
-    histogram_edges,
 )
 
-from .simulate import Tallies
 from ..model.compile import CompiledScenario
+from .simulate import Tallies
+from .statistics import histogram_quantiles, wilson_interval
 
-Z_95 = 1.959963984540054  # Φ⁻¹(0.975)
 DELAY_QUANTILES = (0.5, 0.9, 0.99)
 
 # ---- column names (public, so that readers and tests agree with writers) -------------------
@@ -127,74 +121,6 @@ SUMMARY_COLUMNS = (
     + tuple(c for r in RATE_COLUMNS for c in (r, f"{r}_low", f"{r}_high"))
     + MEAN_COLUMNS
 )
-
-
-# ---- statistics --------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _edges() -> np.ndarray:
-    edges = histogram_edges()
-    edges.setflags(write=False)
-    return edges
-
-
-def histogram_quantiles(hist: np.ndarray, qs: Sequence[float]) -> np.ndarray:
-    """Quantiles of the values counted in fixed-bin delay histograms.
-
-    ``hist``: integer counts, shape ``(..., N_HIST_BINS)`` (bins of :func:`histogram_edges`).
-    Returns float64 of shape ``(..., len(qs))``.  The ``q``-quantile is the value at which the
-    cumulative count reaches ``q · n``, interpolated linearly within the bin where that happens
-    (counts spread uniformly over the bin); ``q = 0`` gives the lower edge of the first non-empty
-    bin.  In the overflow bin (no upper edge) the result is the bin's lower edge.  NaN where
-    ``n == 0``.
-    """
-    h = np.asarray(hist)
-    if h.shape[-1:] != (N_HIST_BINS,):
-        raise ValueError(f"histogram must have {N_HIST_BINS} bins on its last axis, got {h.shape}")
-    q = np.asarray(qs, dtype=np.float64).reshape(-1)
-    if np.any(~(q >= 0.0) | ~(q <= 1.0)):
-        raise ValueError(f"quantile levels must lie in [0, 1], got {list(qs)}")
-    edges = _edges()
-    lower = edges[:-1]
-    width = np.diff(edges)
-    width[HIST_OVERFLOW] = 0.0  # the overflow bin has no upper edge: report its lower edge
-    cum = np.cumsum(h, axis=-1, dtype=np.int64)
-    n = cum[..., -1]
-    nonempty = h > 0
-    out = np.full(h.shape[:-1] + (q.size,), np.nan)
-    for i, level in enumerate(q):
-        target = level * n
-        # first non-empty bin whose cumulative count reaches the target (for target > 0 the first
-        # bin reaching it is always non-empty; for target = 0 this skips leading empty bins)
-        b = np.argmax((cum >= target[..., None]) & nonempty, axis=-1)
-        count = np.take_along_axis(h, b[..., None], axis=-1)[..., 0]
-        before = np.take_along_axis(cum, b[..., None], axis=-1)[..., 0] - count
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.clip((target - before) / count, 0.0, 1.0)
-        out[..., i] = np.where(n > 0, lower[b] + frac * width[b], np.nan)
-    return out
-
-
-def wilson_interval(successes, n, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of a binomial proportion ``successes / n`` (vectorized).
-
-    ``low, high = (p + z²/2n ∓ z·sqrt(p(1−p)/n + z²/4n²)) / (1 + z²/n)``; the bounds are exactly 0
-    when ``successes == 0`` and exactly 1 when ``successes == n``.  NaN where ``n == 0``.
-    """
-    k = np.asarray(successes, dtype=np.float64)
-    m = np.asarray(n, dtype=np.float64)
-    k, m = np.broadcast_arrays(k, m)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = k / m
-        z2 = z * z
-        denom = 1.0 + z2 / m
-        center = (p + z2 / (2.0 * m)) / denom
-        half = z / denom * np.sqrt(np.maximum(p * (1.0 - p) / m + z2 / (4.0 * m * m), 0.0))
-        low = np.where(k <= 0, 0.0, np.clip(center - half, 0.0, 1.0))
-        high = np.where(k >= m, 1.0, np.clip(center + half, 0.0, 1.0))
-    empty = ~(m > 0)
-    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
 
 
 def _ratio(num, den, scale: float = 1.0) -> np.ndarray:
@@ -498,77 +424,3 @@ def records_table(compiled: CompiledScenario, records: np.ndarray) -> pl.DataFra
 
 
 # ---- terminal view ---------------------------------------------------------------------------
-
-_FORMAT_ORDER = ("overall", "covered_targets", "uncovered_targets", "target", "alliance",
-                 "attack_type", "aggressor")
-_SCOPE_LABEL = {
-    "overall": "overall",
-    "covered_targets": "covered targets",
-    "uncovered_targets": "uncovered targets",
-    "target": "target",
-    "alliance": "alliance",
-    "attack_type": "attack type",
-    "aggressor": "aggressor",
-}
-
-
-def _pct(x, digits: int = 1) -> str:
-    return "-" if x is None else f"{100.0 * x:.{digits}f}"
-
-
-def _num(x, digits: int = 1) -> str:
-    return "-" if x is None else f"{x:,.{digits}f}"
-
-
-def format_summary(summary: pl.DataFrame) -> str:
-    """Fixed-width text view of a :func:`summary_table` for the terminal.
-
-    Sections in the order overall, covered/uncovered targets, per target, per alliance, per attack
-    type, per aggressor; per row: trials, deterrence % with its 95% interval, deterrence lift
-    (percentage points), invocation and breakdown % (of attacks), honored % (of the allies'
-    commitments in consulted crises), repelled % (of attacks), delay p50/p90 (days,
-    over invoked trials) and mean rounds to decide.  ``-`` marks an undefined value.
-    """
-    header = ("", "trials", "deterred % [95% CI]", "lift pp", "invoked %", "breakdown %",
-              "honored %", "repelled %", "delay p50", "delay p90", "rounds")
-    rows: list[tuple[str, ...] | None] = []
-    present = set(summary.get_column("scope").to_list()) if summary.height else set()
-    scopes = [s for s in _FORMAT_ORDER if s in present]
-    scopes += sorted(present - set(_FORMAT_ORDER))
-    for scope in scopes:
-        part = summary.filter(pl.col("scope") == scope)
-        grouped = scope not in ("overall", "covered_targets", "uncovered_targets")
-        if grouped:
-            rows.append(None)
-            rows.append((f"{_SCOPE_LABEL.get(scope, scope)}:",) + ("",) * (len(header) - 1))
-        for rec in part.iter_rows(named=True):
-            label = f"  {rec['key']}" if grouped else _SCOPE_LABEL.get(scope, scope)
-            det = rec["deterrence_success_rate"]
-            ci = ("-" if det is None else
-                  f"{_pct(det)} [{_pct(rec['deterrence_success_rate_low'])}"
-                  f"–{_pct(rec['deterrence_success_rate_high'])}]")
-            rows.append((
-                label,
-                "-" if rec["trials"] is None else f"{rec['trials']:,}",
-                ci,
-                _pct(rec["deterrence_lift"]),
-                _pct(rec["invocation_rate"]),
-                _pct(rec["breakdown_rate"]),
-                _pct(rec.get("honor_rate")),
-                _pct(rec["repelled_rate"]),
-                _num(rec["delay_p50_days"]),
-                _num(rec["delay_p90_days"]),
-                _num(rec["rounds_mean"], 2),
-            ))
-    table = [header] + [r for r in rows if r is not None]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-
-    def line(r: tuple[str, ...]) -> str:
-        cells = [r[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(r[1:], widths[1:],
-                                                                       strict=True)]
-        return "  ".join(cells).rstrip()
-
-    out = [line(header), "  ".join("-" * w for w in widths)]
-    for r in rows:
-        out.append("" if r is None else line(r))
-    return "\n".join(out)

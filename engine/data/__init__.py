@@ -1,0 +1,2 @@
+"""Real data: scenarios built from the public datasets (ATOP, COW, MIDs) in ``atop``.
+"""

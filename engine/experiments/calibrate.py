@@ -25,17 +25,15 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from ..core.statistics import Z_95
 from ..errors import UserError
-from ..model.compile import compile_scenario
-from ..model.config import Scenario, load_scenario, scenario_from_dict
+from ..model.config import Scenario, scenario_from_dict
 from ..runs.io import write_bytes
+from .overall import overall_summary
 
 PARAMETERS = ("commitment_scale", "bindingness_scale")
 # start years of the wars whose names carry none (COW inter-state wars 106 and 139)
 WAR_START_YEARS = {"WorldWarI": 1914, "WorldWarII": 1939}
-Z95 = 1.959963984540054
 
 
 @dataclass
@@ -109,12 +107,7 @@ def apply_parameter(scenario: Scenario, name: str, value: float) -> Scenario:
 def measure_of(scenario: Scenario, measure: str, seed: int, trials: int) -> tuple[float, int]:
     """The overall value of a summary rate and its denominator (common random numbers: the same
     seed and trial range every time)."""
-    from ..core.simulate import simulate
-    from ..core.tables import summary_table
-
-    compiled = compile_scenario(scenario)
-    tallies, _ = simulate(compiled, seed, 0, trials)
-    row = summary_table(compiled, tallies).row(0, named=True)
+    row = overall_summary(scenario, seed=seed, trials=trials)
     if measure not in row or not measure.endswith("_rate"):
         rates = sorted(k for k in row if k.endswith("_rate"))
         raise UserError(f"--target {measure}: unknown measure; choose from {', '.join(rates)}")
@@ -144,7 +137,7 @@ class Fit:
 
     @property
     def interval(self) -> tuple[float, float]:
-        return self.value - Z95 * self.se, self.value + Z95 * self.se
+        return self.value - Z_95 * self.se, self.value + Z_95 * self.se
 
 
 def calibrate(scenario: Scenario, *, measure: str, target: float, parameter: str,
@@ -188,11 +181,7 @@ def calibrate(scenario: Scenario, *, measure: str, target: float, parameter: str
 
 
 def write_calibrated(scenario: Scenario, fit: Fit, source: Path, out: Path) -> None:
-    import tomli_w
-
     calibrated = apply_parameter(scenario, fit.parameter, fit.value)
-    data = calibrated.to_toml_dict()
-    data["exposure"] = {k: v for k, v in data["exposure"].items()}
     lo, hi = fit.interval
     header = [
         f"# Calibrated from {source}: {fit.parameter} = {fit.value:.5f} "
@@ -203,20 +192,5 @@ def write_calibrated(scenario: Scenario, fit: Fit, source: Path, out: Path) -> N
         "# Written by `crisis calibrate`; the parameter is applied to the values below.",
         "",
     ]
-    text = "\n".join(header) + tomli_w.dumps(_toml_ready(data))
+    text = "\n".join(header) + calibrated.to_toml()
     write_bytes(out, text.encode())
-
-
-def _toml_ready(value):
-    """Drop None (TOML has no null) and keep infinities as floats."""
-    if isinstance(value, dict):
-        return {k: _toml_ready(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_toml_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def load(config: str | Path) -> Scenario:
-    return load_scenario(config)

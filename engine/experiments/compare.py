@@ -43,20 +43,17 @@ most ``alpha`` (up to the normal / asymptotic approximations of the single tests
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from kernels.layout import N_HIST_BINS, histogram_edges
-
+from ..core.statistics import Z_95
 from ..core.tables import MEAN_COLUMNS, RATE_COLUMNS
 from ..errors import UserError
+from ..runs.folder import RunData, RunFolder
 
-Z_95 = 1.959963984540054  # Φ⁻¹(0.975)
 DELAY_TEST = "delay_distribution"
 COMPARE_COLUMNS = ("scope", "key", "measure", "a", "b", "diff", "diff_low", "diff_high",
                    "statistic", "p_value", "p_holm", "significant", "test")
@@ -151,92 +148,14 @@ def ks_binned(hist1, hist2) -> dict[str, float]:
     return {"d": d, "p": kolmogorov_sf(math.sqrt(n_eff) * d), "n1": n1, "n2": n2}
 
 
-def histogram_mean(hist) -> float:
-    """Mean of binned delays at the bin midpoints (overflow bin: its lower edge); NaN if empty."""
-    h = np.asarray(hist, dtype=np.float64)
-    edges = histogram_edges()
-    mid = (edges[:-1] + np.where(np.isfinite(edges[1:]), edges[1:], edges[:-1])) / 2.0
-    n = h.sum()
-    return float(h @ mid / n) if n > 0 else math.nan
-
-
 # ---- reading runs -----------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """What a comparison needs from one run folder."""
-
-    path: Path
-    manifest: dict
-    summary: pl.DataFrame
-    cells: pl.DataFrame | None = None
-    cell_hist: np.ndarray | None = None
-    alliance_hist: np.ndarray | None = None
-    alliance_rows: dict[str, int] = field(default_factory=dict)  # alliance id → tallies row
-    notes: list[str] = field(default_factory=list)
-
-
-def load_run(path: str | Path) -> Run:
-    """Read a complete run folder; :class:`UserError` when it is missing or incomplete."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such folder")
-    if not path.is_dir():
-        raise UserError(f"{path}: not a folder")
-    if not (path / "manifest.json").is_file():
-        raise UserError(f"{path}: not a complete run (no manifest.json)")
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path / 'manifest.json'}: unreadable ({err})") from None
-    if not (path / "summary.parquet").is_file():
-        hint = " (a shard? `crisis merge` combines shards)" if manifest.get("shard") else ""
-        raise UserError(f"{path}: no summary.parquet{hint}")
-    try:
-        summary = pl.read_parquet(path / "summary.parquet")
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{path / 'summary.parquet'}: unreadable ({err})") from None
-    if not {"scope", "key"} <= set(summary.columns):
-        raise UserError(f"{path / 'summary.parquet'}: not a summary table (no scope/key)")
-    run = Run(path, manifest, summary)
-
-    if (path / "cells.parquet").is_file():
-        try:
-            run.cells = pl.read_parquet(path / "cells.parquet")
-        except Exception as err:  # noqa: BLE001
-            run.notes.append(f"{path}: cells.parquet unreadable ({err})")
-    if (path / "tallies.npz").is_file():
-        try:
-            with np.load(path / "tallies.npz") as data:
-                run.cell_hist = np.asarray(data["cell_hist"], dtype=np.int64)
-                run.alliance_hist = np.asarray(data["alliance_hist"], dtype=np.int64)
-                cell_trials = np.asarray(data["cells"], dtype=np.int64)[:, 0]
-        except Exception as err:  # noqa: BLE001
-            run.notes.append(f"{path}: tallies.npz unreadable ({err}); no delay tests")
-        else:
-            if run.cell_hist.shape[-1] != N_HIST_BINS:
-                run.notes.append(f"{path}: delay histograms have another binning; no delay tests")
-                run.cell_hist = run.alliance_hist = None
-            elif run.cells is not None and not np.array_equal(
-                    run.cells.get_column("trials").to_numpy(), cell_trials):
-                run.notes.append(f"{path}: cells.parquet does not match tallies.npz")
-                run.cell_hist = None
-    run.alliance_rows = _alliance_rows(path)
-    return run
-
-
-def _alliance_rows(path: Path) -> dict[str, int]:
-    """Alliance id → row of the per-alliance tallies (all alliances of the scenario, file order)."""
-    if not (path / "scenario.toml").is_file():
-        return {}
-    try:
-        from ..model.config import load_scenario
-
-        scenario = load_scenario(path / "scenario.toml")
-    except Exception:  # noqa: BLE001 - then the alliance delay tests are skipped
-        return {}
-    return {al.id: i for i, al in enumerate(scenario.alliances)}
+def load_run(path: str | Path) -> RunData:
+    """Read a complete run folder (:meth:`RunFolder.load`); :class:`UserError` when it is missing
+    or incomplete.  Unreadable or inconsistent cells and tallies leave notes, not errors: the
+    tests that need them are skipped."""
+    return RunFolder(path).load()
 
 
 def _cell_mask(cells: pl.DataFrame, scope: str, key: str) -> np.ndarray | None:
@@ -251,7 +170,7 @@ def _cell_mask(cells: pl.DataFrame, scope: str, key: str) -> np.ndarray | None:
     return None
 
 
-def _delay_hist(run: Run, scope: str, key: str) -> np.ndarray | None:
+def _delay_hist(run: RunData, scope: str, key: str) -> np.ndarray | None:
     if scope == "alliance":
         row = run.alliance_rows.get(key)
         if run.alliance_hist is None or row is None or row >= run.alliance_hist.shape[0]:
@@ -263,7 +182,7 @@ def _delay_hist(run: Run, scope: str, key: str) -> np.ndarray | None:
     return None if mask is None else run.cell_hist[mask].sum(axis=0)
 
 
-def _honor_counts(run: Run, scope: str, key: str, rate) -> tuple[float, float] | None:
+def _honor_counts(run: RunData, scope: str, key: str, rate) -> tuple[float, float] | None:
     """(x_eff, n_eff) of honor_rate with n_eff = allies_sum / max allies per crisis, or None."""
     cells = run.cells
     if rate is None or cells is None or scope not in CELL_SCOPES:
@@ -326,7 +245,7 @@ def _f(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _manifest_notes(a: Run, b: Run) -> list[str]:
+def _manifest_notes(a: RunData, b: RunData) -> list[str]:
     ma, mb = a.manifest, b.manifest
     notes = []
     if ma.get("scenario_hash") != mb.get("scenario_hash"):

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import UserError
-from .calibrate import apply_parameter
-from .sweep import variant
 from ..model.config import Scenario
+from .calibrate import apply_parameter
+from .overall import overall_summary
+from .sweep import variant
 
 MEASURES = ("deterrence_success_rate", "delay_mean_days", "breakdown_rate")
 UNIT = {"commitment", "stability", "free_riding", "integration", "bindingness", "intel_sharing",
@@ -66,14 +67,8 @@ def sensitivity(scenario: Scenario, *, seed: int, trials: int, measures=MEASURES
     """A polars table: knob, low, high, and per measure its swing and elasticity; ranked."""
     import polars as pl
 
-    from ..core.simulate import simulate
-    from ..core.tables import summary_table
-    from ..model.compile import compile_scenario
-
     def overall(s: Scenario) -> dict:
-        compiled = compile_scenario(s)
-        tallies, _ = simulate(compiled, seed, 0, trials)
-        return summary_table(compiled, tallies).row(0, named=True)
+        return overall_summary(s, seed=seed, trials=trials)
 
     base = overall(scenario)
     for m in measures:

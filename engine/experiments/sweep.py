@@ -11,7 +11,6 @@ parameters on the very same random draws.  The compiled kernels are reused acros
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import tomllib
@@ -21,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, UserError
-from ..model.config import Scenario, scenario_from_dict
-
-LISTS = {"states": "id", "alliances": "id", "aggressors": "state"}
+from ..model.config import Scenario
+from .overall import overall_summary
 
 
 def parse_values(text: str, where: str) -> list:
@@ -98,34 +96,6 @@ def _flatten(table: dict, prefix: str = "") -> dict:
     return out
 
 
-def set_value(data: dict, path: str, value) -> None:
-    """Set ``path`` in a scenario dict (as from :meth:`Scenario.to_toml_dict`)."""
-    parts = path.split(".")
-    head = parts[0]
-    if head in LISTS:
-        if len(parts) != 3:
-            raise UserError(f"--set {path}: expected {head}.<id>.<key>")
-        id_key = LISTS[head]
-        for entry in data.get(head, []):
-            if entry.get(id_key) == parts[1]:
-                entry[parts[2]] = value
-                return
-        raise UserError(f"--set {path}: no {head[:-1]} with {id_key} {parts[1]!r}")
-    if head == "exposure" and len(parts) >= 2:
-        data.setdefault("exposure", {})[".".join(parts[1:])] = value
-        return
-    if head in ("scenario", "attack_types") and len(parts) >= 2:
-        node = data.setdefault(head, {})
-        for part in parts[1:-1]:
-            if part not in node:
-                raise UserError(f"--set {path}: no {part!r} under {head}")
-            node = node[part]
-        node[parts[-1]] = value
-        return
-    raise UserError(f"--set {path}: unknown path (scenario.*, states.ID.*, alliances.ID.*, "
-                    f"aggressors.STATE.*, attack_types.NAME.*, exposure.*)")
-
-
 def grid_points(params: list[tuple[str, list]]) -> list[dict]:
     names = [p for p, _ in params]
     if len(set(names)) != len(names):
@@ -135,12 +105,9 @@ def grid_points(params: list[tuple[str, list]]) -> list[dict]:
 
 
 def variant(base: Scenario, point: dict) -> Scenario:
-    data = copy.deepcopy(base.to_toml_dict())
-    for path, value in point.items():
-        set_value(data, path, value)
     label = ", ".join(f"{k}={v}" for k, v in point.items())
     try:
-        return scenario_from_dict(data, f"<sweep point {label}>")
+        return base.with_values(point, source=f"<sweep point {label}>")
     except ConfigError as err:
         raise UserError(str(err)) from None
 
@@ -150,19 +117,11 @@ def run_sweep(base: Scenario, params: list[tuple[str, list]], *, seed: int, tria
     """Simulate every grid point with the same seed and trials; one row per point."""
     import polars as pl
 
-    from ..core.simulate import simulate
-    from ..core.tables import summary_table
-    from ..model.compile import compile_scenario
-
     points = grid_points(params)
     scenarios = [variant(base, p) for p in points]  # validate the whole grid first
     rows = []
     for point, scenario in zip(points, scenarios, strict=True):
-        compiled = compile_scenario(scenario)
-        tallies, _ = simulate(compiled, seed, 0, trials, block_size=block_size)
-        overall = summary_table(compiled, tallies).row(0, named=True)
-        overall.pop("scope")
-        overall.pop("key")
+        overall = overall_summary(scenario, seed=seed, trials=trials, block_size=block_size)
         rows.append({**{k: _cell(v) for k, v in point.items()}, **overall})
         if progress is not None:
             progress(1)

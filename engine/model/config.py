@@ -7,10 +7,12 @@ that forbid unknown keys.  Every problem is reported with the file, the key path
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import reprlib
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     ValidationError,
     field_validator,
@@ -138,6 +141,58 @@ class Scenario(Section):
         if self.exposure.from_ is not None:  # only when set: existing scenario hashes unchanged
             data["exposure"]["from"] = self.exposure.from_
         return data
+
+    # the file this scenario was read from and its bytes (None when built or edited in Python)
+    _source_file: str | None = PrivateAttr(default=None)
+    _source_text: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def source_file(self) -> str | None:
+        """The path of the scenario file this was read from (None when built in Python)."""
+        return self._source_file
+
+    def __eq__(self, other: object) -> bool:  # the values decide, not where they came from
+        if not isinstance(other, Scenario):
+            return NotImplemented
+        return self.to_toml_dict() == other.to_toml_dict()
+
+    def __hash__(self) -> int:
+        return hash(scenario_hash(self))
+
+    def to_toml(self) -> str:
+        """The full scenario as TOML text (every default filled in); it loads back equal."""
+        import tomli_w
+
+        return tomli_w.dumps(_toml_ready(self.to_toml_dict()))
+
+    def source_text(self) -> bytes:
+        """What a run folder keeps as ``scenario.toml``: the file's own bytes when the scenario
+        was read from a file and not edited, else :meth:`to_toml`."""
+        return self._source_text if self._source_text is not None else self.to_toml().encode()
+
+    def with_values(self, values: Mapping[str, object], *,
+                    source: str = "<with_values>") -> Scenario:
+        """A copy with the values at parameter paths (``{"alliances.NATO.decision_rule":
+        "majority", "states.EST.commitment": 0.7}``) replaced, validated like a scenario file:
+        every problem is reported at once as ``SOURCE: key.path: problem``
+        (:class:`ConfigError`); a path that names nothing is a :class:`UserError`."""
+        from .paths import set_value
+
+        data = copy.deepcopy(self.to_toml_dict())
+        for path, value in values.items():
+            set_value(data, path, value, option=source)
+        return scenario_from_dict(data, source)
+
+
+def _toml_ready(value):
+    """Drop None (TOML has no null) and turn NumPy scalars into Python ones."""
+    if isinstance(value, dict):
+        return {k: _toml_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_toml_ready(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # a NumPy scalar
+        return value.item()
+    return value
 
 
 def _key_path(data: dict, loc: tuple) -> str:
@@ -322,7 +377,10 @@ def load_scenario(path: str | Path) -> Scenario:
     except RecursionError:
         raise ConfigError(str(path), [("", "invalid TOML: arrays or tables nested too deeply")]
                           ) from None
-    return scenario_from_dict(data, str(path))
+    scenario = scenario_from_dict(data, str(path))
+    scenario._source_file = str(path)
+    scenario._source_text = raw
+    return scenario
 
 
 def scenario_hash(scenario: Scenario) -> str:

@@ -321,7 +321,7 @@ def similarity_to_exposure(similarity: np.ndarray, ties: np.ndarray) -> np.ndarr
 def exposure_from_arrays(membership: np.ndarray, obligation: Iterable[int],
                          capability: np.ndarray, measure: str = "s_score") -> np.ndarray:
     """Exposure matrix (S, S) float64 from raw arrays — what ``compile_scenario`` can call before
-    it builds the :class:`~engine.model.compile.CompiledScenario` (see :func:`exposure_from_similarity`)."""
+    it builds the compiled scenario (see :func:`exposure_from_similarity`)."""
     ties = ties_from_membership(membership, np.asarray(list(obligation), dtype=np.int64))
     sim = _measure_from_arrays(ties, np.asarray(capability, dtype=np.float64), measure)
     return similarity_to_exposure(sim, ties)

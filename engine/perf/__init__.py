@@ -1,0 +1,2 @@
+"""Benchmarks: named ``workloads`` and ``benchmark`` (``crisis bench``, the history, baselines).
+"""

@@ -162,7 +162,7 @@ def run_benchmarks(names=WORKLOADS, *, quick: bool = False, repeats: int | None 
 
 
 def _engine_version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return __version__
 

@@ -20,7 +20,6 @@ measure) with their ``_low``/``_high`` Wilson bands.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import UserError
+from ..runs.folder import RunData, RunFolder
 
 DPI = 130
 # Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
@@ -105,37 +105,14 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
 # ---- reading a run folder ----------------------------------------------------------------
 
 
-def read_run(run_dir: Path) -> dict:
-    """Manifest, summary, cells, tallies and alliance ids of a complete run folder."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run folder")
-    if not (run_dir / "manifest.json").is_file():
-        raise UserError(f"{run_dir}: not a complete run folder (no manifest.json)")
-    try:
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        summary = pl.read_parquet(run_dir / "summary.parquet")
-        cells = pl.read_parquet(run_dir / "cells.parquet")
-        with np.load(run_dir / "tallies.npz") as data:
-            tallies = {k: np.asarray(data[k]) for k in data.files}
-    except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as err:
-        raise UserError(f"{run_dir}: cannot read the run: {err}") from None
-    n_alliances = tallies.get("alliance_hist", np.zeros((0, 0))).shape[0]
-    return {"manifest": manifest, "summary": summary, "cells": cells, "tallies": tallies,
-            "alliance_ids": _alliance_ids(run_dir, n_alliances)}
-
-
-def _alliance_ids(run_dir: Path, n: int) -> list[str]:
-    """Alliance ids in tally order, from the run's scenario.toml (fallback: A1, A2, …)."""
-    try:
-        from ..model.config import load_scenario
-
-        ids = [a.id for a in load_scenario(run_dir / "scenario.toml").alliances]
-        if len(ids) == n:
-            return ids
-    except Exception:  # noqa: BLE001 - a label is not worth failing a plot for
-        pass
-    return [f"A{i + 1}" for i in range(n)]
+def read_run(run_dir: Path) -> RunData:
+    """A complete run folder with its cells table and tallies (:meth:`RunFolder.load`)."""
+    run = RunFolder(run_dir).load()
+    run.require("cells", "tallies")
+    if run.alliance_ids is None or len(run.alliance_ids) != run.tallies.alliance_hist.shape[0]:
+        # labels only: without the scenario, alliances are A1, A2, … in tally order
+        run.alliance_ids = [f"A{i + 1}" for i in range(run.tallies.alliance_hist.shape[0])]
+    return run
 
 
 def _scope(summary: pl.DataFrame, scope: str) -> pl.DataFrame:
@@ -151,7 +128,7 @@ def _val(x) -> float:
 
 def _plot_deterrence(run: dict, out_dir: Path) -> list[Path]:
     plt = _pyplot()
-    summary, manifest = run["summary"], run["manifest"]
+    summary, manifest = run.summary, run.manifest
     rows = _scope(summary, "target").sort("deterrence_success_rate", nulls_last=True)
     keys = rows["key"].to_list()
     n = len(keys)
@@ -238,11 +215,11 @@ def _plot_delay(run: dict, out_dir: Path) -> list[Path]:
     plt = _pyplot()
     edges = histogram_edges()
     upper = edges[1:]
-    tallies, cells = run["tallies"], run["cells"]
-    ahist = np.asarray(tallies.get("alliance_hist", np.zeros((0, len(upper)))), dtype=np.int64)
-    alliance_curves = [(aid, ahist[i]) for i, aid in enumerate(run["alliance_ids"])
+    cells = run.cells
+    ahist = run.tallies.alliance_hist
+    alliance_curves = [(aid, ahist[i]) for i, aid in enumerate(run.alliance_ids)
                        if ahist[i].sum() > 0]
-    chist = np.asarray(tallies.get("cell_hist", np.zeros((0, len(upper)))), dtype=np.int64)
+    chist = run.tallies.cell_hist
     type_curves = []
     if chist.shape[0] == cells.height and "attack_type" in cells.columns:
         kinds = cells["attack_type"].to_list()
@@ -313,7 +290,7 @@ def _outcome_shares(rows: pl.DataFrame) -> tuple[list, dict, list, list]:
 
 def _plot_breakdown(run: dict, out_dir: Path) -> list[Path]:
     plt = _pyplot()
-    summary = run["summary"]
+    summary = run.summary
     groups = [(scope, title) for scope, title in (("target", "by target"),
                                                   ("attack_type", "by attack type"))
               if _scope(summary, scope).height]

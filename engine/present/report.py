@@ -19,8 +19,9 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import UserError
-from .plots import RUN_FIGURES, plot_run, read_run
+from ..runs.folder import SCENARIO
 from ..runs.io import atomic_write
+from .plots import RUN_FIGURES, plot_run, read_run
 
 # (scope, heading) in page order
 SECTIONS = (
@@ -158,12 +159,10 @@ def render_report(run_dir: str | Path) -> str:
     """The HTML page of the run in ``run_dir``."""
     run_dir = Path(run_dir)
     run = read_run(run_dir)
-    m, summary = run["manifest"], run["summary"]
-    try:
-        scenario_text = (run_dir / "scenario.toml").read_text(encoding="utf-8",
-                                                              errors="replace")
-    except OSError:
-        scenario_text = "(scenario.toml is missing)"
+    m, summary = run.manifest, run.summary
+    scenario_text = run.folder.read_scenario_text()
+    if scenario_text is None:
+        scenario_text = f"({SCENARIO} is missing)"
     name = str(m.get("scenario", run_dir.name))
     trials = m.get("trials")
     facts = [
@@ -194,7 +193,7 @@ def render_report(run_dir: str | Path) -> str:
     body += ["<h2>Figures</h2>", _figures_html(run_dir)]
     body += ["<h2>Manifest</h2>", _kv_table(list(m.items())),
              "<h2>Scenario file</h2>",
-             f"<details open><summary>scenario.toml</summary><pre>{esc(scenario_text)}</pre>"
+             f"<details open><summary>{SCENARIO}</summary><pre>{esc(scenario_text)}</pre>"
              "</details>",
              f'<p class="sub">Generated {esc(datetime.now(UTC).isoformat(timespec="seconds"))}'
              " by crisis-engine.</p>"]

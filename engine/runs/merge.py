@@ -8,50 +8,46 @@ a partial or inconsistent set.  Tallies are integers, summed in shard order, so 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .. import __version__
+import polars as pl
+
 from ..core.simulate import Tallies
+from ..core.tables import cells_table, summary_table
 from ..errors import UserError
 from ..model.compile import compile_scenario
 from ..model.config import load_scenario, scenario_hash
-from .io import write_json, write_npz, write_parquet
-from .runner import MANIFEST, RunResult, load_tallies, shard_dir, shard_range, tallies_arrays
+from ..version import __version__
+from .folder import MANIFEST, SHARDS, RunFolder, shard_range
+from .runner import RunResult
 
 
-def shard_manifests(run_dir: Path) -> list[tuple[Path, dict]]:
-    found = []
-    for folder in sorted((run_dir / "shards").glob("shard-*-of-*")):
-        path = folder / MANIFEST
-        if path.is_file():
-            try:
-                found.append((folder, json.loads(path.read_text())))
-            except ValueError as err:
-                raise UserError(f"{path}: unreadable manifest ({err})") from None
-    return found
+def shard_manifests(run_dir: RunFolder) -> list[tuple[RunFolder, dict]]:
+    """The finished shards (those with a manifest) and their manifests, in shard order."""
+    return [(folder, folder.read_manifest()) for folder in run_dir.shard_folders()
+            if folder.is_complete]
 
 
-def check_shards(run_dir: Path) -> tuple[dict, list[tuple[Path, dict]]]:
+def check_shards(run_dir: str | Path) -> tuple[dict, list[tuple[RunFolder, dict]]]:
     """Validate the shard set; return the reference manifest and the shards in order."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "shards").is_dir():
-        raise UserError(f"{run_dir}: no shards/ folder to merge")
+    run_dir = RunFolder(run_dir)
+    if not run_dir.has_shards:
+        raise UserError(f"{run_dir}: no {SHARDS}/ folder to merge")
     shards = shard_manifests(run_dir)
     if not shards:
-        raise UserError(f"{run_dir}/shards: no finished shard (no manifest.json in any shard)")
+        raise UserError(f"{run_dir}/{SHARDS}: no finished shard (no {MANIFEST} in any shard)")
     first = shards[0][1]
     keys = ("scenario_hash", "seed", "trials", "save_trials")
     problems = []
     for folder, m in shards:
         for key in keys:
             if m.get(key) != first.get(key):
-                problems.append(f"{folder.name}: {key} {m.get(key)!r} differs from "
-                                f"{shards[0][0].name}'s {first.get(key)!r}")
+                problems.append(f"{folder.path.name}: {key} {m.get(key)!r} differs from "
+                                f"{shards[0][0].path.name}'s {first.get(key)!r}")
         if m.get("versions", {}).get("engine") != first.get("versions", {}).get("engine"):
-            problems.append(f"{folder.name}: engine version differs")
+            problems.append(f"{folder.path.name}: engine version differs")
         if not m.get("shard") or m["shard"][1] != first["shard"][1]:
-            problems.append(f"{folder.name}: shard count differs ({m.get('shard')})")
+            problems.append(f"{folder.path.name}: shard count differs ({m.get('shard')})")
     if first.get("versions", {}).get("engine") != __version__:
         problems.append(f"shards were made by engine {first['versions'].get('engine')}, "
                         f"this is {__version__}")
@@ -63,14 +59,14 @@ def check_shards(run_dir: Path) -> tuple[dict, list[tuple[Path, dict]]]:
         index = m["shard"][0]
         expected = shard_range(first["trials"], index, count)
         if list(expected) != m["trial_range"]:
-            problems.append(f"{folder.name}: trial range {m['trial_range']} is not shard "
+            problems.append(f"{folder.path.name}: trial range {m['trial_range']} is not shard "
                             f"{index}/{count}'s {list(expected)}")
         if index in by_index:
-            problems.append(f"{folder.name}: shard {index} appears twice")
+            problems.append(f"{folder.path.name}: shard {index} appears twice")
         by_index[index] = (folder, m)
     missing = [i for i in range(count) if i not in by_index]
     if missing:
-        names = ", ".join(shard_dir(run_dir, i, count).name for i in missing[:10])
+        names = ", ".join(run_dir.shard(i, count).path.name for i in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         problems.append(f"missing or unfinished shards ({len(missing)} of {count}): "
                         f"{names}{more}")
@@ -80,34 +76,28 @@ def check_shards(run_dir: Path) -> tuple[dict, list[tuple[Path, dict]]]:
 
 
 def merge_run(run_dir: str | Path) -> RunResult:
-    import polars as pl
-
-    from ..core.tables import cells_table, summary_table
-
-    run_dir = Path(run_dir)
+    run_dir = RunFolder(run_dir)
     first, shards = check_shards(run_dir)
-    scenario = load_scenario(run_dir / "scenario.toml")
+    scenario = load_scenario(run_dir.scenario_path)
     if scenario_hash(scenario) != first["scenario_hash"]:
-        raise UserError(f"{run_dir}/scenario.toml: does not match the shards' scenario hash")
+        raise UserError(f"{run_dir.scenario_path}: does not match the shards' scenario hash")
     compiled = compile_scenario(scenario)
     total = Tallies.zeros(compiled.n_cells, compiled.n_alliances)
     for folder, _ in shards:  # in shard order; integer sums are exact in any order anyway
-        total.add(load_tallies(folder / "tallies.npz"))
+        total.add(folder.read_tallies())
     if total.cells[:, 0].sum() != first["trials"]:
         raise UserError(f"{run_dir}: shard tallies hold {total.cells[:, 0].sum()} trials, "
                         f"expected {first['trials']}")
-    result = RunResult(run_dir, {}, total)
+    result = RunResult(run_dir.path, {}, total)
     save = first["save_trials"]
     if save:
-        parts = [pl.read_parquet(folder / "trials.parquet") for folder, _ in shards
-                 if (folder / "trials.parquet").exists()]
+        parts = [part for folder, _ in shards if (part := folder.read_records()) is not None]
         result.records = pl.concat(parts).sort("trial").head(save)
-        write_parquet(run_dir / "trials.parquet", result.records)
+        run_dir.write_records(result.records)
     result.cells = cells_table(compiled, total)
     result.summary = summary_table(compiled, total)
-    write_npz(run_dir / "tallies.npz", tallies_arrays(total))
-    write_parquet(run_dir / "cells.parquet", result.cells)
-    write_parquet(run_dir / "summary.parquet", result.summary)
+    run_dir.write_tallies(total)
+    run_dir.write_tables(result.cells, result.summary)
     manifest = {
         key: first[key] for key in ("scenario", "scenario_file", "scenario_hash", "seed",
                                     "trials", "block_size", "save_trials", "versions")
@@ -115,10 +105,10 @@ def merge_run(run_dir: str | Path) -> RunResult:
     manifest.update({
         "trial_range": [0, first["trials"]],
         "shards": len(shards),
-        "merged_from": [str(folder.relative_to(run_dir)) for folder, _ in shards],
+        "merged_from": [str(folder.path.relative_to(run_dir.path)) for folder, _ in shards],
         "wall_time_s": round(sum(m["wall_time_s"] for _, m in shards), 3),
         "threads": sorted({m["threads"] for _, m in shards}),
     })
     result.manifest = manifest
-    write_json(run_dir / MANIFEST, manifest)
+    run_dir.write_manifest(manifest)
     return result

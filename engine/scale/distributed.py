@@ -10,14 +10,11 @@ exactly, whatever the number of workers or tasks.  Without ``--scheduler-address
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from kernels.layout import N_RECORD_COLUMNS
 
 from ..errors import UserError
-from ..runs.runner import RunResult, run_scenario
 
 TASKS_PER_WORKER = 4
 
@@ -41,10 +38,10 @@ def task_ranges(trials: int, block_size: int, n_tasks: int) -> list[tuple[int, i
             for lo in range(0, blocks, per)]
 
 
-def run_dask(config_path, *, trials=None, seed=None, block_size=4096, out_dir=None,
-             save_trials=0, force=False, address=None, workers=2, threads=None,
-             progress: Callable[[int], None] | None = None,
-             progress_total: Callable[[int], None] | None = None) -> RunResult:
+def dask_executor(*, address: str | None = None, workers: int = 2, threads: int | None = None):
+    """An executor for :func:`engine.runs.runner.run_to_folder` that runs the blocks of a run as
+    tasks on a Dask cluster: ``address`` (a running scheduler) or a LocalCluster of ``workers``
+    worker processes, each simulating with ``threads`` Numba threads."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -78,10 +75,7 @@ def run_dask(config_path, *, trials=None, seed=None, block_size=4096, out_dir=No
                 cluster.close()
         return combine(results, compiled.n_cells, compiled.n_alliances, save_trials)
 
-    return run_scenario(config_path, trials=trials, seed=seed, threads=threads,
-                        block_size=block_size, out_dir=out_dir, save_trials=save_trials,
-                        force=force, progress=progress, progress_total=progress_total,
-                        executor=execute)
+    return execute
 
 
 def combine(results, n_cells: int, n_alliances: int, save_trials: int):

@@ -9,7 +9,6 @@ failed or missing; ``submit --resume`` resubmits only the shards that are not do
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil
@@ -20,10 +19,18 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..model.config import load_scenario, scenario_hash
-from ..runs.io import write_bytes, write_json
-from ..runs.runner import MANIFEST, default_out_dir, shard_dir, slugify
+from ..runs.folder import (
+    CHECKPOINT,
+    MANIFEST,
+    SHARD_NAME,
+    SHARDS,
+    SUBMIT_JSON,
+    RunFolder,
+    default_out_dir,
+    slugify,
+)
+from ..runs.io import write_bytes
 
-SUBMIT_JSON = "submit.json"
 SCHEDULERS = ("slurm", "pbs")
 
 
@@ -32,7 +39,7 @@ def python_command() -> str:
     return f"{shlex.quote(sys.executable)} -m engine"
 
 
-def _ranges(indices: list[int]) -> str:
+def format_ranges(indices: list[int]) -> str:
     """[0, 1, 2, 5, 7, 8] → '0-2,5,7-8' (the array syntax of SLURM and PBS)."""
     parts = []
     start = prev = None
@@ -53,7 +60,8 @@ def _shard_body(run_dir: Path, plan: dict, index_expr: str, threads_expr: str,
                 scratch_expr: str) -> str:
     q = shlex.quote
     k = plan["shards"]
-    run = (f"{python_command()} run {q(str(run_dir / 'scenario.toml'))} --trials {plan['trials']}"
+    folder = RunFolder(run_dir)
+    run = (f"{python_command()} run {q(str(folder.scenario_path))} --trials {plan['trials']}"
            f" --seed {plan['seed']} --block-size {plan['block_size']}"
            f" --save-trials {plan['save_trials']} --shard \"$I/{k}\" --out {q(str(run_dir))}"
            f" --force --quiet")
@@ -62,16 +70,16 @@ I="{index_expr}"
 export NUMBA_NUM_THREADS="{threads_expr}"
 export NUMBA_CACHE_DIR="{scratch_expr}/crisis-numba-$(id -u)"
 mkdir -p "$NUMBA_CACHE_DIR"
-SHARD_DIR={q(str(run_dir / 'shards'))}/"$(printf 'shard-%04d-of-%04d' "$I" {k})"
-STATUS={q(str(run_dir / 'status'))}
+SHARD_DIR={q(str(run_dir / SHARDS))}/"$(printf '{SHARD_NAME}' "$I" {k})"
+STATUS={q(str(folder.status_dir))}
 mkdir -p "$STATUS"
 rm -f "$STATUS/shard-$I.failed"
 echo "shard $I/{k} on $(hostname) with $NUMBA_NUM_THREADS threads"
-if [ -f "$SHARD_DIR/manifest.json" ]; then
+if [ -f "$SHARD_DIR/{MANIFEST}" ]; then
     echo "shard $I is already done"
     exit 0
 fi
-if [ -f "$SHARD_DIR/checkpoint.npz" ] && [ ! -f "$SHARD_DIR/manifest.json" ]; then
+if [ -f "$SHARD_DIR/{CHECKPOINT}" ] && [ ! -f "$SHARD_DIR/{MANIFEST}" ]; then
     {python_command()} run --resume "$SHARD_DIR" --quiet
 else
     {run}
@@ -86,9 +94,9 @@ fi
 
 def render_slurm(run_dir: Path, plan: dict, indices: list[int]) -> tuple[str, str]:
     """The job-array script and the merge script for SLURM."""
-    logs = run_dir / "logs"
+    logs = RunFolder(run_dir).logs_dir
     lines = ["#!/bin/bash", f"#SBATCH --job-name=crisis-{plan['slug']}",
-             f"#SBATCH --array={_ranges(indices)}",
+             f"#SBATCH --array={format_ranges(indices)}",
              f"#SBATCH --cpus-per-task={plan['cpus_per_task']}",
              f"#SBATCH --output={logs}/shard-%a.out", f"#SBATCH --error={logs}/shard-%a.err"]
     for key, flag in (("partition", "partition"), ("time", "time"), ("mem", "mem")):
@@ -109,7 +117,7 @@ def render_slurm(run_dir: Path, plan: dict, indices: list[int]) -> tuple[str, st
 
 def render_pbs(run_dir: Path, plan: dict, indices: list[int]) -> tuple[str, str]:
     """The job-array script and the merge script for PBS Pro / OpenPBS."""
-    logs = run_dir / "logs"
+    logs = RunFolder(run_dir).logs_dir
     select = f"select=1:ncpus={plan['cpus_per_task']}" + (f":mem={plan['mem']}"
                                                           if plan.get("mem") else "")
     lo, hi = min(indices), max(indices)
@@ -141,24 +149,27 @@ def _run(cmd: list[str]) -> str:
 
 
 def _submit(run_dir: Path, plan: dict, indices: list[int], dry_run: bool) -> dict:
-    render = render_slurm if plan["scheduler"] == "slurm" else render_pbs
+    scheduler = plan["scheduler"]
+    render = render_slurm if scheduler == "slurm" else render_pbs
     array, merge = render(run_dir, plan, indices)
-    suffix = "sbatch" if plan["scheduler"] == "slurm" else "pbs"
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    write_bytes(run_dir / f"shards.{suffix}", array.encode())
-    write_bytes(run_dir / f"merge.{suffix}", merge.encode())
+    folder = RunFolder(run_dir)
+    array_script = folder.job_script("shards", scheduler)
+    merge_script = folder.job_script("merge", scheduler)
+    folder.logs_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes(array_script, array.encode())
+    write_bytes(merge_script, merge.encode())
     entry = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "shards": indices,
-             "array_script": f"shards.{suffix}", "merge_script": f"merge.{suffix}",
+             "array_script": array_script.name, "merge_script": merge_script.name,
              "dry_run": dry_run}
     if dry_run:
         return entry
-    if plan["scheduler"] == "slurm":
-        array_id = _run(["sbatch", "--parsable", str(run_dir / "shards.sbatch")]).split(";")[0]
+    if scheduler == "slurm":
+        array_id = _run(["sbatch", "--parsable", str(array_script)]).split(";")[0]
         merge_id = _run(["sbatch", "--parsable", f"--dependency=afterok:{array_id}",
-                         str(run_dir / "merge.sbatch")]).split(";")[0]
+                         str(merge_script)]).split(";")[0]
     else:
-        array_id = _run(["qsub", str(run_dir / "shards.pbs")])
-        merge_id = _run(["qsub", "-W", f"depend=afterok:{array_id}", str(run_dir / "merge.pbs")])
+        array_id = _run(["qsub", str(array_script)])
+        merge_id = _run(["qsub", "-W", f"depend=afterok:{array_id}", str(merge_script)])
     entry.update(array_job=array_id, merge_job=merge_id)
     return entry
 
@@ -174,12 +185,13 @@ def submit(config_path, *, shards: int, scheduler: str = "slurm", out_dir=None, 
     trials = scenario.scenario.trials if trials is None else trials
     if shards > trials:
         raise UserError(f"--shards {shards} is more than the {trials} trials")
-    run_dir = (Path(out_dir) if out_dir else default_out_dir(scenario, seed)).resolve()
+    run_dir = (Path(out_dir) if out_dir
+               else default_out_dir(scenario.scenario.name, seed)).resolve()
     if run_dir.exists() and any(run_dir.iterdir()) and not force:
         raise UserError(f"{run_dir}: folder is not empty; pass --force to reuse it, or "
                         "`crisis submit --resume` to resubmit its unfinished shards")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes(run_dir / "scenario.toml", config_path.read_bytes())
+    RunFolder(run_dir).write_scenario(config_path.read_bytes())
     plan = {"scheduler": scheduler, "shards": shards, "trials": trials, "seed": seed,
             "block_size": block_size, "save_trials": save_trials, "partition": partition,
             "time": time, "cpus_per_task": cpus_per_task, "mem": mem,
@@ -187,18 +199,15 @@ def submit(config_path, *, shards: int, scheduler: str = "slurm", out_dir=None, 
             "scenario_hash": scenario_hash(scenario)}
     entry = _submit(run_dir, plan, list(range(shards)), dry_run)
     record = {**plan, "run_dir": str(run_dir), "submissions": [entry]}
-    write_json(run_dir / SUBMIT_JSON, record)
+    RunFolder(run_dir).write_submission(record)
     return record
 
 
 def _load_record(run_dir: Path) -> dict:
-    path = Path(run_dir) / SUBMIT_JSON
-    if not path.is_file():
+    folder = RunFolder(run_dir)
+    if not folder.submit_path.is_file():
         raise UserError(f"{run_dir}: no {SUBMIT_JSON}; was it made by `crisis submit`?")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as err:
-        raise UserError(f"{path}: unreadable ({err})") from None
+    return folder.read_submission()
 
 
 def _queue_states(record: dict) -> dict[int, str]:
@@ -217,16 +226,16 @@ def _queue_states(record: dict) -> dict[int, str]:
 
 
 def shard_states(run_dir: Path) -> tuple[dict, dict[int, str]]:
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     record = _load_record(run_dir)
     queue = _queue_states(record)
     states = {}
     for i in range(record["shards"]):
-        if (shard_dir(run_dir, i, record["shards"]) / MANIFEST).is_file():
+        if folder.shard(i, record["shards"]).is_complete:
             states[i] = "done"
         elif i in queue:
             states[i] = queue[i]
-        elif (run_dir / "status" / f"shard-{i}.failed").is_file():
+        elif folder.failed_marker(i).is_file():
             states[i] = "failed"
         else:
             states[i] = "missing"
@@ -249,5 +258,5 @@ def resubmit(run_dir, *, dry_run: bool = False) -> dict:
         subprocess.run(["scancel", last["merge_job"]], capture_output=True, timeout=60)
     entry = _submit(run_dir, record, todo, dry_run)
     record["submissions"].append(entry)
-    write_json(run_dir / SUBMIT_JSON, record)
+    RunFolder(run_dir).write_submission(record)
     return record
