@@ -7,16 +7,17 @@ histograms exactly.
 
 from __future__ import annotations
 
-import copy
-import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import oracle_scenarios
 import pytest
+from oracle_scenarios import all_knobs, compiled, describe_difference, edge_cases
 
 from engine.core.simulate import simulate
 from engine.model.compile import compile_scenario
-from engine.model.config import load_scenario, scenario_from_dict
+from engine.model.config import load_scenario
 from engine.oracles import python_loop
 from engine.oracles.reference import delay_bin as reference_delay_bin
 from engine.oracles.reference import seed_base as reference_seed_base
@@ -26,14 +27,12 @@ from kernels.layout import (
     A_COVERED,
     A_DECIDED,
     A_FIRST,
-    ALLIANCE_COLUMNS,
     C_ATTACKED,
     C_CONSULTED,
     C_DEADLOCK,
     C_DEFECTION,
     C_INVOKED,
     C_VETO,
-    CELL_COLUMNS,
     HIST_FINE_BINS,
     HIST_OVERFLOW,
     SLOT_CONSULT_BASE,
@@ -45,44 +44,16 @@ ROOT = Path(__file__).resolve().parent.parent
 simulate_python = python_loop.simulate_python
 
 
-# ---- helpers -------------------------------------------------------------------------------
-def compiled(data: dict):
-    return compile_scenario(scenario_from_dict(copy.deepcopy(data)))
-
-
-def describe_difference(a, b) -> str:
-    lines = []
-    for name, x, y, cols in (("cells", a.cells, b.cells, CELL_COLUMNS),
-                             ("alliances", a.alliances, b.alliances, ALLIANCE_COLUMNS)):
-        for r, col in zip(*np.nonzero(x != y), strict=True):
-            lines.append(f"{name}[{r}, {cols[col]}]: kernel {x[r, col]} python {y[r, col]}")
-    for name, x, y in (("cell_hist", a.cell_hist, b.cell_hist),
-                       ("alliance_hist", a.alliance_hist, b.alliance_hist)):
-        diff = np.argwhere(x != y)
-        if len(diff):
-            lines.append(f"{name}: {len(diff)} bins differ, first {diff[:5].tolist()}")
-    return "\n".join(lines[:40])
+# ---- helpers (the scenarios shared with test_reference.py are in oracle_scenarios.py) --------
+NAME = "python loop test"  # the scenario name of every dict built here
+make_scenario = partial(oracle_scenarios.make_scenario, name=NAME)
 
 
 def assert_same(c, *, seed: int, start: int = 0, n: int = 5000):
     kernel, _ = simulate(c, seed, start, start + n, block_size=777)
     python = simulate_python(c, seed, start, start + n)
-    assert kernel.equals(python), describe_difference(kernel, python)
+    assert kernel.equals(python), describe_difference(kernel, python, "python")
     return python
-
-
-def make_scenario(states, alliances, aggressors, attack_types, exposure=None, **settings):
-    data = {
-        "scenario": {"name": "python loop test", "misperception": 0.8, "outcome_noise": 0.5,
-                     "mobilization_days": 10.0, **settings},
-        "states": [{"id": sid, **fields} for sid, fields in states.items()],
-        "alliances": alliances,
-        "aggressors": aggressors,
-        "attack_types": attack_types,
-    }
-    if exposure is not None:
-        data["exposure"] = exposure
-    return data
 
 
 # ---- the generator and the histogram -------------------------------------------------------
@@ -112,16 +83,7 @@ def test_delay_bin_matches_reference():
 
 # ---- exact agreement with the kernel -------------------------------------------------------
 def test_default_knobs():
-    states = {
-        "BIG": {"capability": 0.2, "commitment": 0.6},
-        "MID": {"capability": 0.03, "commitment": 0.5},
-        "SMALL": {"capability": 0.002, "commitment": 0.9},
-        "RUS": {"capability": 0.06, "commitment": 0.0},
-    }
-    data = make_scenario(states, [{"id": "ALLY", "members": ["BIG", "MID", "SMALL"]}],
-                         [{"state": "RUS", "targets": {"SMALL": 1.0},
-                           "attack_mix": {"conventional": 1.0}}],
-                         {"conventional": {}})
+    data = make_scenario()
     tallies = assert_same(compiled(data), seed=12345, n=6000)
     assert tallies.cells[0, C_INVOKED] > 0 and tallies.cells[0, C_DEADLOCK] > 0
 
@@ -131,46 +93,7 @@ def test_every_knob_non_neutral():
     (a consultation pact with the aggressor, and an aggressor inside a covering alliance),
     ambiguity, attribution, integration with an interoperability bonus, defection with
     unstable members, a finite window, two covering alliances with different rules."""
-    states = {
-        "USA": {"capability": 0.15, "commitment": 0.7, "stability": 0.9, "free_riding": 0.3},
-        "DEU": {"capability": 0.03, "commitment": 0.5, "stability": 0.7, "free_riding": 0.6},
-        "POL": {"capability": 0.01, "commitment": 0.8, "stability": 0.95},
-        "HUN": {"capability": 0.004, "commitment": 0.4, "stability": 0.5, "free_riding": 0.8},
-        "EST": {"capability": 0.0004, "commitment": 0.9, "stability": 0.8},
-        "TUR": {"capability": 0.04, "commitment": 0.5, "stability": 0.6, "free_riding": 0.2},
-        "RUS": {"capability": 0.06, "commitment": 0.0},
-        "BLR": {"capability": 0.002, "commitment": 0.0},
-    }
-    alliances = [
-        {"id": "NATO", "members": ["USA", "DEU", "POL", "HUN", "EST", "TUR"],
-         "decision_rule": "majority", "round_days": 2.0, "max_rounds": 6, "integration": 0.6,
-         "bindingness": 0.8, "intel_sharing": 0.4},
-        {"id": "JEF", "members": ["DEU", "POL", "EST", "HUN"], "decision_rule": "qualified",
-         "quota": 0.7, "round_days": 0.5, "max_rounds": 4, "integration": 0.3,
-         "bindingness": 0.6, "intel_sharing": 0.9},
-        # a consultation pact: HUN and DEU "share an alliance" with the aggressor RUS
-        {"id": "TALKS", "members": ["HUN", "RUS", "DEU"], "obligation": "consultation"},
-    ]
-    aggressors = [
-        {"state": "RUS", "weight": 3.0, "resolve": 1.5,
-         "targets": {"EST": 2.0, "POL": 1.0, "HUN": 0.5},
-         "attack_mix": {"conventional": 1.0, "hybrid": 2.0, "cyber": 1.0}},
-        {"state": "BLR", "weight": 1.0, "resolve": 4.0, "targets": {"POL": 1.0, "EST": 1.0},
-         "attack_mix": {"hybrid": 1.0}},
-        # an aggressor inside the targets' alliance: every NATO member shares it
-        {"state": "TUR", "weight": 1.0, "resolve": 2.0, "targets": {"HUN": 1.0, "EST": 1.0},
-         "attack_mix": {"conventional": 1.0, "cyber": 1.0}},
-    ]
-    attack_types = {
-        "conventional": {"severity": 1.0, "attribution_days": 0.0},
-        "hybrid": {"severity": 0.6, "attribution_days": 9.0, "ambiguity": 0.3},
-        "cyber": {"severity": 0.3, "attribution_days": 25.0, "ambiguity": 0.5},
-    }
-    exposure = {"default": 0.5, "USA.EST": 0.1, "DEU.EST": 0.4, "POL.EST": 1.5, "HUN.POL": 0.9,
-                "POL.HUN": 0.2}
-    data = make_scenario(states, alliances, aggressors, attack_types, exposure,
-                         mobilization_days=30.0, window_days=40.0, interoperability_bonus=0.5,
-                         defection_threshold=0.3, conflict_penalty=0.4, threat_weight=0.7)
+    data = all_knobs(name=NAME, member_aggressor=True)
     tallies = assert_same(compiled(data), seed=7, start=1_234_567, n=8000)
     cells = tallies.cells
     assert cells[:, C_DEFECTION].sum() > 0
@@ -208,32 +131,7 @@ def test_veto_rule_and_target_outside_every_alliance():
 def test_edge_cases():
     """A member set reduced to the target, an aggressor holding a veto, p = 0 and p = 1, zero
     round length, delays in the coarse and overflow histogram bins, four covering alliances."""
-    states = {
-        "T": {"capability": 0.001, "commitment": 1.0},
-        "U": {"capability": 0.002, "commitment": 1.0, "stability": 0.0},
-        "V": {"capability": 0.05, "commitment": 0.5},
-        "W": {"capability": 0.02, "commitment": 0.6, "free_riding": 1.0},
-        "X": {"capability": 0.1, "commitment": 0.3},
-        "Y": {"capability": 0.04, "commitment": 0.3},
-    }
-    alliances = [
-        {"id": "DUO", "members": ["T", "X"], "round_days": 0.0},
-        {"id": "COUNCIL", "members": ["T", "V", "W", "X", "Y"], "decision_rule": "veto",
-         "quota": 0.5, "veto_holders": ["X", "V"], "max_rounds": 2, "round_days": 3.0},
-        {"id": "PAPER", "members": ["T", "U", "V"], "bindingness": 0.0, "max_rounds": 127},
-        {"id": "SURE", "members": ["U", "W", "T"], "decision_rule": "majority", "max_rounds": 1,
-         "round_days": 7.0, "integration": 1.0},
-    ]
-    aggressors = [
-        {"state": "X", "weight": 2.0, "targets": {"T": 1.0, "U": 1.0},
-         "attack_mix": {"slow": 1.0, "glacial": 1.0, "fast": 1.0}},
-        {"state": "Y", "targets": {"T": 1.0, "W": 0.5}, "attack_mix": {"fast": 1.0}},
-    ]
-    attack_types = {"fast": {}, "slow": {"attribution_days": 400.0, "ambiguity": 1.0},
-                    "glacial": {"attribution_days": 30_000.0, "severity": 2.0}}
-    data = make_scenario(states, alliances, aggressors, attack_types,
-                         {"default": 0.0, "W.T": 3.0}, threat_weight=1.0, window_days=math.inf,
-                         interoperability_bonus=2.0, defection_threshold=0.0, misperception=2.0)
+    data = edge_cases(name=NAME)
     tallies = assert_same(compiled(data), seed=31, n=6000)
     hist = tallies.cell_hist.sum(axis=0)
     assert hist[HIST_FINE_BINS:HIST_OVERFLOW].sum() > 0 and hist[HIST_OVERFLOW] > 0

@@ -6,21 +6,20 @@ The literal per-round consultation is compared statistically to the default sche
 
 from __future__ import annotations
 
-import copy
 import math
+from functools import partial
 
 import numpy as np
+import oracle_scenarios
 import pytest
+from oracle_scenarios import all_knobs, compiled, describe_difference, edge_cases
 
 from engine.core.simulate import simulate
-from engine.model.compile import compile_scenario
-from engine.model.config import scenario_from_dict
 from engine.oracles.reference import delay_bin, seed_base, simulate_reference, trial_key, uniform
 from kernels.layout import (
     A_COVERED,
     A_DECIDED,
     A_FIRST,
-    ALLIANCE_COLUMNS,
     C_ATTACKED,
     C_CONSULTED,
     C_DEADLOCK,
@@ -28,7 +27,6 @@ from kernels.layout import (
     C_INVOKED,
     C_ROUNDS_SUM,
     C_VETO,
-    CELL_COLUMNS,
     HIST_FINE_BINS,
     HIST_FINE_LIMIT,
     HIST_OVERFLOW,
@@ -42,66 +40,9 @@ from kernels.layout import (
 N_TRIALS = 30_000
 
 
-# ---- scenario builder ----------------------------------------------------------------------
-def make_scenario(
-    states: dict[str, dict] | None = None,
-    alliances: list[dict] | None = None,
-    aggressors: list[dict] | None = None,
-    attack_types: dict[str, dict] | None = None,
-    exposure: dict | None = None,
-    **settings,
-) -> dict:
-    """A scenario dict: ``states`` maps id → fields (capability, commitment, …).
-
-    The defaults: three members (BIG, MID, SMALL) of one defense alliance ``ALLY`` and an
-    aggressor RUS targeting SMALL with a conventional attack; every knob neutral.
-    """
-    if states is None:
-        states = {
-            "BIG": {"capability": 0.2, "commitment": 0.6},
-            "MID": {"capability": 0.03, "commitment": 0.5},
-            "SMALL": {"capability": 0.002, "commitment": 0.9},
-            "RUS": {"capability": 0.06, "commitment": 0.0},
-        }
-    if alliances is None:
-        alliances = [{"id": "ALLY", "members": ["BIG", "MID", "SMALL"]}]
-    if aggressors is None:
-        aggressors = [{"state": "RUS", "targets": {"SMALL": 1.0},
-                       "attack_mix": {"conventional": 1.0}}]
-    if attack_types is None:
-        attack_types = {"conventional": {}}
-    data = {
-        "scenario": {"name": "reference test", "misperception": 0.8, "outcome_noise": 0.5,
-                     "mobilization_days": 10.0, **settings},
-        "states": [{"id": sid, **fields} for sid, fields in states.items()],
-        "alliances": alliances,
-        "aggressors": aggressors,
-        "attack_types": attack_types,
-    }
-    if exposure is not None:
-        data["exposure"] = exposure
-    return data
-
-
-def compiled(data: dict):
-    return compile_scenario(scenario_from_dict(copy.deepcopy(data)))
-
-
-def describe_difference(a, b) -> str:
-    """Which tally entries differ (for a readable failure message)."""
-    lines = []
-    for name, x, y, cols in (
-        ("cells", a.cells, b.cells, CELL_COLUMNS),
-        ("alliances", a.alliances, b.alliances, ALLIANCE_COLUMNS),
-    ):
-        for r, col in zip(*np.nonzero(x != y), strict=True):
-            lines.append(f"{name}[{r}, {cols[col]}]: kernel {x[r, col]} reference {y[r, col]}")
-    for name, x, y in (("cell_hist", a.cell_hist, b.cell_hist),
-                       ("alliance_hist", a.alliance_hist, b.alliance_hist)):
-        diff = np.argwhere(x != y)
-        if len(diff):
-            lines.append(f"{name}: {len(diff)} bins differ, first {diff[:5].tolist()}")
-    return "\n".join(lines[:40])
+# ---- helpers (the scenarios shared with test_python_loop.py are in oracle_scenarios.py) -----
+NAME = "reference test"  # the scenario name of every dict built here
+make_scenario = partial(oracle_scenarios.make_scenario, name=NAME)
 
 
 def assert_same(data: dict, *, seed: int = 12345, start: int = 0, n: int = N_TRIALS,
@@ -109,7 +50,7 @@ def assert_same(data: dict, *, seed: int = 12345, start: int = 0, n: int = N_TRI
     c = compiled(data)
     kt, kr = simulate(c, seed, start, start + n, save_trials=save, block_size=1000)
     rt, rr = simulate_reference(c, seed, start, start + n, save_trials=save, chunk=7919)
-    assert kt.equals(rt), describe_difference(kt, rt)
+    assert kt.equals(rt), describe_difference(kt, rt, "reference")
     assert kr.shape == rr.shape
     bad = np.argwhere(~((kr == rr) | (np.isnan(kr) & np.isnan(rr))))
     assert not len(bad), "records differ: " + "; ".join(
@@ -119,49 +60,6 @@ def assert_same(data: dict, *, seed: int = 12345, start: int = 0, n: int = N_TRI
     return kt, kr
 
 
-# ---- scenarios -----------------------------------------------------------------------------
-def all_knobs() -> dict:
-    """Every mechanism non-neutral at once."""
-    states = {
-        "USA": {"capability": 0.15, "commitment": 0.7, "stability": 0.9, "free_riding": 0.3},
-        "DEU": {"capability": 0.03, "commitment": 0.5, "stability": 0.7, "free_riding": 0.6},
-        "POL": {"capability": 0.01, "commitment": 0.8, "stability": 0.95},
-        "HUN": {"capability": 0.004, "commitment": 0.4, "stability": 0.5, "free_riding": 0.8},
-        "EST": {"capability": 0.0004, "commitment": 0.9, "stability": 0.8},
-        "RUS": {"capability": 0.06, "commitment": 0.0},
-        "BLR": {"capability": 0.002, "commitment": 0.0},
-    }
-    alliances = [
-        {"id": "NATO", "members": ["USA", "DEU", "POL", "HUN", "EST"], "decision_rule": "majority",
-         "round_days": 2.0, "max_rounds": 6, "integration": 0.6, "bindingness": 0.8,
-         "intel_sharing": 0.4},
-        {"id": "JEF", "members": ["DEU", "POL", "EST", "HUN"], "decision_rule": "qualified",
-         "quota": 0.7, "round_days": 0.5, "max_rounds": 4, "integration": 0.3,
-         "bindingness": 0.6, "intel_sharing": 0.9},
-        # a consultation pact that makes HUN and DEU "share an alliance" with the aggressor
-        {"id": "TALKS", "members": ["HUN", "RUS", "DEU"], "obligation": "consultation"},
-    ]
-    aggressors = [
-        {"state": "RUS", "weight": 3.0, "resolve": 1.5,
-         "targets": {"EST": 2.0, "POL": 1.0, "HUN": 0.5},
-         "attack_mix": {"conventional": 1.0, "hybrid": 2.0, "cyber": 1.0}},
-        {"state": "BLR", "weight": 1.0, "resolve": 4.0, "targets": {"POL": 1.0, "EST": 1.0},
-         "attack_mix": {"hybrid": 1.0}},
-    ]
-    attack_types = {
-        "conventional": {"severity": 1.0, "attribution_days": 0.0},
-        "hybrid": {"severity": 0.6, "attribution_days": 9.0, "ambiguity": 0.3},
-        "cyber": {"severity": 0.3, "attribution_days": 25.0, "ambiguity": 0.5},
-    }
-    exposure = {"default": 0.5, "USA.EST": 0.1, "DEU.EST": 0.4, "POL.EST": 1.5, "HUN.POL": 0.9,
-                "POL.HUN": 0.2}
-    return make_scenario(
-        states, alliances, aggressors, attack_types, exposure,
-        mobilization_days=30.0, window_days=40.0, interoperability_bonus=0.5,
-        defection_threshold=0.3, conflict_penalty=0.4, threat_weight=0.7,
-    )
-
-
 # ---- exact agreement -----------------------------------------------------------------------
 def test_default_knobs():
     tallies, _ = assert_same(make_scenario())
@@ -169,7 +67,7 @@ def test_default_knobs():
 
 
 def test_every_knob_non_neutral():
-    tallies, _ = assert_same(all_knobs(), seed=7, save=12_000)  # records span chunks
+    tallies, _ = assert_same(all_knobs(name=NAME), seed=7, save=12_000)  # records span chunks
     cells = tallies.cells
     assert cells[:, C_DEFECTION].sum() > 0  # the defection path is exercised
     assert cells[:, C_INVOKED].sum() > 0 and cells[:, C_DEADLOCK].sum() > 0
@@ -255,39 +153,14 @@ def test_aggressor_inside_the_targets_alliance():
 def test_edge_cases():
     """Degenerate alliances and extreme knobs: a member set reduced to the target, an aggressor
     holding a veto, p = 0 and p = 1, zero round length, delays in the coarse and overflow bins."""
-    states = {
-        "T": {"capability": 0.001, "commitment": 1.0},
-        "U": {"capability": 0.002, "commitment": 1.0, "stability": 0.0},
-        "V": {"capability": 0.05, "commitment": 0.5},
-        "W": {"capability": 0.02, "commitment": 0.6, "free_riding": 1.0},
-        "X": {"capability": 0.1, "commitment": 0.3},
-        "Y": {"capability": 0.04, "commitment": 0.3},
-    }
-    alliances = [
-        {"id": "DUO", "members": ["T", "X"], "round_days": 0.0},  # M = {T} when X attacks
-        {"id": "COUNCIL", "members": ["T", "V", "W", "X", "Y"], "decision_rule": "veto",
-         "quota": 0.5, "veto_holders": ["X", "V"], "max_rounds": 2, "round_days": 3.0},
-        {"id": "PAPER", "members": ["T", "U", "V"], "bindingness": 0.0, "max_rounds": 127},
-        {"id": "SURE", "members": ["U", "W", "T"], "decision_rule": "majority", "max_rounds": 1,
-         "round_days": 7.0, "integration": 1.0},
-    ]
-    aggressors = [
-        {"state": "X", "weight": 2.0, "targets": {"T": 1.0, "U": 1.0},
-         "attack_mix": {"slow": 1.0, "glacial": 1.0, "fast": 1.0}},
-        {"state": "Y", "targets": {"T": 1.0, "W": 0.5}, "attack_mix": {"fast": 1.0}},
-    ]
-    attack_types = {"fast": {}, "slow": {"attribution_days": 400.0, "ambiguity": 1.0},
-                    "glacial": {"attribution_days": 30_000.0, "severity": 2.0}}
-    data = make_scenario(states, alliances, aggressors, attack_types,
-                         {"default": 0.0, "W.T": 3.0}, threat_weight=1.0, window_days=math.inf,
-                         interoperability_bonus=2.0, defection_threshold=0.0, misperception=2.0)
+    data = edge_cases(name=NAME)
     tallies, _ = assert_same(data, seed=31, save=5000)
     hist = tallies.cell_hist.sum(axis=0)
     assert hist[HIST_FINE_BINS:HIST_OVERFLOW].sum() > 0 and hist[HIST_OVERFLOW] > 0
 
 
 def test_offset_trial_range():
-    assert_same(all_knobs(), seed=2024, start=1_234_567, n=20_000, save=777)
+    assert_same(all_knobs(name=NAME), seed=2024, start=1_234_567, n=20_000, save=777)
 
 
 def test_save_more_than_range_and_zero():
@@ -301,7 +174,7 @@ def test_save_more_than_range_and_zero():
 
 
 def test_chunking_does_not_matter():
-    c = compiled(all_knobs())
+    c = compiled(all_knobs(name=NAME))
     a, ra = simulate_reference(c, 8, 100, 5100, save_trials=300, chunk=5000)
     b, rb = simulate_reference(c, 8, 100, 5100, save_trials=300, chunk=333)
     assert a.equals(b)
