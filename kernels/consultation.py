@@ -1,6 +1,6 @@
 """Steps 4–5 of the model: decision rules.
 
-The consultation itself runs inside the trial loop (:func:`kernels.trial.run_trials`, step
+The consultation itself runs inside the trial loop (:func:`kernels.trial._run_trials`, step
 4–5), batched over the attacked trials of one cell with the per-cell constants of
 :mod:`kernels.prepare`; it calls nothing per member or per round.  A rule holds after a round
 when the backers (target included) reach :func:`backers_needed` and, for ``veto``, no veto

@@ -9,6 +9,7 @@ For every cell (aggressor, target, attack type) and every covering alliance of i
 import numpy as np
 from numba import njit
 
+from .args import Consultations, Entries
 from .consultation import backers_needed
 from .layout import RULE_VETO
 
@@ -20,36 +21,42 @@ def consultation_tables(
     cell_aggressor, cell_target, cell_attack_type, severity, ambiguity, conflict_penalty,
     threat_weight,
 ):
-    """Flatten every consultation of every cell.
+    """Flatten every consultation of every cell into ``(Consultations, Entries)``
+    (:mod:`kernels.args`).
 
-    Returns ``(cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_units_members, cc_free_riding,
-    e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto)``:
-
-    * ``cc_ptr`` int64 (C + 1,): consultations of cell ``c`` are ``cc_ptr[c] … cc_ptr[c + 1]``,
-      in the order of ``cover_idx``;
-    * per consultation (n_cc,): ``cc_alliance`` int64, ``cc_entry_ptr`` int64 (n_cc + 1,),
-      ``cc_need`` int64 (backers the rule needs), ``cc_units_members`` int64 (capability units
-      of ``M_A``), ``cc_free_riding`` uint8 (some member other than the target free-rides);
-    * per entry: ``e_state`` int64, ``e_units`` int64 (capability units), ``e_free_riding``
-      float64, ``e_base`` float64 =
-      ``((commitment · bindingness) · (1 − ambiguity)) · conflict``, ``e_theta`` float64 =
-      ``min(1, exposure · severity)`` (θ before round 1), ``e_static`` float64 =
-      ``e_base · ((1 − w) + w · θ)`` (``p`` before free riding while θ does not move), and
-      ``e_veto`` uint8 (a veto holder under a ``veto`` rule).
+    * ``Consultations.ptr`` int64 (C + 1,): consultations of cell ``c`` are
+      ``ptr[c] … ptr[c + 1]``, in the order of ``cover_idx``;
+    * per consultation (n_cc,): ``alliance`` int64, ``entry_ptr`` int64 (n_cc + 1,), ``need``
+      int64 (backers the rule needs), ``units_members`` int64 (capability units of ``M_A``),
+      ``free_riding`` uint8 (some member other than the target free-rides);
+    * ``max_members`` and ``max_cover`` (int, ≥ 1): the most entries of one consultation and the
+      most consultations of one cell (the kernel's scratch sizes);
+    * per entry (n_entries,): ``Entries.state`` int64, ``units`` int64 (capability units),
+      ``free_riding`` float64, ``base`` float64 =
+      ``((commitment · bindingness) · (1 − ambiguity)) · conflict``, ``theta`` float64 =
+      ``min(1, exposure · severity)`` (θ before round 1), ``static`` float64 =
+      ``base · ((1 − w) + w · θ)`` (``p`` before free riding while θ does not move), and
+      ``veto`` uint8 (a veto holder under a ``veto`` rule).
     """
     n_cells = cell_target.shape[0]
     cc_ptr = np.zeros(n_cells + 1, dtype=np.int64)
     n_cc = 0
     n_entries = 0
+    max_members = 1
+    max_cover = 1
     for cell in range(n_cells):
         t = cell_target[cell]
         a = aggressor_state[cell_aggressor[cell]]
+        max_cover = max(max_cover, cover_ptr[t + 1] - cover_ptr[t])
         for c in range(cover_ptr[t], cover_ptr[t + 1]):
             al = cover_idx[c]
             n_cc += 1
+            m = 0
             for q in range(member_ptr[al], member_ptr[al + 1]):
                 if member_idx[q] != a:
-                    n_entries += 1
+                    m += 1
+            n_entries += m
+            max_members = max(max_members, m)
         cc_ptr[cell + 1] = n_cc
 
     cc_alliance = np.zeros(n_cc, dtype=np.int64)
@@ -100,14 +107,8 @@ def consultation_tables(
             cc_need[cc] = backers_needed(rule[al], quota[al], m)
             cc_units_members[cc] = units_members
             cc += 1
-    return (cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_units_members, cc_free_riding,
-            e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto)
-
-
-def largest_consultation(cc_entry_ptr):
-    """Most entries in one consultation (scratch size), at least 1."""
-    if cc_entry_ptr.shape[0] < 2:
-        return 1
-    return max(1, int(np.max(np.diff(cc_entry_ptr))))
-
-
+    return (
+        Consultations(cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_units_members,
+                      cc_free_riding, max_members, max_cover),
+        Entries(e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto),
+    )

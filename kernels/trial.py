@@ -1,14 +1,50 @@
 """The trial loop: design §2 steps 1–8 for a range of global trial indices, tallied in-kernel.
 
-Trials ``start … stop − 1`` are split into blocks of ``block_size``; blocks run in ``prange`` and
-each thread adds into its own slice of the tally arrays (``numba.get_thread_id()``).  Every tally
+Trials ``run.start … run.stop − 1`` are split into blocks of ``run.block_size``; blocks run in
+``prange`` and each thread adds into its own slice of the tally arrays and works in its own slice
+of the scratch arrays (``numba.get_thread_id()``).  Every tally
 is an integer, so the totals are the same whatever the thread count or block size, and every
-random number is keyed by the global trial index (:mod:`kernels.rng`).
+random number is keyed by the global trial index and the draw's slot (:mod:`kernels.rng`,
+:mod:`kernels.layout`), so the order in which draws are made never matters.
 
 Within a block, trials go in batches of at most ``BATCH``: first every trial's crisis and
-deterrence; then the attacked trials, grouped by cell, consult as a batch (vectorized over trials,
-:func:`kernels.consultation.consult_batch`) and finish one by one.  Grouping changes the order in
-which trials are tallied, never a result.
+deterrence (steps 1–2); then the attacked trials, grouped by cell, consult as a group (steps 4–5,
+written inline and vectorized over the group's trials: state is member × trial) and finish one
+by one (steps 3 and 6–8).  Grouping changes the order in which trials are tallied, never a
+result.
+
+The kernel is private: :func:`engine.core.simulate.simulate` builds its inputs
+(:mod:`kernels.args`), allocates the outputs and sums the per-thread slices.
+
+Legend of the short names
+-------------------------
+==================  ============================================================================
+``b``, ``tid``      block index (the ``prange`` variable), thread id
+``g``, ``key``      global trial index and its RNG key (:func:`kernels.rng.trial_key`)
+``j``, ``a``        aggressor index (into :class:`kernels.args.Crises`) and its state
+``ti``, ``t``       (aggressor, target) entry and the target state
+``ki``, ``k``       attack-mix entry and the attack type
+``cell``            aggressor × target × attack type (:class:`kernels.args.Cells`)
+``ct``, ``ch``      this thread's cell tallies (C, N_CELL_COLUMNS) and delay histogram (C, bins)
+``at``, ``ah``      this thread's alliance tallies (A, N_ALLIANCE_COLUMNS) and histogram (A, bins)
+``cc``              a consultation: the cell × one covering alliance of its target;
+                    ``cc_lo`` the cell's first, ``c`` the position among its ``n_cover``
+``cc_*``            per-consultation constants (:class:`kernels.args.Consultations`)
+``e_*``             per-entry constants (:class:`kernels.args.Entries`); an entry is a member of
+                    ``M_A`` in one consultation: entries ``lo … lo + m − 1``, position ``p``
+``al``, ``i``       an alliance index, a state index
+``n``, ``q``        trials in the cell's group of attacked trials, position of one in the group
+``idx``             the group's positions in the batch (``att_*[idx[q]]``)
+``r``               consultation round, 1 … ``max_rounds``
+``bk``              ``backed[c]`` (member p, trial q): has backed
+``dc``, ``rd``      ``decided[c]``, ``rounds_of[c]`` (trial q): decided, in that round
+``nb``, ``vt``      ``n_back_of[c]``: backers so far (target included); ``vetoed[c]``: undecided
+                    because a veto holder never backed
+``draw``            member × trial: the member's one backing uniform ``u_i`` in the alliance
+``survival``        member × trial: ``S_i(r) = Π_{s ≤ r} (1 − p_{i,s})``; backs once u < 1 − S
+``mark``            per state, bits ``IN_COVER`` … ``RESPONDS`` while one trial's union is counted
+``u_*``, ``d_att``  uniforms; the attribution delay in days
+==================  ============================================================================
 """
 
 import math
@@ -85,6 +121,7 @@ from .layout import (
 from .rng import seed_base, trial_key, uniform
 
 BATCH = 2048  # trials per batch within a block (bounds the scratch memory)
+SCRATCH_PAD = 64  # unused elements (≥ 64 bytes) after each thread's scratch: no false sharing
 
 # bits of the per-state mark used while a trial runs
 IN_COVER = 1  # in M_A of some covering alliance
@@ -111,53 +148,171 @@ def delivers(key, state, stability):
 
 @njit(cache=True)
 def fixed(x, scale):
+    """``x ≥ 0`` in fixed point: ``round(x · scale)`` as int64 (see layout's fixed-point sums)."""
     return np.int64(x * scale + 0.5)
 
 
-@njit(cache=True, parallel=True)
-def run_trials(
-    seed, start, stop, block_size,
-    # states
-    capability, stability,
-    # alliances
-    rule, round_days, max_rounds, integration, intel_sharing,
-    # aggressors, attack types, cells
-    aggressor_state, aggressor_cum_weight, target_ptr, target_state,
-    target_cum_weight, target_cell_base, mix_ptr, mix_type, mix_cum_weight,
-    severity, attribution_days, cell_aggressor, cell_target, cell_attack_type,
-    # precomputed: kernels.deterrence.deterrence_probabilities
-    p_deterred, p_deterred_no_alliance,
-    # precomputed: kernels.prepare.consultation_tables
-    cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_units_members, cc_free_riding,
-    e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto,
-    # scenario scalars
-    outcome_noise, mobilization_days, window_days, interoperability_bonus,
-    defection_threshold, threat_weight,
-    # outputs
-    cell_tallies, cell_hist, alliance_tallies, alliance_hist, records, record_start,
-):
-    """Simulate trials ``[start, stop)`` and add their tallies into the outputs.
+@njit(cache=True)
+def _allocate_scratch(n_threads, batch, n_cells, n_states, max_members, max_cover):
+    """Every thread's scratch arrays, allocated once per kernel call: never per block or trial.
 
-    Outputs (int64 unless noted; the leading axis is the thread id < ``numba.get_num_threads()``):
-    ``cell_tallies`` (T, C, N_CELL_COLUMNS), ``cell_hist`` (T, C, N_HIST_BINS),
-    ``alliance_tallies`` (T, A, N_ALLIANCE_COLUMNS), ``alliance_hist`` (T, A, N_HIST_BINS).
-    ``A_COVERED`` and ``A_DETERRED`` are left to the caller (they follow from the cell tallies).
-    ``records`` float64 (K, N_RECORD_COLUMNS) receives trial ``g`` in row ``g − record_start``
-    when ``0 ≤ g − record_start < K``.
+    Returns 24 arrays, each with a leading thread axis ``T = n_threads`` (``B = batch``,
+    ``L = max_members``, ``V = max_cover``), in this order:
+
+    * the batch's attacked trials: ``att_g`` int64 (T, B) global index, ``att_key`` uint64
+      (T, B) RNG key, ``att_cell`` int64 (T, B) cell; ``order`` int64 (T, B) their positions
+      grouped by cell; ``cells_seen`` int64 (T, B) the cells in order of first appearance;
+      ``cell_count`` int64 (T, C) and ``cell_fill`` int64 (T, C) (a counting sort);
+    * consultation, member × trial: ``backed`` uint8 (T, V, L, B), ``draw`` float64 (T, L, B),
+      ``survival`` float64 (T, L, B); per member: ``theta`` float64 (T, L), ``factor`` float64
+      (T, L); per trial: ``share`` float64 (T, B), ``units_back``, ``veto_left``, ``new_back``,
+      ``new_units``, ``new_veto`` int64 (T, B);
+    * per consultation of the cell × trial: ``decided`` uint8 (T, V, B), ``rounds_of`` int64
+      (T, V, B), ``n_back_of`` int64 (T, V, B), ``vetoed`` uint8 (T, V, B); ``n_mem_of`` int64
+      (T, V);
+    * ``mark`` uint8 (T, S).
+
+    Every last axis is ``SCRATCH_PAD`` longer than listed and the kernel never touches the
+    padding, so no two threads write to one cache line (without it, 2 threads ran up to 1.15×
+    slower).  A block needs ``cell_count`` and ``mark`` at zero and leaves them at zero (each
+    entry it raises is reset after the batch, after the trial); it writes every other array
+    before reading it.  Allocating once per call matches what Numba did with ``np.empty`` calls
+    in the ``prange`` body: it hoists them out of the loop, but not a call that allocates, and
+    allocating per block made the NATO-32 workload 1.3–1.5× slower.
     """
+    t = n_threads
+    len_b = batch + SCRATCH_PAD
+    len_c = n_cells + SCRATCH_PAD
+    len_l = max_members + SCRATCH_PAD
+    len_v = max_cover + SCRATCH_PAD
+    len_s = n_states + SCRATCH_PAD
+    return (
+        np.empty((t, len_b), dtype=np.int64),  # att_g
+        np.empty((t, len_b), dtype=np.uint64),  # att_key
+        np.empty((t, len_b), dtype=np.int64),  # att_cell
+        np.empty((t, len_b), dtype=np.int64),  # order
+        np.empty((t, len_b), dtype=np.int64),  # cells_seen
+        np.zeros((t, len_c), dtype=np.int64),  # cell_count
+        np.zeros((t, len_c), dtype=np.int64),  # cell_fill
+        np.zeros((t, max_cover, max_members, len_b), dtype=np.uint8),  # backed
+        np.empty((t, max_members, len_b), dtype=np.float64),  # draw
+        np.empty((t, max_members, len_b), dtype=np.float64),  # survival
+        np.empty((t, len_l), dtype=np.float64),  # theta
+        np.empty((t, len_l), dtype=np.float64),  # factor
+        np.empty((t, len_b), dtype=np.float64),  # share
+        np.empty((t, len_b), dtype=np.int64),  # units_back
+        np.empty((t, len_b), dtype=np.int64),  # veto_left
+        np.empty((t, len_b), dtype=np.int64),  # new_back
+        np.empty((t, len_b), dtype=np.int64),  # new_units
+        np.empty((t, len_b), dtype=np.int64),  # new_veto
+        np.zeros((t, max_cover, len_b), dtype=np.uint8),  # decided
+        np.zeros((t, max_cover, len_b), dtype=np.int64),  # rounds_of
+        np.zeros((t, max_cover, len_b), dtype=np.int64),  # n_back_of
+        np.zeros((t, max_cover, len_b), dtype=np.uint8),  # vetoed
+        np.zeros((t, len_v), dtype=np.int64),  # n_mem_of
+        np.zeros((t, len_s), dtype=np.uint8),  # mark
+    )
+
+
+@njit(cache=True)
+def _thread_scratch(scratch, tid):
+    """Thread ``tid``'s part (index ``tid`` of the leading axis) of every array of
+    :func:`_allocate_scratch`, in the same order."""
+    (att_g, att_key, att_cell, order, cells_seen, cell_count, cell_fill, backed, draw, survival,
+     theta, factor, share, units_back, veto_left, new_back, new_units, new_veto,
+     decided, rounds_of, n_back_of, vetoed, n_mem_of, mark) = scratch
+    return (att_g[tid], att_key[tid], att_cell[tid], order[tid], cells_seen[tid],
+            cell_count[tid], cell_fill[tid], backed[tid], draw[tid], survival[tid],
+            theta[tid], factor[tid], share[tid], units_back[tid], veto_left[tid],
+            new_back[tid], new_units[tid], new_veto[tid],
+            decided[tid], rounds_of[tid], n_back_of[tid], vetoed[tid], n_mem_of[tid], mark[tid])
+
+
+@njit(cache=True, parallel=True)
+def _run_trials(
+    run, states, alliances, crises, attack_types, cells, deterrence, consultations, entries,
+    settings,
+    cell_tallies, cell_hist, alliance_tallies, alliance_hist, records,
+):
+    """Simulate trials ``[run.start, run.stop)`` and add their tallies into the outputs.
+
+    Inputs are the named tuples of :mod:`kernels.args` (each field's dtype and shape is stated
+    there): ``run`` :class:`~kernels.args.Run`, ``states`` :class:`~kernels.args.States`,
+    ``alliances`` :class:`~kernels.args.Alliances`, ``crises`` :class:`~kernels.args.Crises`,
+    ``attack_types`` :class:`~kernels.args.AttackTypes`, ``cells`` :class:`~kernels.args.Cells`,
+    ``deterrence`` :class:`~kernels.args.Deterrence`, ``consultations``
+    :class:`~kernels.args.Consultations`, ``entries`` :class:`~kernels.args.Entries`,
+    ``settings`` :class:`~kernels.args.Settings`.
+
+    Outputs stay plain arrays (a write through a tuple attribute in a ``parallel=True`` function
+    can be lost). They are int64 unless noted, and their leading axis is the thread id
+    < ``numba.get_num_threads()``: ``cell_tallies`` (T, C, N_CELL_COLUMNS), ``cell_hist``
+    (T, C, N_HIST_BINS), ``alliance_tallies`` (T, A, N_ALLIANCE_COLUMNS), ``alliance_hist``
+    (T, A, N_HIST_BINS).  ``A_COVERED`` and ``A_DETERRED`` are left to the caller (they follow
+    from the cell tallies).  ``records`` float64 (K, N_RECORD_COLUMNS) receives trial ``g`` in
+    row ``g − run.record_start`` when ``0 ≤ g − run.record_start < K``.
+    """
+    # Every field into a local, here and nowhere else: reading tuple fields inside the loops
+    # (or passing the tuples to per-trial helpers) costs reference counting.
+    seed = run.seed
+    start = run.start
+    stop = run.stop
+    block_size = run.block_size
+    record_start = run.record_start
+    capability = states.capability
+    stability = states.stability
+    rule = alliances.rule
+    round_days = alliances.round_days
+    max_rounds = alliances.max_rounds
+    integration = alliances.integration
+    intel_sharing = alliances.intel_sharing
+    aggressor_state = crises.aggressor_state
+    aggressor_cum_weight = crises.aggressor_cum_weight
+    target_ptr = crises.target_ptr
+    target_state = crises.target_state
+    target_cum_weight = crises.target_cum_weight
+    target_cell_base = crises.target_cell_base
+    mix_ptr = crises.mix_ptr
+    mix_type = crises.mix_type
+    mix_cum_weight = crises.mix_cum_weight
+    severity = attack_types.severity
+    attribution_days = attack_types.attribution_days
+    cell_aggressor = cells.aggressor
+    cell_target = cells.target
+    cell_attack_type = cells.attack_type
+    p_deterred = deterrence.p_deterred
+    p_deterred_no_alliance = deterrence.p_deterred_no_alliance
+    cc_ptr = consultations.ptr
+    cc_alliance = consultations.alliance
+    cc_entry_ptr = consultations.entry_ptr
+    cc_need = consultations.need
+    cc_units_members = consultations.units_members
+    cc_free_riding = consultations.free_riding
+    max_members = consultations.max_members
+    max_cover = consultations.max_cover
+    e_state = entries.state
+    e_units = entries.units
+    e_free_riding = entries.free_riding
+    e_base = entries.base
+    e_theta = entries.theta
+    e_static = entries.static
+    e_veto = entries.veto
+    outcome_noise = settings.outcome_noise
+    mobilization_days = settings.mobilization_days
+    window_days = settings.window_days
+    interoperability_bonus = settings.interoperability_bonus
+    defection_threshold = settings.defection_threshold
+    threat_weight = settings.threat_weight
+
     base_key = seed_base(seed)
     n_states = capability.shape[0]
     n_cells = cc_ptr.shape[0] - 1
-    largest = 1
-    for cc in range(cc_entry_ptr.shape[0] - 1):
-        largest = max(largest, cc_entry_ptr[cc + 1] - cc_entry_ptr[cc])
-    max_cover = 1
-    for cell in range(n_cells):
-        max_cover = max(max_cover, cc_ptr[cell + 1] - cc_ptr[cell])
     n_records = records.shape[0]
     n_aggressors = aggressor_cum_weight.shape[0]
     n_blocks = (stop - start + block_size - 1) // block_size
     batch = min(block_size, BATCH)
+    scratch = _allocate_scratch(cell_tallies.shape[0], batch, n_cells, n_states, max_members,
+                                max_cover)
 
     for b in prange(n_blocks):
         tid = get_thread_id()
@@ -165,41 +320,23 @@ def run_trials(
         ch = cell_hist[tid]
         at = alliance_tallies[tid]
         ah = alliance_hist[tid]
-        # per-block scratch: no allocation inside the trial loop
-        att_g = np.empty(batch, dtype=np.int64)
-        att_key = np.empty(batch, dtype=np.uint64)
-        att_cell = np.empty(batch, dtype=np.int64)
-        order = np.empty(batch, dtype=np.int64)
-        cells_seen = np.empty(batch, dtype=np.int64)
-        cell_count = np.zeros(n_cells, dtype=np.int64)
-        cell_fill = np.zeros(n_cells, dtype=np.int64)
-        backed = np.zeros((max_cover, largest, batch), dtype=np.uint8)
-        draw = np.empty((largest, batch), dtype=np.float64)
-        survival = np.empty((largest, batch), dtype=np.float64)
-        theta = np.empty(largest, dtype=np.float64)
-        factor = np.empty(largest, dtype=np.float64)
-        share = np.empty(batch, dtype=np.float64)
-        units_back = np.empty(batch, dtype=np.int64)
-        veto_left = np.empty(batch, dtype=np.int64)
-        new_back = np.empty(batch, dtype=np.int64)
-        new_units = np.empty(batch, dtype=np.int64)
-        new_veto = np.empty(batch, dtype=np.int64)
-        decided = np.zeros((max_cover, batch), dtype=np.uint8)
-        rounds_of = np.zeros((max_cover, batch), dtype=np.int64)
-        n_back_of = np.zeros((max_cover, batch), dtype=np.int64)
-        vetoed = np.zeros((max_cover, batch), dtype=np.uint8)
-        n_mem_of = np.zeros(max_cover, dtype=np.int64)
-        mark = np.zeros(n_states, dtype=np.uint8)
+        # this thread's scratch (see _allocate_scratch for every array's dtype and shape)
+        (att_g, att_key, att_cell, order, cells_seen, cell_count, cell_fill,
+         backed, draw, survival, theta, factor,
+         share, units_back, veto_left, new_back, new_units, new_veto,
+         decided, rounds_of, n_back_of, vetoed, n_mem_of, mark) = _thread_scratch(scratch, tid)
 
         block_first = start + b * block_size
         block_last = min(stop, block_first + block_size)
         for batch_first in range(block_first, block_last, batch):
             batch_last = min(block_last, batch_first + batch)
-            # 1–2. every trial's crisis and deterrence; attacked trials are kept for later
             n_att = 0
             n_seen = 0
             for g in range(batch_first, batch_last):
                 key = trial_key(base_key, g)
+
+                # ---- 1. Draw the crisis ----------------------------------------------------------
+                # Aggressor j by weight, then its target entry ti and attack-mix entry ki
                 j = 0  # a single choice needs no draw
                 if n_aggressors > 1:
                     j = pick(aggressor_cum_weight, 0, n_aggressors, uniform(key, SLOT_AGGRESSOR))
@@ -211,11 +348,13 @@ def run_trials(
                     ki = pick(mix_cum_weight, ki, mix_ptr[j + 1],
                               uniform(key, SLOT_ATTACK_TYPE))
                 cell = target_cell_base[ti] + (ki - mix_ptr[j])
-                # R depends only on the aggressor-target pair: P(deterred) is precomputed
+
+                # ---- 2. Deterrence ---------------------------------------------------------------
+                # R depends only on the (aggressor, target) pair: P(deterred) is precomputed
                 u_det = uniform(key, SLOT_DETERRENCE)
                 deterred = u_det < p_deterred[ti]
                 ct[cell, C_TRIALS] += 1
-                if u_det < p_deterred_no_alliance[ti]:
+                if u_det < p_deterred_no_alliance[ti]:  # same uniform: common random numbers
                     ct[cell, C_DETERRED_NO_ALLIANCE] += 1
                 rec = g - record_start
                 if 0 <= rec < n_records:
@@ -230,7 +369,7 @@ def run_trials(
                     for col in range(R_INVOKED, records.shape[1]):
                         if col != R_ALLIANCE:
                             records[rec, col] = 0.0
-                if deterred:
+                if deterred:  # the trial ends here
                     ct[cell, C_DETERRED] += 1
                     continue
                 ct[cell, C_ATTACKED] += 1
@@ -242,6 +381,7 @@ def run_trials(
                     cells_seen[n_seen] = cell
                     n_seen += 1
                 cell_count[cell] += 1
+
             # group the attacked trials by cell (any order of cells gives the same tallies)
             offset = 0
             for s in range(n_seen):
@@ -265,7 +405,9 @@ def run_trials(
                 k = cell_attack_type[cell]
                 cc_lo = cc_ptr[cell]
                 n_cover = cc_ptr[cell + 1] - cc_lo
-                # 4–5. consultation in every covering alliance, for the whole group at once.
+
+                # ---- 4. Consultation -------------------------------------------------------------
+                # In every covering alliance, for the cell's group of attacked trials at once.
                 # State is member × trial and the inner loops run over trials: no dependency
                 # from one trial to the next, no unpredictable branch, so they vectorize. A
                 # member backs in the first round r with draw < 1 − Π_{s≤r}(1 − p_s); a trial
@@ -352,7 +494,7 @@ def run_trials(
                                 new_back[q] += backs
                                 new_units[q] += u_p if backs else 0
                                 new_veto[q] += v_p if backs else 0
-                        for q in range(n):
+                        for q in range(n):  # the rule, checked after the round
                             if dc[q] == 0:
                                 nb[q] += new_back[q]
                                 units_back[q] += new_units[q]
@@ -363,18 +505,29 @@ def run_trials(
                                     active -= 1
                         if active == 0:
                             break
+
+                    # ---- 5. Decision failure -----------------------------------------------------
+                    # Undecided: veto when the quota was met but a veto holder never backed; any
+                    # other undecided trial is a deadlock (the trial's cause is tallied in step 8)
                     for q in range(n):
                         vt[q] = 1 if vetoing_al and dc[q] == 0 and nb[q] >= need else 0
                     n_mem_of[c] = m
+
+                # each trial of the group finishes on its own
                 for q in range(n):
                     g = att_g[idx[q]]
                     key = att_key[idx[q]]
-                    # 3. attribution
+
+                    # ---- 3. Attribution ----------------------------------------------------------
+                    # (drawn after the consultation: a draw is keyed by its slot, not its order)
                     d_att = 0.0
                     if attribution_days[k] > 0.0:
                         u_att = uniform(key, SLOT_ATTRIBUTION)
                         d_att = -attribution_days[k] * math.log(1.0 - u_att)
-                    # 5. the earliest deciding alliance (ties: less mobilization, then position)
+
+                    # ---- 6. Delay ----------------------------------------------------------------
+                    # The earliest deciding alliance counts (ties: less mobilization, then
+                    # position); any_vetoed collects step 5 over the covering alliances
                     first = -1
                     first_time = 0.0
                     first_mob = 0.0
@@ -390,8 +543,18 @@ def run_trials(
                                 first = c
                                 first_time = when
                                 first_mob = mob
-                    # 6–7. delivery by the responders, free riders, the trial's backing share
                     invoked = first >= 0
+                    delay = d_att  # with no decision
+                    first_al = -1
+                    rounds_first = 0
+                    if invoked:
+                        first_al = cc_alliance[cc_lo + first]
+                        rounds_first = rounds_of[first, q]
+                        delay = (d_att + rounds_first * round_days[first_al]) + (
+                            mobilization_days * (1.0 - integration[first_al]))
+
+                    # ---- 7. Delivery -------------------------------------------------------------
+                    # By the responders; also the free riders and the trial's backing share
                     force = capability[t]
                     n_resp = 0
                     n_failed = 0
@@ -415,6 +578,8 @@ def run_trials(
                                 else:
                                     n_failed += 1
                     elif n_cover > 1:
+                        # several alliances: mark the union of their M_A, then walk the states in
+                        # ascending order (the order in which delivered forces are summed)
                         for c in range(n_cover):
                             lo = cc_entry_ptr[cc_lo + c]
                             for p in range(n_mem_of[c]):
@@ -442,25 +607,19 @@ def run_trials(
                             elif (mk & IN_DECIDING) and i != t:
                                 n_free += 1
                             mark[i] = 0
-                    delay = d_att
                     defection = False
-                    first_al = -1
-                    rounds_first = 0
-                    if invoked:
-                        first_al = cc_alliance[cc_lo + first]
-                        rounds_first = rounds_of[first, q]
-                        delay = (d_att + rounds_first * round_days[first_al]) + (
-                            mobilization_days * (1.0 - integration[first_al]))
-                        force = force * (1.0 + integration[first_al] * interoperability_bonus)
-                        if n_resp > 0:
-                            defection = n_failed / n_resp > defection_threshold
+                    if invoked and n_resp > 0:
+                        defection = n_failed / n_resp > defection_threshold
 
-                    # 8. outcome
+                    # ---- 8. Outcome --------------------------------------------------------------
+                    # Repelled iff F · exp(σ_o·Z') > cap_a · severity_k · exp(delay / window_days)
+                    if invoked:
+                        force = force * (1.0 + integration[first_al] * interoperability_bonus)
                     threat = capability[a] * severity[k]
                     z = (math.log(force) - math.log(threat) - delay / window_days) / outcome_noise
                     repelled = uniform(key, SLOT_OUTCOME) < normal_cdf(z)
 
-                    # tallies
+                    # tallies of the cell
                     if repelled:
                         ct[cell, C_REPELLED] += 1
                     else:
@@ -496,6 +655,7 @@ def run_trials(
                             cause = CAUSE_DEFECTION
                         if repelled:
                             ct[cell, C_REPELLED_INVOKED] += 1
+                    # tallies of each covering alliance
                     for c in range(n_cover):
                         al = cc_alliance[cc_lo + c]
                         at[al, A_CONSULTED] += 1
@@ -515,6 +675,7 @@ def run_trials(
                             at[al, A_FIRST] += 1
                             at[al, A_DELAY_SUM] += fixed(delay, DELAY_SCALE)
                             ah[al, delay_bin(delay)] += 1
+                    # the saved record, if this trial has a row
                     rec = g - record_start
                     if 0 <= rec < records.shape[0]:
                         records[rec, R_INVOKED] = 1.0 if invoked else 0.0
@@ -527,4 +688,3 @@ def run_trials(
                         records[rec, R_DELIVERED_SHARE] = delivered_share
                         records[rec, R_FORCE] = force
                         records[rec, R_REPELLED] = 1.0 if repelled else 0.0
-

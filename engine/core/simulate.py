@@ -1,13 +1,14 @@
 """Run the kernel over a trial range and return exact integer tallies.
 
-This is the only place that calls :func:`kernels.trial.run_trials`; it allocates the per-thread
-tally slabs, walks the range in waves (for progress and bounded memory), and sums the slabs in a
-fixed order.  All tallies are integers, so the result does not depend on threads or block size.
+This is the only place that calls the private kernel :func:`kernels.trial._run_trials`: it packs
+the compiled scenario and the precomputed tables into the kernel's named tuples
+(:mod:`kernels.args`), allocates the per-thread tally slabs, walks the range in waves (for
+progress and bounded memory), and sums the slabs in a fixed order.  All tallies are integers, so
+the result does not depend on threads or block size.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -101,9 +102,19 @@ def simulate(
     """
     import numba
 
+    from kernels.args import (
+        Alliances,
+        AttackTypes,
+        Cells,
+        Crises,
+        Deterrence,
+        Run,
+        Settings,
+        States,
+    )
     from kernels.deterrence import deterrence_probabilities
     from kernels.prepare import consultation_tables
-    from kernels.trial import run_trials
+    from kernels.trial import _run_trials
 
     if block_size < 1:
         raise ValueError("block_size must be ≥ 1")
@@ -113,12 +124,29 @@ def simulate(
         c.capability, c.commitment, c.membership, c.bindingness, c.cover_ptr, c.cover_idx,
         c.aggressor_state, c.resolve, c.target_ptr, c.target_state, c.misperception,
     )
-    tables = consultation_tables(
+    consultations, entries = consultation_tables(
         c.capability_units, c.commitment, c.free_riding, c.member_ptr, c.member_idx, c.rule,
         c.quota,
         c.veto, c.bindingness, c.cover_ptr, c.cover_idx, c.shares_alliance, c.exposure,
         c.aggressor_state, c.cell_aggressor, c.cell_target, c.cell_attack_type, c.severity,
         c.ambiguity, c.conflict_penalty, c.threat_weight,
+    )
+    inputs = (
+        States(c.capability, c.stability),
+        Alliances(c.rule, c.round_days, c.max_rounds, c.integration, c.intel_sharing),
+        Crises(
+            c.aggressor_state, c.aggressor_cum_weight, c.target_ptr, c.target_state,
+            c.target_cum_weight, c.target_cell_base, c.mix_ptr, c.mix_type, c.mix_cum_weight,
+        ),
+        AttackTypes(c.severity, c.attribution_days),
+        Cells(c.cell_aggressor, c.cell_target, c.cell_attack_type),
+        Deterrence(p_det, p_det0),
+        consultations,
+        entries,
+        Settings(
+            c.outcome_noise, c.mobilization_days, c.window_days, c.interoperability_bonus,
+            c.defection_threshold, c.threat_weight,
+        ),
     )
     slab = (
         np.zeros((threads, c.n_cells, N_CELL_COLUMNS), np.int64),
@@ -132,8 +160,8 @@ def simulate(
         record_start = start
     elif record_start is None:
         raise ValueError("records need their record_start")
-    cc_ptr, cc_alliance = tables[0], tables[1]
-    cc_cell = np.repeat(np.arange(c.n_cells), np.diff(cc_ptr))
+    cc_alliance = consultations.alliance
+    cc_cell = np.repeat(np.arange(c.n_cells), np.diff(consultations.ptr))
 
     def snapshot() -> Tallies:
         total = Tallies(*(s.sum(axis=0) for s in slab))
@@ -148,18 +176,9 @@ def simulate(
     position = start
     while position < stop:
         end = min(stop, position + wave_trials)
-        run_trials(
-            seed, position, end, block_size,
-            c.capability, c.stability,
-            c.rule, c.round_days, c.max_rounds, c.integration, c.intel_sharing,
-            c.aggressor_state, c.aggressor_cum_weight, c.target_ptr, c.target_state,
-            c.target_cum_weight, c.target_cell_base, c.mix_ptr, c.mix_type, c.mix_cum_weight,
-            c.severity, c.attribution_days, c.cell_aggressor, c.cell_target, c.cell_attack_type,
-            p_det, p_det0,
-            *tables,
-            c.outcome_noise, c.mobilization_days, c.window_days, c.interoperability_bonus,
-            c.defection_threshold, c.threat_weight,
-            slab[0], slab[1], slab[2], slab[3], records, record_start,
+        _run_trials(
+            Run(seed, position, end, block_size, record_start), *inputs,
+            slab[0], slab[1], slab[2], slab[3], records,
         )
         if progress is not None:
             progress(end - position)
@@ -167,7 +186,3 @@ def simulate(
         if on_wave is not None:
             on_wave(position, snapshot, records)
     return snapshot(), records
-
-
-def default_threads() -> int:
-    return int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))

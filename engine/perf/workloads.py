@@ -10,7 +10,7 @@ import numpy as np
 from ..model.compile import CompiledScenario, compile_scenario
 from ..model.config import Scenario, load_scenario, scenario_from_dict
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 WORKLOADS = ("small", "nato", "large")
 
 
