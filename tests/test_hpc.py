@@ -43,9 +43,10 @@ def test_slurm_dry_run_writes_the_scripts(tmp_path):
     script = (run_dir / "shards.sbatch").read_text()
     for line in ("#SBATCH --array=0-7", "#SBATCH --cpus-per-task=4", "#SBATCH --partition=short",
                  "#SBATCH --time=00:30:00", "#SBATCH --mem=2G",
-                 f"#SBATCH --output={run_dir.resolve()}/logs/shard-%a.out",
+                 f'#SBATCH --output="{run_dir.resolve()}/logs/shard-%a.out"',
                  'export NUMBA_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"',
-                 'export NUMBA_CACHE_DIR="${SLURM_TMPDIR:-${TMPDIR:-/tmp}}/crisis-numba-$(id -u)"',
+                 'CACHE_ROOT="${SLURM_TMPDIR:-${TMPDIR:-/tmp}}"',
+                 'export NUMBA_CACHE_DIR="$CACHE_ROOT/crisis-numba-$(id -u)"',
                  '--shard "$I/8"', "--trials 10000 --seed 3"):
         assert line in script, line
     assert script in result.output  # shown to the user

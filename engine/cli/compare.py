@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ..present.sanitize import csv_safe_frame, message_safe, terminal_safe
 from .base import CrisisCommand
 
 EXIT_CHANGED = 1
@@ -73,7 +74,7 @@ def format_comparison(frame) -> str:
     seen.sort(key=lambda sk: order.get(sk[0], len(order)))
     for scope, key in seen:
         part = frame.filter((frame["scope"] == scope) & (frame["key"] == key))
-        rows.append(f"{scope}: {key}" if scope != "overall" else "overall")
+        rows.append(terminal_safe(f"{scope}: {key}" if scope != "overall" else "overall"))
         for r in part.iter_rows(named=True):
             rate = _is_rate(r["measure"])
             ci = ("-" if r["diff_low"] is None else
@@ -81,9 +82,9 @@ def format_comparison(frame) -> str:
             st = r["statistic"]
             stat = "-" if st is None else (
                 f"D={st:.4f}" if r["test"] == "ks_binned" else f"z={st:.2f}")
-            rows.append((f"  {r['measure']}", _value(r["a"], rate), _value(r["b"], rate),
-                         _signed(r["diff"], rate), ci, stat, _p(r["p_value"]), _p(r["p_holm"]),
-                         "*" if r["significant"] else ""))
+            rows.append((f"  {terminal_safe(r['measure'])}", _value(r["a"], rate),
+                         _value(r["b"], rate), _signed(r["diff"], rate), ci, stat,
+                         _p(r["p_value"]), _p(r["p_holm"]), "*" if r["significant"] else ""))
     table = [header] + [r for r in rows if isinstance(r, tuple)]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
 
@@ -126,16 +127,16 @@ def compare_command(ctx: click.Context, run_a: Path, run_b: Path, fmt: str, alph
         click.echo(json.dumps(doc, indent=2, allow_nan=False))
         return
     if fmt == "csv":
-        click.echo(view.write_csv(), nl=False)
+        click.echo(csv_safe_frame(view).write_csv(), nl=False)
         for note in notes:
-            click.echo(f"note: {note}", err=True)
+            click.echo(f"note: {message_safe(note)}", err=True)
         return
     click.echo(f"A = {run_a}\nB = {run_b}\n")
     click.echo(format_comparison(view))
     click.echo(f"\n{n_tests} tests, Holm-corrected at alpha = {alpha}: {n_sig} significant"
                + ("" if show_all else " (in all scopes; --all shows every row)"))
     for note in notes:
-        click.echo(f"note: {note}")
+        click.echo(f"note: {message_safe(note)}")
 
 
 @click.command("check", cls=CrisisCommand)
@@ -152,7 +153,7 @@ def check_command(ctx: click.Context, run: Path, baseline: Path, alpha: float) -
 
     frame, notes = compare_runs_with_notes(baseline, run, alpha)
     for note in notes:
-        click.echo(f"note: {note}")
+        click.echo(f"note: {message_safe(note)}")
     moved = frame.filter(frame["significant"])
     n_tests = int(frame.get_column("p_value").is_not_null().sum())
     if moved.height == 0:

@@ -170,6 +170,7 @@ def validate(config):
 def summarize(run_dir, fmt):
     """Print the results of the run in RUN_DIR (json is for scripts)."""
     from .. import api
+    from ..present.sanitize import csv_safe_frame, terminal_safe
     from ..present.terminal import format_summary
 
     run = api.open_run(run_dir)
@@ -179,15 +180,17 @@ def summarize(run_dir, fmt):
         doc = {"manifest": manifest, "summary": summary.to_dicts(), "cells": cells.to_dicts()}
         click.echo(json.dumps(_finite(doc), indent=2, default=str, allow_nan=False))
     elif fmt == "csv":
-        click.echo(summary.write_csv(), nl=False)
+        click.echo(csv_safe_frame(summary).write_csv(), nl=False)
     else:
-        click.echo(f"{manifest['scenario']} — {manifest['trials']:,} trials, seed "
-                   f"{manifest['seed']}, scenario {manifest['scenario_hash'][:12]}")
+        click.echo(f"{terminal_safe(manifest['scenario'])} — {manifest['trials']:,} trials, "
+                   f"seed {manifest['seed']}, scenario {manifest['scenario_hash'][:12]}")
         click.echo(format_summary(summary))
 
 
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path), required=False)
+# paths stay text here: click.Path stats them first and fails on a NUL byte (exit 1); the
+# library refuses any path a job script cannot carry, naming the option
+@click.argument("config", required=False)
 @click.option("--shards", type=click.IntRange(min=1), help="Number of shards (array tasks).")
 @click.option("--scheduler", type=click.Choice(["slurm", "pbs"]), default="slurm",
               show_default=True)
@@ -200,10 +203,10 @@ def summarize(run_dir, fmt):
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
 @click.option("--block-size", type=click.IntRange(1, 2**62), default=4096, show_default=True)
 @click.option("--save-trials", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "out_dir", metavar="DIRECTORY",
               help="Run folder (default: results/<scenario>-<seed>/).")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Resubmit the failed or missing shards of this run folder.")
+@click.option("--resume", "resume_dir", metavar="RUN_DIR",
+              help="Resubmit the failed, missing or stale shards of this run folder.")
 @click.option("--dry-run", is_flag=True, help="Write the scripts and show them; submit nothing.")
 @click.option("--force", is_flag=True, help="Reuse a non-empty run folder.")
 def submit(config, shards, scheduler, partition, walltime, cpus_per_task, mem, trials, seed,
@@ -227,6 +230,10 @@ def submit(config, shards, scheduler, partition, walltime, cpus_per_task, mem, t
                            cpus_per_task=cpus_per_task, mem=mem, dry_run=dry_run, force=force)
     run_dir = Path(record["run_dir"])
     entry = record["submissions"][-1]
+    if entry.get("cleared"):
+        click.echo(f"removed {len(entry['cleared'])} stale shard folders (made with another "
+                   f"plan): {', '.join(entry['cleared'][:8])}"
+                   f"{', …' if len(entry['cleared']) > 8 else ''}", err=True)
     if dry_run:
         click.echo((run_dir / entry["array_script"]).read_text())
         click.echo(f"(dry run) scripts written to {run_dir / entry['array_script']} and "
@@ -237,22 +244,22 @@ def submit(config, shards, scheduler, partition, walltime, cpus_per_task, mem, t
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dir")  # text: click.Path would stat it and fail on a NUL byte
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def status(run_dir, fmt):
-    """Show which shards of a submitted run are done, running, pending, failed or missing."""
+    """Show which shards of a submitted run are done, running, pending, failed, stale (made
+    with another plan) or missing."""
     from collections import Counter
 
-    from ..runs.folder import RunFolder
-    from ..scale.hpc import format_ranges, shard_states
+    from ..scale.hpc import format_ranges, merged_state, shard_states
 
     record, states = shard_states(run_dir)
-    merged = RunFolder(run_dir).is_complete
+    merged = merged_state(run_dir, record)
     if fmt == "json":
         click.echo(json.dumps({"shards": {str(i): s for i, s in states.items()},
-                               "merged": merged, "submissions": record["submissions"]},
-                              indent=2))
+                               "merged": merged == "yes", "merged_state": merged,
+                               "submissions": record["submissions"]}, indent=2))
         return
     counts = Counter(states.values())
     click.echo(f"{run_dir}: {record['shards']} shards on {record['scheduler']} — "
@@ -260,7 +267,8 @@ def status(run_dir, fmt):
     for state in sorted(counts):
         if state != "done":
             click.echo(f"  {state}: {format_ranges([i for i, s in states.items() if s == state])}")
-    click.echo("  merged: yes" if merged else "  merged: not yet")
+    click.echo({"yes": "  merged: yes", "no": "  merged: not yet",
+                "stale": "  merged: stale (made with another plan)"}[merged])
 
 
 @main.command()
@@ -279,6 +287,7 @@ def sensitivity(config, trials, seed, top, out, quiet):
     from ..experiments.sensitivity import MEASURES, knobs
     from ..experiments.sensitivity import sensitivity as analyse
     from ..model.config import load_scenario
+    from ..present.sanitize import csv_safe_frame, terminal_safe_frame
     from ..runs.io import atomic_write, write_parquet
 
     scenario = load_scenario(config)
@@ -294,12 +303,12 @@ def sensitivity(config, trials, seed, top, out, quiet):
     shown = ["knob", "value", "low", "high"] + [f"{m}_swing" for m in MEASURES]
     with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True, tbl_width_chars=170, float_precision=4):
-        click.echo(frame.select(shown).head(top))
+        click.echo(terminal_safe_frame(frame.select(shown).head(top)))
     click.echo(f"one-at-a-time swings (down → up), {trials:,} trials per run, common random "
                f"numbers; ranked by the largest scaled swing")
     if out is not None:
         if out.suffix == ".csv":
-            atomic_write(out, lambda tmp: frame.write_csv(tmp))
+            atomic_write(out, lambda tmp: csv_safe_frame(frame).write_csv(tmp))
         else:
             write_parquet(out, frame)
         click.echo(f"→ {out}")
@@ -326,6 +335,7 @@ def sweep(config, sets, grid_file, trials, seed, threads, out, force, quiet):
     from ..core.simulate import set_threads
     from ..experiments.sweep import grid_points, parse_set, read_grid, run_sweep
     from ..model.config import load_scenario
+    from ..present.sanitize import terminal_safe_frame
     from ..runs.folder import slugify
     from ..runs.io import write_parquet
 
@@ -361,7 +371,8 @@ def sweep(config, sets, grid_file, trials, seed, threads, out, force, quiet):
         with pl.Config(tbl_rows=50, tbl_cols=-1, tbl_hide_dataframe_shape=True,
                        tbl_hide_column_data_types=True, tbl_width_chars=160,
                        float_precision=4):
-            click.echo(frame.select([c for c in shown if c in frame.columns]).rename(short))
+            table = frame.select([c for c in shown if c in frame.columns]).rename(short)
+            click.echo(terminal_safe_frame(table))
     click.echo(f"{frame.height} points × {trials:,} trials, seed {seed} (common random "
                f"numbers) → {out}")
 

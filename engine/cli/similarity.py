@@ -13,6 +13,7 @@ import click
 
 from ..errors import UserError
 from ..model.similarity import ALIASES, DEFAULT_MEASURES, MEASURES
+from ..present.sanitize import csv_safe_frame, terminal_safe_frame
 from .base import CrisisCommand
 
 OUT_SUFFIXES = (".parquet", ".csv")
@@ -25,7 +26,7 @@ def _write(path: Path, frame) -> None:
     if suffix == ".parquet":
         write_parquet(path, frame)
     else:
-        atomic_write(path, lambda tmp: frame.write_csv(tmp))
+        atomic_write(path, lambda tmp: csv_safe_frame(frame).write_csv(tmp))
 
 
 def _render_table(frame) -> str:
@@ -35,7 +36,7 @@ def _render_table(frame) -> str:
     shown = frame.with_columns(pl.col(floats).round(4)) if floats else frame
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True, tbl_width_chars=200):
-        return str(shown)
+        return str(terminal_safe_frame(shown))
 
 
 @click.command("similarity", cls=CrisisCommand)
@@ -129,6 +130,6 @@ def _run(config, measures, out_path: Path | None, fmt: str, ordered: bool) -> No
         click.echo(f"{what}: {frame.height} pairs × {frame.width - 2} measures → {out_path}",
                    err=True)
     elif fmt == "csv":
-        click.echo(frame.write_csv(), nl=False)
+        click.echo(csv_safe_frame(frame).write_csv(), nl=False)
     else:
         click.echo(_render_table(frame))

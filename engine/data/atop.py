@@ -9,8 +9,11 @@ States (COW National Material Capabilities, ``cinc-polity.csv``)
     when ``Y`` is later.  ``id`` and ``name`` are the COW abbreviation ``stateabb``; ATOP's COW
     codes map to it through the ``ccode`` ↔ ``stateabb`` pairs of the same file.
     ``capability`` = ``cinc``; a missing or zero ``cinc`` gets the floor :data:`CINC_FLOOR`
-    (the engine needs capability > 0).  ``commitment`` = 0.5, ``stability`` = 1, ``free_riding``
-    = 0 are assumptions.
+    (the engine needs capability > 0).  A ``cinc`` that is not a share in [0, 1] (negative,
+    above 1, inf, NaN) and a ``stateabb`` that cannot be a state id (1–64 letters, digits, ``_``
+    or ``-``) are errors naming the file, row and column, as is any whole-number column holding
+    a fraction, text or a number beyond ±2^53.  ``commitment`` = 0.5, ``stability`` = 1,
+    ``free_riding`` = 0 are assumptions.
 
 Membership (ATOP v4.01 member level, phases respected)
     An alliance is in force in ``Y`` when ``begyr ≤ Y`` and (``endyr`` = 0 or ``endyr ≥ Y``); a
@@ -89,6 +92,10 @@ from ..errors import ConfigError, UserError
 from ..model.config import scenario_from_dict
 
 CINC_FLOOR = 1e-6
+# COW abbreviations become state ids (engine.model.config.Identifier)
+STATE_ABBREVIATION = r"^[A-Za-z0-9_-]{1,64}$"
+# whole numbers read from the files must be exact in float64 (years, codes, ids)
+LARGEST_WHOLE_NUMBER = 2**53
 DEFAULT_COMMITMENT = 0.5
 ROUND_DAYS = 2.0
 MAX_ROUNDS = 5
@@ -151,13 +158,16 @@ def _integers(frame: pl.DataFrame, path: Path, required: Iterable[str],
     for name, must in [(c, True) for c in required] + [(c, False) for c in optional]:
         raw = frame[name]
         number = raw.cast(pl.Float64, strict=False)
-        bad = (raw.is_not_null() & (number.is_null() | (number.round(0) != number)))
+        bad = (raw.is_not_null() & (number.is_null() | ~number.is_finite()
+                                    | (number.abs() >= LARGEST_WHOLE_NUMBER)
+                                    | (number.round(0) != number))).fill_null(True)
         if must:
             bad = bad | raw.is_null()
         if bad.any():
             row = int(bad.arg_max())
             value = raw[row]
-            raise UserError(f"{path}: column {name!r} needs whole numbers; row {row + 2} has "
+            raise UserError(f"{path}: row {row + 2}, column {name!r}: needs a whole number "
+                            f"(below 2^53 in size), got "
                             f"{'nothing' if value is None else repr(value)}")
         exprs.append(number.cast(pl.Int64).alias(name))
     return frame.with_columns(exprs)
@@ -212,10 +222,12 @@ def read_sources(alliances_csv: str | Path, members_csv: str | Path,
     cinc = _integers(cinc, c_path, ("ccode", "year"))
     raw_cinc = cinc["cinc"]
     number = raw_cinc.cast(pl.Float64, strict=False)
-    bad = raw_cinc.is_not_null() & number.is_null()
+    bad = (raw_cinc.is_not_null() & (number.is_null() | ~number.is_finite() | (number < 0)
+                                     | (number > 1))).fill_null(True)
     if bad.any():
         row = int(bad.arg_max())
-        raise UserError(f"{c_path}: column 'cinc' needs numbers; row {row + 2} has "
+        raise UserError(f"{c_path}: row {row + 2}, column 'cinc': needs a share of world "
+                        f"capability in [0, 1] (0 or empty when missing), got "
                         f"{raw_cinc[row]!r}")
     cinc = cinc.with_columns(number.alias("cinc"))
     if cinc.is_empty() or alliances.is_empty() or members.is_empty():
@@ -224,6 +236,11 @@ def read_sources(alliances_csv: str | Path, members_csv: str | Path,
     if cinc["stateabb"].is_null().any():
         row = int(cinc["stateabb"].is_null().arg_max())
         raise UserError(f"{c_path}: column 'stateabb' is empty in row {row + 2}")
+    odd = ~cinc["stateabb"].str.contains(STATE_ABBREVIATION)
+    if odd.any():
+        row = int(odd.arg_max())
+        raise UserError(f"{c_path}: row {row + 2}, column 'stateabb': {cinc['stateabb'][row]!r} "
+                        f"cannot be a state id (1-64 letters, digits, '_' or '-')")
     abbreviations: dict[int, str] = {}
     for code, abb in cinc.select("ccode", "stateabb").unique(maintain_order=True).iter_rows():
         if code in abbreviations and abbreviations[code] != abb:
@@ -531,7 +548,7 @@ def import_world(year: int, alliances_csv: str | Path, members_csv: str | Path,
             continue
         if abb in capability:
             raise UserError(f"{sources.capabilities_path}: {abb} has two rows in {cinc_year}")
-        if value is None or not math.isfinite(value) or value <= 0:
+        if value is None or value == 0:  # read_sources refused anything else outside (0, 1]
             floored.append(abb)
             value = CINC_FLOOR
         capability[abb] = float(value)

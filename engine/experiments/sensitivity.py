@@ -17,7 +17,7 @@ from ..errors import UserError
 from ..model.config import Scenario
 from .calibrate import apply_parameter
 from .overall import overall_summary
-from .sweep import variant
+from .sweep import check_runnable, variant
 
 MEASURES = ("deterrence_success_rate", "delay_mean_days", "breakdown_rate")
 UNIT = {"commitment", "stability", "free_riding", "integration", "bindingness", "intel_sharing",
@@ -70,6 +70,7 @@ def sensitivity(scenario: Scenario, *, seed: int, trials: int, measures=MEASURES
     def overall(s: Scenario) -> dict:
         return overall_summary(s, seed=seed, trials=trials)
 
+    check_runnable(scenario, trials=trials)
     base = overall(scenario)
     for m in measures:
         if m not in base:
@@ -80,8 +81,10 @@ def sensitivity(scenario: Scenario, *, seed: int, trials: int, measures=MEASURES
         if lo == hi:
             continue
         try:
-            down = overall(_perturbed(scenario, path, lo))
-            up = overall(_perturbed(scenario, path, hi))
+            moved = _perturbed(scenario, path, lo), _perturbed(scenario, path, hi)
+            for variant_scenario in moved:  # e.g. delays long enough to overflow the sums
+                check_runnable(variant_scenario, trials=trials)
+            down, up = overall(moved[0]), overall(moved[1])
         except UserError:
             continue  # a move outside the knob's valid range (e.g. window_days)
         row = {"knob": path, "value": value, "low": lo, "high": hi}

@@ -112,6 +112,22 @@ def variant(base: Scenario, point: dict) -> Scenario:
         raise UserError(str(err)) from None
 
 
+def check_runnable(scenario: Scenario, *, trials: int, block_size: int = 4096,
+                   label: str = "") -> None:
+    """Refuse, before anything runs, a scenario too large or a run too long for this process
+    (the limits of ``crisis run``, :func:`engine.model.limits.check_request`); ``label`` names
+    the variant in the message."""
+    import numba
+
+    from ..model.limits import check_request
+
+    try:
+        check_request(scenario, trials_in_process=trials, total_trials=trials,
+                      threads=numba.get_num_threads(), save_trials=0, block_size=block_size)
+    except UserError as err:
+        raise UserError(f"{label}: {err}" if label else str(err)) from None
+
+
 def run_sweep(base: Scenario, params: list[tuple[str, list]], *, seed: int, trials: int,
               block_size: int = 4096, progress: Callable[[int], None] | None = None):
     """Simulate every grid point with the same seed and trials; one row per point."""
@@ -119,6 +135,9 @@ def run_sweep(base: Scenario, params: list[tuple[str, list]], *, seed: int, tria
 
     points = grid_points(params)
     scenarios = [variant(base, p) for p in points]  # validate the whole grid first
+    for point, scenario in zip(points, scenarios, strict=True):
+        check_runnable(scenario, trials=trials, block_size=block_size,
+                       label="sweep point " + ", ".join(f"{k}={v}" for k, v in point.items()))
     rows = []
     for point, scenario in zip(points, scenarios, strict=True):
         overall = overall_summary(scenario, seed=seed, trials=trials, block_size=block_size)

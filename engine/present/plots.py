@@ -16,6 +16,12 @@
 
 ``plot_sweep(frame, x, measures, hue=None, out_stem=...)`` draws sweep curves (one panel per
 measure) with their ``_low``/``_high`` Wilson bands.
+
+Bounded size: a panel shows at most :data:`MAX_BARS` bars and :data:`MAX_CURVES` curves, the
+largest (most trials, attacks or responses); the rest are pooled into one "other (N …)" bar or
+curve, so a 5,000-target or 20,000-alliance run draws figures of the usual size.  Names are drawn
+literally (:func:`engine.present.sanitize.plot_safe`: ``$`` is not mathtext, control characters
+are shown as escapes) and never go through LaTeX.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..core.statistics import wilson_interval
 from ..errors import UserError
 from ..runs.folder import RunData, RunFolder
+from .sanitize import plot_safe
 
 DPI = 130
 # Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
@@ -42,6 +50,10 @@ OUTCOME_COLORS = {
     "no alliance consulted": "#BBBBBB",
 }
 RUN_FIGURES = ("deterrence_by_target", "delay_distribution", "breakdown_causes")
+# the most bars (targets, attack types) and curves (alliances, attack types) in one panel, the
+# "other" bar or curve included
+MAX_BARS = 30
+MAX_CURVES = len(PALETTE)
 
 # Human names of the summary measures (axis labels of sweep plots); rates are shown in %.
 MEASURE_LABELS = {
@@ -80,6 +92,7 @@ def _pyplot():
         "axes.spines.right": False,
         "svg.fonttype": "none",  # text stays text in SVG (searchable, smaller)
         "svg.hashsalt": "crisis-engine",  # deterministic ids in SVG output
+        "text.usetex": False,  # names never go through LaTeX (a matplotlibrc may say otherwise)
     })
     return plt
 
@@ -123,14 +136,49 @@ def _val(x) -> float:
     return float("nan") if x is None else float(x)
 
 
+def _count(rows: pl.DataFrame, name: str) -> np.ndarray:
+    return np.array([0 if v is None else v for v in rows[name]], dtype=np.int64)
+
+
+def _largest(rows: pl.DataFrame, weight: str, limit: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the ``limit − 1`` rows with the largest ``weight``, in their order, and the others) when
+    there are more than ``limit`` rows; else (all rows, no rows)."""
+    if rows.height <= limit:
+        return rows, rows.head(0)
+    order = np.argsort(-_count(rows, weight), kind="stable")[: limit - 1]
+    keep = np.zeros(rows.height, dtype=bool)
+    keep[order] = True
+    return rows.filter(pl.Series(keep)), rows.filter(pl.Series(~keep))
+
+
+def _other_label(n: int, what: str) -> str:
+    return f"other ({n:,} {what})"
+
+
 # ---- (a) deterrence by target ------------------------------------------------------------
 
 
-def _plot_deterrence(run: dict, out_dir: Path) -> list[Path]:
+def _plot_deterrence(run: RunData, out_dir: Path) -> list[Path]:
     plt = _pyplot()
     summary, manifest = run.summary, run.manifest
-    rows = _scope(summary, "target").sort("deterrence_success_rate", nulls_last=True)
-    keys = rows["key"].to_list()
+    shown, rest = _largest(_scope(summary, "target"), "trials", MAX_BARS)
+    rows = shown.sort("deterrence_success_rate", nulls_last=True)
+    keys = [plot_safe(k) for k in rows["key"].to_list()]
+    if rest.height:  # the other targets as one bar, at the bottom
+        trials_rest = int(_count(rest, "trials").sum())
+        other = {"trials": trials_rest}
+        for rate, count in (("deterrence_success_rate", "deterred"),
+                            ("deterrence_rate_no_alliance", "deterred_no_alliance")):
+            k = int(_count(rest, count).sum())
+            lo, hi = wilson_interval(np.array([k]), np.array([trials_rest]))
+            value = k / trials_rest if trials_rest else None
+            other[rate] = value
+            other[f"{rate}_low"] = float(lo[0]) if trials_rest else None
+            other[f"{rate}_high"] = float(hi[0]) if trials_rest else None
+        columns = list(other)
+        rows = pl.concat([pl.DataFrame([other]).cast({c: rows.schema[c] for c in columns}),
+                          rows.select(columns)])
+        keys = [_other_label(rest.height, "targets")] + keys
     n = len(keys)
     fig, ax = plt.subplots(figsize=(8.0, max(2.6, 0.42 * n + 1.6)))
     if n == 0:
@@ -164,7 +212,7 @@ def _plot_deterrence(run: dict, out_dir: Path) -> list[Path]:
     ax.set_ylabel("target")
     ax.grid(axis="x", alpha=0.3)
     ax.set_ylim(-0.7, n - 0.3)
-    title = f"Deterrence success by target — {manifest.get('scenario', '')}"
+    title = f"Deterrence success by target — {plot_safe(manifest.get('scenario', ''))}"
     ax.set_title(title, loc="left", pad=18)
     handles, labels = ax.get_legend_handles_labels()
     order = [labels.index(lab) for lab in ("with alliances", "95% Wilson interval",
@@ -207,7 +255,20 @@ def _delay_panel(ax, curves: list[tuple[str, np.ndarray]], upper: np.ndarray, ti
     return lo_days, hi_days
 
 
-def _plot_delay(run: dict, out_dir: Path) -> list[Path]:
+def _fewest_curves(curves: list[tuple[str, np.ndarray]], what: str
+                   ) -> list[tuple[str, np.ndarray]]:
+    """At most :data:`MAX_CURVES` curves: the ones with the most responses, in their order, and
+    the sum of the others as one "other" curve (their histograms add: one response each)."""
+    if len(curves) <= MAX_CURVES:
+        return curves
+    sizes = np.array([int(h.sum()) for _, h in curves])
+    keep = set(np.argsort(-sizes, kind="stable")[: MAX_CURVES - 1].tolist())
+    rest = [h for i, (_, h) in enumerate(curves) if i not in keep]
+    return ([c for i, c in enumerate(curves) if i in keep]
+            + [(_other_label(len(rest), what), np.sum(rest, axis=0))])
+
+
+def _plot_delay(run: RunData, out_dir: Path) -> list[Path]:
     from matplotlib.ticker import FuncFormatter
 
     from kernels.layout import histogram_edges
@@ -217,17 +278,21 @@ def _plot_delay(run: dict, out_dir: Path) -> list[Path]:
     upper = edges[1:]
     cells = run.cells
     ahist = run.tallies.alliance_hist
-    alliance_curves = [(aid, ahist[i]) for i, aid in enumerate(run.alliance_ids)
-                       if ahist[i].sum() > 0]
+    alliance_curves = _fewest_curves(
+        [(plot_safe(aid), ahist[i]) for i, aid in enumerate(run.alliance_ids)
+         if ahist[i].sum() > 0], "alliances")
     chist = run.tallies.cell_hist
     type_curves = []
     if chist.shape[0] == cells.height and "attack_type" in cells.columns:
         kinds = cells["attack_type"].to_list()
-        for kind in dict.fromkeys(kinds):
-            rows = [i for i, k in enumerate(kinds) if k == kind]
+        rows_of: dict[str, list[int]] = {}
+        for i, k in enumerate(kinds):
+            rows_of.setdefault(k, []).append(i)
+        for kind, rows in rows_of.items():
             h = chist[rows].sum(axis=0)
             if h.sum() > 0:
-                type_curves.append((kind, h))
+                type_curves.append((plot_safe(kind), h))
+        type_curves = _fewest_curves(type_curves, "attack types")
     panels = [(c, t) for c, t in ((alliance_curves, "by alliance (its decision came first)"),
                                   (type_curves, "by attack type")) if c]
     if not panels:
@@ -257,7 +322,8 @@ def _plot_delay(run: dict, out_dir: Path) -> list[Path]:
     for ax in axes[0][1:]:
         ax.set_ylabel("")
     fig.suptitle(f"Response delay, cumulative distribution — "
-                 f"{run['manifest'].get('scenario', '')}", x=0.01, ha="left", fontsize=12.5)
+                 f"{plot_safe(run.manifest.get('scenario', ''))}", x=0.01, ha="left",
+                 fontsize=12.5)
     fig.tight_layout()
     return _save(fig, out_dir, "delay_distribution")
 
@@ -267,7 +333,7 @@ def _plot_delay(run: dict, out_dir: Path) -> list[Path]:
 
 def _outcome_shares(rows: pl.DataFrame) -> tuple[list, dict, list, list]:
     """Per row: shares (%) of attacked trials in each outcome, and defection % of invoked."""
-    keys = rows["key"].to_list()
+    keys = [plot_safe(k) for k in rows["key"].to_list()]
 
     def col(name):
         return np.array([0 if v is None else v for v in rows[name]], dtype=np.float64)
@@ -288,7 +354,23 @@ def _outcome_shares(rows: pl.DataFrame) -> tuple[list, dict, list, list]:
     return keys, share, [a > 0 for a in attacked], defect_of_invoked
 
 
-def _plot_breakdown(run: dict, out_dir: Path) -> list[Path]:
+_OUTCOME_COUNTS = ("attacked", "consulted", "invoked", "deadlock", "veto", "defection")
+
+
+def _fewest_rows(rows: pl.DataFrame, what: str) -> pl.DataFrame:
+    """At most :data:`MAX_BARS` rows: the most attacked, and the others pooled (their counts
+    add: one row per trial) into a last "other" row."""
+    shown, rest = _largest(rows, "attacked", MAX_BARS)
+    if rest.height == 0:
+        return rows
+    other = {"key": _other_label(rest.height, what),
+             **{c: int(_count(rest, c).sum()) for c in _OUTCOME_COUNTS}}
+    columns = ["key", *_OUTCOME_COUNTS]
+    return pl.concat([shown.select(columns),
+                      pl.DataFrame([other]).cast({c: shown.schema[c] for c in columns})])
+
+
+def _plot_breakdown(run: RunData, out_dir: Path) -> list[Path]:
     plt = _pyplot()
     summary = run.summary
     groups = [(scope, title) for scope, title in (("target", "by target"),
@@ -299,13 +381,15 @@ def _plot_breakdown(run: dict, out_dir: Path) -> list[Path]:
         ax.text(0.5, 0.5, "no rows to show", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return _save(fig, out_dir, "breakdown_causes")
-    sizes = [_scope(summary, s).height for s, _ in groups]
+    what = {"target": "targets", "attack_type": "attack types"}
+    parts = [_fewest_rows(_scope(summary, s), what[s]) for s, _ in groups]
+    sizes = [p.height for p in parts]
     fig, axes = plt.subplots(len(groups), 1, figsize=(10.0, 0.42 * sum(sizes) + 1.6 * len(groups)
                                                       + 1.2),
                              gridspec_kw={"height_ratios": [s + 1.2 for s in sizes]},
                              squeeze=False)
-    for ax, (scope, title) in zip(axes[:, 0], groups, strict=True):
-        keys, share, has_attacks, defect = _outcome_shares(_scope(summary, scope))
+    for ax, part, (_, title) in zip(axes[:, 0], parts, groups, strict=True):
+        keys, share, has_attacks, defect = _outcome_shares(part)
         y = np.arange(len(keys))[::-1]
         left = np.zeros(len(keys))
         for name, values in share.items():
@@ -329,7 +413,7 @@ def _plot_breakdown(run: dict, out_dir: Path) -> list[Path]:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
                bbox_to_anchor=(0.5, 0.0), fontsize=8.8)
-    fig.suptitle(f"Cohesion breakdown — {run['manifest'].get('scenario', '')}", x=0.01,
+    fig.suptitle(f"Cohesion breakdown — {plot_safe(run.manifest.get('scenario', ''))}", x=0.01,
                  ha="left", fontsize=12.5)
     fig.tight_layout(rect=(0, 0.05, 0.84, 1))
     return _save(fig, out_dir, "breakdown_causes")
@@ -409,7 +493,7 @@ def plot_sweep(frame: pl.DataFrame, x: str, measures: Sequence[str], hue: str | 
                   np.array([categories.index(str(v)) for v in g[x].to_list()], dtype=float))
             ys = g[measure].cast(pl.Float64).to_numpy() * scale
             color = PALETTE[gi % len(PALETTE)]
-            label = None if hue is None else f"{hue} = {value}"
+            label = None if hue is None else plot_safe(f"{hue} = {value}")
             ax.plot(xs, ys, marker="o", ms=4, lw=1.8, color=color, label=label)
             lo_c, hi_c = f"{measure}_low", f"{measure}_high"
             if lo_c in g.columns and hi_c in g.columns:
@@ -417,10 +501,11 @@ def plot_sweep(frame: pl.DataFrame, x: str, measures: Sequence[str], hue: str | 
                                 g[hi_c].cast(pl.Float64).to_numpy() * scale, color=color,
                                 alpha=0.2, lw=0, label=None if idx or gi else "95% interval")
         if not numeric_x:
-            ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
-        ax.set_xlabel(x)
-        ax.set_ylabel(_measure_label(measure))
-        ax.set_title(MEASURE_LABELS.get(measure, measure), loc="left")
+            ax.set_xticks(range(len(categories)), [plot_safe(c) for c in categories],
+                          rotation=30, ha="right")
+        ax.set_xlabel(plot_safe(x))
+        ax.set_ylabel(plot_safe(_measure_label(measure)))
+        ax.set_title(plot_safe(MEASURE_LABELS.get(measure, measure)), loc="left")
         ax.grid(alpha=0.3)
         if _is_rate(measure) and measure != "deterrence_lift":
             top = np.nanmax(np.append(frame[measure].cast(pl.Float64).to_numpy(), 0)) * 100
@@ -432,7 +517,7 @@ def plot_sweep(frame: pl.DataFrame, x: str, measures: Sequence[str], hue: str | 
     handles, labels = [handles[i] for i in order], [labels[i] for i in order]
     if labels:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False)
-    fig.suptitle(title or f"Sweep over {x}" + (f" and {hue}" if hue else ""), x=0.01, ha="left",
-                 fontsize=12.5)
+    fig.suptitle(plot_safe(title or f"Sweep over {x}" + (f" and {hue}" if hue else "")), x=0.01,
+                 ha="left", fontsize=12.5)
     fig.tight_layout(rect=(0, 0.06 if labels else 0, 1, 1))
     return _save(fig, out_stem.parent, out_stem.name)

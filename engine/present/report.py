@@ -4,6 +4,12 @@ The page holds the scenario (name, hash, seed, trials and the scenario file itse
 the summary tables (overall, per target, alliance, attack type and aggressor; rates as percentages
 with their 95% Wilson intervals) and the figures of :func:`engine.present.plots.plot_run`, embedded
 as ``data:`` URIs (SVG), so the page needs no other file and loads nothing from the network.
+
+Bounded size: a table shows at most :data:`MAX_TABLE_ROWS` rows (the ones with the most trials),
+then one row saying how many are left out and where they are (``summary.parquet``); the figures
+are bounded the same way (:mod:`engine.present.plots`), and the scenario file is shown up to
+:data:`MAX_SCENARIO_CHARS` characters.  Names are HTML-escaped, control characters shown as
+escapes (:func:`engine.present.sanitize.terminal_safe`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ from ..errors import UserError
 from ..runs.folder import SCENARIO
 from ..runs.io import atomic_write
 from .plots import RUN_FIGURES, plot_run, read_run
+from .sanitize import terminal_safe
+
+# the most rows of one summary table (the rest: one row pointing to summary.parquet)
+MAX_TABLE_ROWS = 50
+# the most characters of the scenario file shown on the page
+MAX_SCENARIO_CHARS = 200_000
 
 # (scope, heading) in page order
 SECTIONS = (
@@ -115,6 +127,12 @@ def summary_html(summary: pl.DataFrame, scopes: tuple[str, ...]) -> str:
     if part.height == 0:
         return '<p class="sub">no rows</p>'
     recs = sorted(part.iter_rows(named=True), key=lambda r: scopes.index(r["scope"]))
+    left_out = 0
+    if len(recs) > MAX_TABLE_ROWS:  # the rows with the most trials, in their order
+        trials = [r.get("trials") or 0 for r in recs]
+        keep = set(sorted(range(len(recs)), key=lambda i: -trials[i])[:MAX_TABLE_ROWS])
+        left_out = len(recs) - len(keep)
+        recs = [r for i, r in enumerate(recs) if i in keep]
     cols = [c for c in COLUMNS if c[1] in part.columns
             and any(r.get(c[1]) is not None for r in recs)]
     head = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in cols)
@@ -122,9 +140,14 @@ def summary_html(summary: pl.DataFrame, scopes: tuple[str, ...]) -> str:
     rows = []
     for rec in recs:
         label = (SCOPE_LABELS.get(rec["scope"], rec["scope"]) if len(scopes) > 1
-                 else str(rec["key"]))
+                 else terminal_safe(rec["key"]))
         tds = "".join(f"<td>{_cell(rec, m, k)}</td>" for _, m, k in cols)
         rows.append(f'<tr><td class="key">{html.escape(label)}</td>{tds}</tr>')
+    if left_out:
+        rows.append(f'<tr><td class="key">other</td><td colspan="{len(cols)}" '
+                    f'style="text-align: left">{left_out:,} more rows with fewer trials, not '
+                    "shown: every row is in summary.parquet (<code>crisis summarize RUN_DIR "
+                    "--format csv</code>)</td></tr>")
     return (f'<div class="scroll"><table><thead><tr><th class="key">{html.escape(key_head)}'
             f"</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
@@ -134,8 +157,8 @@ def _kv_table(items: list[tuple[str, object]]) -> str:
     for key, value in items:
         if isinstance(value, dict | list):
             value = json.dumps(value, default=str)
-        rows.append(f"<tr><td>{html.escape(str(key))}</td>"
-                    f"<td>{html.escape('-' if value is None else str(value))}</td></tr>")
+        rows.append(f"<tr><td>{html.escape(terminal_safe(key))}</td>"
+                    f"<td>{html.escape(terminal_safe('-' if value is None else value))}</td></tr>")
     return f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -163,7 +186,11 @@ def render_report(run_dir: str | Path) -> str:
     scenario_text = run.folder.read_scenario_text()
     if scenario_text is None:
         scenario_text = f"({SCENARIO} is missing)"
-    name = str(m.get("scenario", run_dir.name))
+    elif len(scenario_text) > MAX_SCENARIO_CHARS:
+        scenario_text = (scenario_text[:MAX_SCENARIO_CHARS]
+                         + f"\n… ({len(scenario_text) - MAX_SCENARIO_CHARS:,} more characters: "
+                           f"the whole file is {SCENARIO} in the run folder)\n")
+    name = terminal_safe(m.get("scenario", run_dir.name))
     trials = m.get("trials")
     facts = [
         ("scenario", name),

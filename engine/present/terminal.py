@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from .sanitize import terminal_safe
+
 _FORMAT_ORDER = ("overall", "covered_targets", "uncovered_targets", "target", "alliance",
                  "attack_type", "aggressor")
 _SCOPE_LABEL = {
@@ -32,7 +34,8 @@ def format_summary(summary: pl.DataFrame) -> str:
     type, per aggressor; per row: trials, deterrence % with its 95% interval, deterrence lift
     (percentage points), invocation and breakdown % (of attacks), honored % (of the allies'
     commitments in consulted crises), repelled % (of attacks), delay p50/p90 (days,
-    over invoked trials) and mean rounds to decide.  ``-`` marks an undefined value.
+    over invoked trials) and mean rounds to decide.  ``-`` marks an undefined value.  Names
+    (attack types may hold any text) are shown with control characters escaped.
     """
     header = ("", "trials", "deterred % [95% CI]", "lift pp", "invoked %", "breakdown %",
               "honored %", "repelled %", "delay p50", "delay p90", "rounds")
@@ -45,9 +48,11 @@ def format_summary(summary: pl.DataFrame) -> str:
         grouped = scope not in ("overall", "covered_targets", "uncovered_targets")
         if grouped:
             rows.append(None)
-            rows.append((f"{_SCOPE_LABEL.get(scope, scope)}:",) + ("",) * (len(header) - 1))
+            heading = terminal_safe(_SCOPE_LABEL.get(scope, scope))
+            rows.append((f"{heading}:",) + ("",) * (len(header) - 1))
         for rec in part.iter_rows(named=True):
-            label = f"  {rec['key']}" if grouped else _SCOPE_LABEL.get(scope, scope)
+            label = (f"  {terminal_safe(rec['key'])}" if grouped
+                     else terminal_safe(_SCOPE_LABEL.get(scope, scope)))
             det = rec["deterrence_success_rate"]
             ci = ("-" if det is None else
                   f"{_pct(det)} [{_pct(rec['deterrence_success_rate_low'])}"

@@ -11,26 +11,63 @@ submission its job ids in ``submit.json``.
 
 New outputs belong here: add the file name, its writer and its reader, and every command that
 reads runs (``summarize``, ``compare``, ``plot``, ``report``, ``merge``) sees it.
+
+Nothing read back is trusted (:mod:`engine.runs.io`, :mod:`engine.runs.integrity`):
+
+* files are read without following symbolic links, must be regular files, and are parsed from
+  the very bytes that were hashed; ``manifest.json`` records the SHA-256 of every output file
+  (``files``) and the counts (``totals``), and every reader that has a manifest checks them;
+* ``.npz`` arrays must have exactly the expected names, dtypes and shapes (checked from their
+  headers before any is loaded; never pickles), and tallies the kernel's relations;
+* ``run.json`` is validated by :class:`~engine.runs.options.RunOptions`; a checkpoint records
+  the scenario hash, seed, trials, trial range and saved-trial count it belongs to, and a
+  digest of its arrays;
+* a shard folder (``shards/shard-I-of-K``) and the ``shards/`` folder above it must be real
+  folders: a symbolic link there is refused (never resolved), so that ``--force`` or a run
+  never deletes or writes files outside the run folder;
+* ``.lock`` is opened with ``O_NOFOLLOW`` (a link or a hard-linked file is refused, never
+  written through), and is removed only by its holder while it still holds it; a process that
+  locked a file that was removed meanwhile notices it (the path no longer names the inode it
+  locked) and tries again, so two processes never both hold the lock.
 """
 
 from __future__ import annotations
 
-import json
+import errno
+import io
 import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from kernels.layout import N_HIST_BINS
+from kernels.layout import N_ALLIANCE_COLUMNS, N_CELL_COLUMNS, N_HIST_BINS, N_RECORD_COLUMNS
 
 from ..core.simulate import Tallies
 from ..errors import UserError
-from .io import write_bytes, write_json, write_npz, write_parquet
+from .integrity import checkpoint_digest, record_problems, tally_problems, totals
+from .io import (
+    read_json_object,
+    read_npz,
+    read_regular,
+    sha256_hex,
+    write_bytes,
+    write_json,
+    write_npz,
+    write_parquet,
+)
+from .options import RunOptions, parse_manifest, parse_options
+from .options import shard_range as shard_range  # re-exported: shard folders and ranges
+
+if TYPE_CHECKING:
+    from ..model.compile import CompiledScenario
+    from ..model.config import Scenario
 
 CELLS = "cells.parquet"
 SUMMARY = "summary.parquet"
@@ -49,6 +86,26 @@ STATUS = "status"  # ``shard-I.failed`` markers of a submitted run
 # the files a run writes, removed by --force before it starts again
 RUN_FILES = (CELLS, SUMMARY, TALLIES, SCENARIO, TRIALS, MANIFEST, RUN_JSON, CHECKPOINT)
 TALLY_ARRAYS = ("cells", "cell_hist", "alliances", "alliance_hist")
+SHARD_FOLDER = re.compile(r"shard-\d{4,}-of-\d{4,}")  # SHARD_NAME's names
+# dtype and shape of every array of tallies.npz and checkpoint.npz (C cells, A alliances,
+# R saved trial records)
+TALLY_SPEC = {
+    "cells": ("<i8", ("C", N_CELL_COLUMNS)),
+    "cell_hist": ("<i8", ("C", N_HIST_BINS)),
+    "alliances": ("<i8", ("A", N_ALLIANCE_COLUMNS)),
+    "alliance_hist": ("<i8", ("A", N_HIST_BINS)),
+}
+CHECKPOINT_SPEC = {
+    **TALLY_SPEC,
+    "position": ("<i8", ()),
+    "records": ("<f8", ("R", N_RECORD_COLUMNS)),
+    "scenario_hash": ("<U64", ()),
+    "seed": ("<i8", ()),
+    "trials": ("<i8", ()),
+    "trial_range": ("<i8", (2,)),
+    "save_trials": ("<i8", ()),
+    "digest": ("<U64", ()),
+}
 
 
 def slugify(name: str) -> str:
@@ -59,11 +116,6 @@ def slugify(name: str) -> str:
 def default_out_dir(scenario_name: str, seed: int) -> Path:
     """``results/<scenario slug>-<seed>``: where a run goes without ``--out``."""
     return Path("results") / f"{slugify(scenario_name)}-{seed}"
-
-
-def shard_range(trials: int, index: int, count: int) -> tuple[int, int]:
-    """Trials of shard ``index`` of ``count``: a contiguous, complete, non-overlapping split."""
-    return trials * index // count, trials * (index + 1) // count
 
 
 def tallies_arrays(t: Tallies) -> dict[str, np.ndarray]:
@@ -117,22 +169,55 @@ class RunFolder:
     @property
     def is_complete(self) -> bool:
         """A manifest is written last: with one, every other file of the run is in place."""
-        return self.manifest_path.is_file()
+        return os.path.lexists(self.manifest_path)
 
     @property
     def has_checkpoint(self) -> bool:
-        return (self.path / CHECKPOINT).is_file()
+        """There is a ``checkpoint.npz`` (a link counts: reading it refuses it)."""
+        return os.path.lexists(self.path / CHECKPOINT)
 
     @property
     def has_options(self) -> bool:
-        return (self.path / RUN_JSON).is_file()
+        return os.path.lexists(self.path / RUN_JSON)
 
     def shard(self, index: int, count: int) -> RunFolder:
         return RunFolder(self.path / SHARDS / (SHARD_NAME % (index, count)))
 
     def shard_folders(self) -> list[RunFolder]:
-        """Every ``shards/shard-*-of-*`` folder, in name (= shard) order."""
-        return [RunFolder(p) for p in sorted((self.path / SHARDS).glob("shard-*-of-*"))]
+        """Every ``shards/shard-*-of-*`` folder, in name (= shard) order; a symbolic link
+        among them (or as ``shards/``) is refused."""
+        shards = self.path / SHARDS
+        _refuse_link(shards)
+        try:
+            entries = sorted(shards.glob("shard-*-of-*"))
+        except OSError as err:
+            raise UserError(f"{shards}: cannot list ({err.strerror or err})") from None
+        for entry in entries:
+            _refuse_link(entry)
+        return [RunFolder(p) for p in entries if SHARD_FOLDER.fullmatch(p.name) and p.is_dir()]
+
+    @property
+    def is_shard(self) -> bool:
+        """Named like a shard folder of a run: ``…/shards/shard-IIII-of-KKKK``."""
+        path = Path(os.path.abspath(self.path))
+        return path.parent.name == SHARDS and SHARD_FOLDER.fullmatch(path.name) is not None
+
+    def fits_shard(self, shard: tuple[int, int] | None) -> bool:
+        """Whether a run of ``shard`` (None: a whole run) belongs in this folder: a shard in
+        ``shards/shard-I-of-K``, a whole run anywhere else."""
+        if shard is None:
+            return not self.is_shard
+        return self.is_shard and Path(os.path.abspath(self.path)).name == SHARD_NAME % shard
+
+    def check_links(self) -> None:
+        """A shard folder and the ``shards/`` folder above it must be real folders inside the
+        run: a symbolic link there is refused (not resolved), so that ``--force`` never
+        deletes, and a run never writes, files outside the run folder.  (The run folder
+        itself, chosen by the user, may be reached through links.)"""
+        if self.is_shard:
+            path = Path(os.path.abspath(self.path))
+            _refuse_link(path.parent)
+            _refuse_link(path)
 
     @property
     def has_shards(self) -> bool:
@@ -142,10 +227,14 @@ class RunFolder:
     def prepare(self, force: bool) -> None:
         """Refuse to overwrite a folder that holds anything unless forced; then clear our files."""
         out_dir = self.path
+        self.check_links()
         if out_dir.exists() and not out_dir.is_dir():
             raise UserError(f"{out_dir}: exists and is not a folder")
         if out_dir.is_dir():
-            existing = sorted(p.name for p in out_dir.iterdir() if p.name != LOCK)
+            try:
+                existing = sorted(p.name for p in out_dir.iterdir() if p.name != LOCK)
+            except OSError as err:
+                raise UserError(f"{out_dir}: cannot list ({err.strerror or err})") from None
             if existing and not force:
                 hint = ("; `crisis run --resume` continues it" if CHECKPOINT in existing
                         and MANIFEST not in existing else "")
@@ -155,8 +244,12 @@ class RunFolder:
                     f"there{hint}"
                 )
             if force:
-                for name in RUN_FILES:
-                    (out_dir / name).unlink(missing_ok=True)
+                for name in RUN_FILES:  # unlink removes a link itself, never its target
+                    try:
+                        (out_dir / name).unlink(missing_ok=True)
+                    except OSError as err:
+                        raise UserError(f"{out_dir / name}: cannot remove it "
+                                        f"({err.strerror or err})") from None
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -167,59 +260,94 @@ class RunFolder:
     def lock(self) -> Iterator[None]:
         """Hold an exclusive lock on ``.lock`` while a run writes here: a second run aimed at
         the same folder stops at once with a clear error (the lock dies with the process, so a
-        killed run never leaves a stale lock behind)."""
+        killed run never leaves a stale lock behind).
+
+        ``.lock`` is opened with ``O_NOFOLLOW`` and must be a regular file with no other hard
+        link, so nothing is ever written through it.  The holder removes it on release while it
+        still holds it; a process that locked a file that was removed meanwhile sees that the
+        path no longer names the inode it locked, and tries again."""
         import fcntl
 
         folder = self.path
+        self.check_links()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            handle = open(folder / LOCK, "a+")  # noqa: SIM115 - held for the whole run
         except OSError as err:
             raise UserError(f"{folder}: cannot create the output folder: "
                             f"{err.strerror or err}") from None
-        held = False
-        try:
+        self.check_links()
+        path = folder / LOCK
+        for _ in range(100):
+            fd = _open_lock(path)
             try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                handle.seek(0)
-                owner = handle.read().strip() or "another process"
+                owner = _lock_owner(fd)
+                os.close(fd)
                 raise UserError(f"{folder}: another run is writing there ({owner}); wait for "
                                 f"it or choose another --out") from None
-            held = True
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}\n")
-            handle.flush()
+            except OSError as err:
+                os.close(fd)
+                raise UserError(f"{path}: cannot lock ({err.strerror or err})") from None
+            if _names_inode(path, fd):
+                break
+            os.close(fd)  # its holder removed it after we opened it: lock the file there now
+        else:
+            raise UserError(f"{path}: cannot take the lock (the file keeps being replaced)")
+        try:
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+            except OSError as err:
+                raise UserError(f"{path}: cannot write ({err.strerror or err})") from None
             yield
         finally:
-            if held:  # a finished (or refused) run leaves only its results
-                (folder / LOCK).unlink(missing_ok=True)
-            handle.close()
+            # a finished (or refused) run leaves only its results: remove the lock file while
+            # still holding it, and only if it is still ours
+            if _names_inode(path, fd):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            os.close(fd)
 
     # ---- writers -----------------------------------------------------------------------------
     def write_scenario(self, text: bytes) -> None:
         write_bytes(self.scenario_path, text)
 
-    def write_options(self, options: dict) -> None:
-        write_json(self.path / RUN_JSON, options)
+    def write_options(self, options: RunOptions | dict) -> None:
+        """``run.json`` (a dict is validated first: nothing is written that resume refuses)."""
+        path = self.path / RUN_JSON
+        if not isinstance(options, RunOptions):
+            options = parse_options(options, str(path))
+        write_json(path, options.model_dump(mode="json"))
 
-    def write_checkpoint(self, tallies: Tallies, position: int, records: np.ndarray) -> None:
-        write_npz(self.path / CHECKPOINT, {**tallies_arrays(tallies),
-                                           "position": np.int64(position), "records": records})
+    def write_checkpoint(self, tallies: Tallies, position: int, records: np.ndarray,
+                         options: RunOptions) -> None:
+        """The tallies of the trials before ``position`` and the records so far, with what
+        they belong to (scenario hash, seed, trials, trial range, saved trials) and a digest
+        of them all."""
+        start, stop = options.trial_range
+        arrays = {**tallies_arrays(tallies), "position": np.int64(position),
+                  "records": records, "scenario_hash": np.array(options.scenario_hash),
+                  "seed": np.int64(options.seed), "trials": np.int64(options.trials),
+                  "trial_range": np.array([start, stop], dtype=np.int64),
+                  "save_trials": np.int64(options.save_trials)}
+        arrays["digest"] = np.array(checkpoint_digest(arrays))
+        write_npz(self.path / CHECKPOINT, arrays)
 
     def remove_checkpoint(self) -> None:
         (self.path / CHECKPOINT).unlink(missing_ok=True)
 
-    def write_tallies(self, tallies: Tallies) -> None:
-        write_npz(self.path / TALLIES, tallies_arrays(tallies))
+    def write_tallies(self, tallies: Tallies) -> str:
+        return write_npz(self.path / TALLIES, tallies_arrays(tallies))
 
-    def write_tables(self, cells: pl.DataFrame, summary: pl.DataFrame) -> None:
-        write_parquet(self.path / CELLS, cells)
-        write_parquet(self.path / SUMMARY, summary)
+    def write_tables(self, cells: pl.DataFrame, summary: pl.DataFrame) -> dict[str, str]:
+        return {CELLS: write_parquet(self.path / CELLS, cells),
+                SUMMARY: write_parquet(self.path / SUMMARY, summary)}
 
-    def write_records(self, records: pl.DataFrame) -> None:
-        write_parquet(self.path / TRIALS, records)
+    def write_records(self, records: pl.DataFrame) -> str:
+        return write_parquet(self.path / TRIALS, records)
 
     def write_manifest(self, manifest: dict) -> None:
         """Last: a folder with a manifest is a complete run."""
@@ -229,126 +357,234 @@ class RunFolder:
                       summary: pl.DataFrame | None, records: pl.DataFrame | None,
                       manifest: dict) -> None:
         """Every result file of a finished run (tables are None for a shard), the manifest
-        last; then the checkpoint goes."""
-        self.write_tallies(tallies)
+        last — with the SHA-256 of every file (``files``) and the counts (``totals``), which it
+        gains in place; then the checkpoint goes."""
+        files = {TALLIES: self.write_tallies(tallies)}
         if records is not None:
-            self.write_records(records)
+            files[TRIALS] = self.write_records(records)
         if cells is not None and summary is not None:
-            self.write_tables(cells, summary)
+            files.update(self.write_tables(cells, summary))
+        if os.path.lexists(self.scenario_path):
+            files[SCENARIO] = sha256_hex(read_regular(self.scenario_path, "scenario file"))
+        manifest["files"] = dict(sorted(files.items()))
+        manifest["totals"] = totals(tallies)
         self.write_manifest(manifest)
         self.remove_checkpoint()
 
     def write_submission(self, record: dict) -> None:
         write_json(self.submit_path, record)
 
-    # ---- readers -----------------------------------------------------------------------------
-    def _json(self, path: Path, what: str) -> dict:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise UserError(f"{path}: unreadable {what} ({err})") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{path}: unreadable {what} (not a JSON object)")
+    # ---- readers ----------------------------------------------------------------------------
+    def _verified(self, name: str, what: str, manifest: dict | None) -> bytes:
+        """The bytes of the run file ``name`` (never through a link); with a ``manifest`` that
+        lists the file's SHA-256, they must match it."""
+        path = self.path / name
+        data = read_regular(path, what)
+        expected = (manifest or {}).get("files") or {}
+        if name in expected and sha256_hex(data) != expected[name]:
+            raise UserError(f"{path}: does not match the SHA-256 recorded for it in "
+                            f"{self.manifest_path} (the file was changed or replaced after the "
+                            f"run wrote it)")
         return data
 
     def read_manifest(self) -> dict:
-        if not self.is_complete:
+        """The validated manifest (:class:`~engine.runs.options.RunManifest`), as written."""
+        if not os.path.lexists(self.manifest_path):
             raise UserError(f"{self.path}: not a complete run (no {MANIFEST})")
-        return self._json(self.manifest_path, "manifest")
+        data = read_json_object(self.manifest_path, "manifest")
+        parse_manifest(data, str(self.manifest_path))
+        return data
 
-    def read_options(self) -> dict:
-        return self._json(self.path / RUN_JSON, "run options")
+    def read_options(self) -> RunOptions:
+        """``run.json``, validated with the same bounds as the command line's options."""
+        path = self.path / RUN_JSON
+        return parse_options(read_json_object(path, "run options"), str(path))
 
     def read_submission(self) -> dict:
-        return self._json(self.submit_path, SUBMIT_JSON)
+        return read_json_object(self.submit_path, SUBMIT_JSON)
 
-    def read_tallies(self) -> Tallies:
+    def read_tallies(self, manifest: dict | None = None,
+                     compiled: CompiledScenario | None = None) -> Tallies:
+        """``tallies.npz``: int64 arrays of consistent shapes (those of ``compiled`` when
+        given).  With a ``manifest``: its SHA-256 and totals must match, and the tallies must
+        satisfy every relation of :mod:`engine.runs.integrity` over its trial range."""
         path = self.path / TALLIES
-        try:
-            with np.load(path) as data:
-                return Tallies(*(np.asarray(data[k], dtype=np.int64) for k in TALLY_ARRAYS))
-        except (OSError, ValueError, KeyError) as err:
-            raise UserError(f"{path}: unreadable tallies ({err})") from None
+        data = self._verified(TALLIES, "tallies", manifest)
+        dims = None if compiled is None else {"C": compiled.n_cells, "A": compiled.n_alliances}
+        arrays = read_npz(data, path, "tallies", TALLY_SPEC, dims)
+        tallies = Tallies(*(arrays[k] for k in TALLY_ARRAYS))
+        if manifest is not None:
+            low, high = manifest["trial_range"]
+            problems = tally_problems(tallies, high - low, compiled)
+            if problems:
+                raise UserError(f"{path}: impossible tallies: " + "; ".join(problems))
+            recorded = manifest.get("totals")
+            if recorded is not None and recorded != totals(tallies):
+                raise UserError(f"{path}: does not match the totals in {self.manifest_path}")
+        return tallies
 
-    def read_checkpoint(self) -> tuple[Tallies, int, np.ndarray]:
+    def read_checkpoint(self, options: RunOptions, compiled: CompiledScenario
+                        ) -> tuple[Tallies, int, np.ndarray]:
+        """The checkpoint of the run ``options`` describes: its arrays must have the shapes of
+        ``compiled`` and the run's saved-trial count, belong to this run (scenario hash, seed,
+        trials, trial range, saved trials), match their digest, and the tallies and records
+        must be those of a real run of ``[start, position)``."""
         path = self.path / CHECKPOINT
-        try:
-            with np.load(path) as ck:
-                tallies = Tallies(*(ck[k] for k in TALLY_ARRAYS))
-                return tallies, int(ck["position"]), ck["records"]
-        except (OSError, ValueError, KeyError) as err:
-            raise UserError(f"{path}: unreadable checkpoint ({err})") from None
+        data = read_regular(path, "checkpoint")
+        start, stop = options.trial_range
+        dims = {"C": compiled.n_cells, "A": compiled.n_alliances}
+        arrays = read_npz(data, path, "checkpoint", CHECKPOINT_SPEC, dims)
+        run_json = self.path / RUN_JSON
+        belongs = {"scenario_hash": options.scenario_hash, "seed": options.seed,
+                   "trials": options.trials, "trial_range": [start, stop],
+                   "save_trials": options.save_trials}
+        for key, expected in belongs.items():
+            found = arrays[key].tolist()
+            if found != expected:
+                raise UserError(f"{path}: belongs to another run ({key} {str(found)[:80]}, "
+                                f"but {run_json} says {expected})")
+        n_records = max(0, min(options.save_trials, stop - start))
+        if len(arrays["records"]) != n_records:
+            raise UserError(f"{path}: {len(arrays['records'])} saved trial records where the "
+                            f"run keeps {n_records}")
+        position = int(arrays["position"])
+        if not start <= position <= stop:
+            raise UserError(f"{path}: position {position} outside the run's trials "
+                            f"[{start}, {stop})")
+        tallies = Tallies(*(arrays[k] for k in TALLY_ARRAYS))
+        problems = tally_problems(tallies, position - start, compiled)
+        records = arrays["records"]
+        problems += record_problems(records, start, min(len(records), position - start),
+                                    compiled)
+        if problems:
+            raise UserError(f"{path}: impossible checkpoint: " + "; ".join(problems))
+        if str(arrays["digest"]) != checkpoint_digest(arrays):
+            raise UserError(f"{path}: does not match its digest (damaged or edited after it "
+                            f"was written)")
+        return tallies, position, records
 
-    def read_records(self) -> pl.DataFrame | None:
-        path = self.path / TRIALS
-        return pl.read_parquet(path) if path.exists() else None
+    def read_records(self, manifest: dict | None = None) -> pl.DataFrame | None:
+        """``trials.parquet`` (None when the run saved no trials)."""
+        if not os.path.lexists(self.path / TRIALS):
+            return None
+        return self.read_table(TRIALS, manifest)
 
-    def read_table(self, name: str) -> pl.DataFrame:
+    def read_table(self, name: str, manifest: dict | None = None) -> pl.DataFrame:
         path = self.path / name
+        data = self._verified(name, "table", manifest)
         try:
-            return pl.read_parquet(path)
+            return pl.read_parquet(io.BytesIO(data))
         except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
-            raise UserError(f"{path}: unreadable ({str(err).splitlines()[0]})") from None
+            raise UserError(f"{path}: unreadable ({str(err).splitlines()[0][:200]})") from None
 
-    def read_scenario_text(self) -> str | None:
-        """The run's ``scenario.toml`` as text (None when missing)."""
-        try:
-            return self.scenario_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return None
-
-    def alliance_ids(self) -> list[str] | None:
-        """Alliance ids in tally order, from the run's ``scenario.toml`` (None if unreadable)."""
-        if not self.scenario_path.is_file():
-            return None
+    def read_scenario(self, manifest: dict | None = None) -> Scenario:
+        """The run's ``scenario.toml`` (never through a link; with a ``manifest``, its
+        SHA-256 must match)."""
         from ..model.config import load_scenario
 
+        data = self._verified(SCENARIO, "scenario file", manifest)
+        scenario = load_scenario(self.scenario_path)
+        if scenario.source_text() != data:
+            raise UserError(f"{self.scenario_path}: changed while it was read")
+        return scenario
+
+    def read_scenario_text(self) -> str | None:
+        """The run's ``scenario.toml`` as text (None when missing or not a regular file)."""
         try:
-            return [al.id for al in load_scenario(self.scenario_path).alliances]
-        except Exception:  # noqa: BLE001 - labels only: the caller falls back
+            return read_regular(self.scenario_path, "scenario file").decode(
+                "utf-8", errors="replace")
+        except UserError:
             return None
 
     def load(self) -> RunData:
-        """Read a complete run: the manifest and summary must be there and readable; the cells
-        table and the tallies are read when present and consistent, else a note says why."""
+        """Read a complete run: the manifest and summary must be there, readable and (where
+        the manifest records their SHA-256) unchanged; the cells table and the tallies are read
+        when present, unchanged and consistent, else a note says why."""
         path = self.path
         if not path.exists():
             raise UserError(f"{path}: no such folder (so not a complete run)")
         if not path.is_dir():
             raise UserError(f"{path}: not a folder")
         manifest = self.read_manifest()
-        if not (path / SUMMARY).is_file():
+        if not os.path.lexists(path / SUMMARY):
             hint = " (a shard? `crisis merge` combines shards)" if manifest.get("shard") else ""
             raise UserError(f"{path}: no {SUMMARY}{hint}")
-        summary = self.read_table(SUMMARY)
+        summary = self.read_table(SUMMARY, manifest)
         if not {"scope", "key"} <= set(summary.columns):
             raise UserError(f"{path / SUMMARY}: not a summary table (no scope/key)")
         run = RunData(self, manifest, summary)
-        if (path / CELLS).is_file():
+        if os.path.lexists(path / CELLS):
             try:
-                run.cells = self.read_table(CELLS)
+                run.cells = self.read_table(CELLS, manifest)
             except UserError as err:
                 run.notes.append(str(err))
         else:
             run.notes.append(f"{path}: no {CELLS}")
-        if (path / TALLIES).is_file():
+        if os.path.lexists(path / TALLIES):
             try:
-                tallies = self.read_tallies()
+                tallies = self.read_tallies(manifest)
             except UserError as err:
                 run.notes.append(f"{err}; no delay tests")
             else:
-                if tallies.cell_hist.shape[-1] != N_HIST_BINS:
-                    run.notes.append(f"{path}: delay histograms have another binning; no delay "
-                                     f"tests")
-                elif run.cells is not None and not np.array_equal(
+                if run.cells is not None and not np.array_equal(
                         run.cells.get_column("trials").to_numpy(), tallies.cells[:, 0]):
                     run.notes.append(f"{path}: {CELLS} does not match {TALLIES}")
                 else:
                     run.tallies = tallies
         else:
             run.notes.append(f"{path}: no {TALLIES}")
-        run.alliance_ids = self.alliance_ids()
+        if os.path.lexists(self.scenario_path):
+            try:
+                run.alliance_ids = [al.id for al in self.read_scenario(manifest).alliances]
+            except UserError as err:  # labels only: say why they are missing
+                run.notes.append(f"{err}; alliances are not labelled")
         return run
+
+
+def _refuse_link(path: Path) -> None:
+    if path.is_symlink():
+        raise UserError(f"{path}: is a symbolic link; a run's shard folders must be real "
+                        f"folders inside it (refused, so that nothing outside the run folder is "
+                        f"written or deleted)")
+
+
+def _open_lock(path: Path) -> int:
+    """Open (or create) ``.lock`` for locking: never through a symbolic link, and only a
+    regular file with no other hard link (so that writing the owner's pid harms nothing)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UserError(f"{path}: is a symbolic link; refusing to use it as the run's "
+                            f"lock (remove it)") from None
+        raise UserError(f"{path.parent}: cannot create the lock file {LOCK} "
+                        f"({err.strerror or err})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "not a regular file" if not stat.S_ISREG(info.st_mode) else "has other hard links"
+        raise UserError(f"{path}: {what}; refusing to use it as the run's lock (remove it)")
+    return fd
+
+
+def _names_inode(path: Path, fd: int) -> bool:
+    """Whether ``path`` (not followed) is still the file open as ``fd``."""
+    try:
+        now = os.lstat(path)
+    except OSError:
+        return False
+    mine = os.fstat(fd)
+    return (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _lock_owner(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", errors="replace")
+    except OSError:
+        text = ""
+    text = "".join(ch for ch in text.strip() if ch.isprintable())
+    return text[:60] or "another process"
 
 
 @dataclass

@@ -1,36 +1,49 @@
 """``crisis merge RUN_DIR``: combine shard tallies into the tables a single run gives.
 
-Every shard's manifest is checked first — same scenario hash, seed, total trials, engine
-version and shard count; shard ranges complete and non-overlapping — and nothing is merged from
-a partial or inconsistent set.  Tallies are integers, summed in shard order, so the merged
-``cells.parquet`` / ``summary.parquet`` equal a single run's, byte for byte.
+Every shard's manifest is checked first — valid, same scenario hash, seed, total trials, engine
+version and shard count; shard ranges complete and non-overlapping; the SHA-256 of each shard's
+files recorded — and nothing is merged from a partial or inconsistent set.  Then each shard's
+tallies must match the SHA-256 and totals its manifest records, have the scenario's shapes and
+satisfy the kernel's relations over the shard's range (:mod:`engine.runs.integrity`), and its
+saved trial records must be the first trials of its range.  Tallies are integers, summed in
+shard order (an overflow is refused), so the merged ``cells.parquet`` / ``summary.parquet``
+equal a single run's, byte for byte.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
+from kernels.layout import N_RECORD_COLUMNS
+
 from ..core.simulate import Tallies
-from ..core.tables import cells_table, summary_table
+from ..core.tables import cells_table, records_table, summary_table
 from ..errors import UserError
-from ..model.compile import compile_scenario
-from ..model.config import load_scenario, scenario_hash
+from ..model.compile import CompiledScenario, compile_scenario
+from ..model.config import scenario_hash
+from ..model.limits import check_scenario_size
 from ..version import __version__
-from .folder import MANIFEST, SHARDS, RunFolder, shard_range
+from .folder import MANIFEST, SHARDS, TALLIES, TRIALS, RunFolder, shard_range
 from .runner import RunResult
 
 
+def _folder(run_dir: str | Path | RunFolder) -> RunFolder:
+    return run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
+
+
 def shard_manifests(run_dir: RunFolder) -> list[tuple[RunFolder, dict]]:
-    """The finished shards (those with a manifest) and their manifests, in shard order."""
+    """The finished shards (those with a manifest) and their validated manifests, in shard
+    order."""
     return [(folder, folder.read_manifest()) for folder in run_dir.shard_folders()
             if folder.is_complete]
 
 
-def check_shards(run_dir: str | Path) -> tuple[dict, list[tuple[RunFolder, dict]]]:
+def check_shards(run_dir: str | Path | RunFolder) -> tuple[dict, list[tuple[RunFolder, dict]]]:
     """Validate the shard set; return the reference manifest and the shards in order."""
-    run_dir = RunFolder(run_dir)
+    run_dir = _folder(run_dir)
     if not run_dir.has_shards:
         raise UserError(f"{run_dir}: no {SHARDS}/ folder to merge")
     shards = shard_manifests(run_dir)
@@ -44,12 +57,20 @@ def check_shards(run_dir: str | Path) -> tuple[dict, list[tuple[RunFolder, dict]
             if m.get(key) != first.get(key):
                 problems.append(f"{folder.path.name}: {key} {m.get(key)!r} differs from "
                                 f"{shards[0][0].path.name}'s {first.get(key)!r}")
-        if m.get("versions", {}).get("engine") != first.get("versions", {}).get("engine"):
+        if m["versions"]["engine"] != first["versions"]["engine"]:
             problems.append(f"{folder.path.name}: engine version differs")
-        if not m.get("shard") or m["shard"][1] != first["shard"][1]:
+        if not m.get("shard") or m["shard"][1] != (first.get("shard") or [0, 0])[1]:
             problems.append(f"{folder.path.name}: shard count differs ({m.get('shard')})")
-    if first.get("versions", {}).get("engine") != __version__:
-        problems.append(f"shards were made by engine {first['versions'].get('engine')}, "
+        if not isinstance(m["threads"], int):
+            problems.append(f"{folder.path.name}: threads {str(m['threads'])[:40]} is not a "
+                            f"shard's")
+        files = m.get("files") or {}
+        wanted = (TALLIES, TRIALS) if m["save_trials"] else (TALLIES,)
+        if any(name not in files for name in wanted) or m.get("totals") is None:
+            problems.append(f"{folder.path.name}: its {MANIFEST} records no SHA-256 of its "
+                            f"files (written by an older engine?); run the shard again")
+    if first["versions"]["engine"] != __version__:
+        problems.append(f"shards were made by engine {first['versions']['engine']}, "
                         f"this is {__version__}")
     if problems:
         raise UserError(f"{run_dir}: inconsistent shards:\n  " + "\n  ".join(problems))
@@ -58,7 +79,9 @@ def check_shards(run_dir: str | Path) -> tuple[dict, list[tuple[RunFolder, dict]
     for folder, m in shards:
         index = m["shard"][0]
         expected = shard_range(first["trials"], index, count)
-        if list(expected) != m["trial_range"]:
+        if folder.path.name != run_dir.shard(index, count).path.name:
+            problems.append(f"{folder.path.name}: holds shard {index}/{count}")
+        if list(expected) != list(m["trial_range"]):
             problems.append(f"{folder.path.name}: trial range {m['trial_range']} is not shard "
                             f"{index}/{count}'s {list(expected)}")
         if index in by_index:
@@ -75,40 +98,80 @@ def check_shards(run_dir: str | Path) -> tuple[dict, list[tuple[RunFolder, dict]
     return first, [by_index[i] for i in range(count)]
 
 
-def merge_run(run_dir: str | Path) -> RunResult:
-    run_dir = RunFolder(run_dir)
-    first, shards = check_shards(run_dir)
-    scenario = load_scenario(run_dir.scenario_path)
-    if scenario_hash(scenario) != first["scenario_hash"]:
-        raise UserError(f"{run_dir.scenario_path}: does not match the shards' scenario hash")
-    compiled = compile_scenario(scenario)
-    total = Tallies.zeros(compiled.n_cells, compiled.n_alliances)
-    for folder, _ in shards:  # in shard order; integer sums are exact in any order anyway
-        total.add(folder.read_tallies())
-    if total.cells[:, 0].sum() != first["trials"]:
-        raise UserError(f"{run_dir}: shard tallies hold {total.cells[:, 0].sum()} trials, "
-                        f"expected {first['trials']}")
-    result = RunResult(run_dir.path, {}, total)
-    save = first["save_trials"]
-    if save:
-        parts = [part for folder, _ in shards if (part := folder.read_records()) is not None]
-        result.records = pl.concat(parts).sort("trial").head(save)
-        run_dir.write_records(result.records)
-    result.cells = cells_table(compiled, total)
-    result.summary = summary_table(compiled, total)
-    run_dir.write_tallies(total)
-    run_dir.write_tables(result.cells, result.summary)
-    manifest = {
-        key: first[key] for key in ("scenario", "scenario_file", "scenario_hash", "seed",
-                                    "trials", "block_size", "save_trials", "versions")
-    }
-    manifest.update({
-        "trial_range": [0, first["trials"]],
-        "shards": len(shards),
-        "merged_from": [str(folder.path.relative_to(run_dir.path)) for folder, _ in shards],
-        "wall_time_s": round(sum(m["wall_time_s"] for _, m in shards), 3),
-        "threads": sorted({m["threads"] for _, m in shards}),
-    })
-    result.manifest = manifest
-    run_dir.write_manifest(manifest)
+def _add_exactly(total: Tallies, part: Tallies, where: Path) -> None:
+    """``total += part``, refusing an int64 overflow (both hold only non-negative counts)."""
+    for mine, theirs in zip((total.cells, total.cell_hist, total.alliances, total.alliance_hist),
+                            (part.cells, part.cell_hist, part.alliances, part.alliance_hist),
+                            strict=True):
+        mine += theirs
+        if np.any(mine < theirs):
+            raise UserError(f"{where}: the merged tallies would overflow")
+
+
+def _shard_records(folder: RunFolder, manifest: dict, save: int,
+                   expected: pl.Schema) -> pl.DataFrame:
+    """A shard's ``trials.parquet``: its SHA-256 as recorded, the table's schema, and one row
+    per trial for the first ``min(save, trials in range)`` trials of its range."""
+    records = folder.read_records(manifest)
+    path = folder / TRIALS
+    if records is None:
+        raise UserError(f"{path}: missing (the run saves {save} trials)")
+    low, high = manifest["trial_range"]
+    rows = max(0, min(save, high - low))
+    if records.schema != expected:
+        raise UserError(f"{path}: not a table of saved trials (columns or types differ)")
+    if records.height != rows or not records.get_column("trial").to_list() == list(
+            range(low, low + rows)):
+        raise UserError(f"{path}: does not hold trials {low}…{low + rows - 1} of its shard")
+    return records
+
+
+def merge_run(run_dir: str | Path | RunFolder) -> RunResult:
+    run_dir = _folder(run_dir)
+    if not run_dir.has_shards:
+        raise UserError(f"{run_dir}: no {SHARDS}/ folder to merge")
+    with run_dir.lock():
+        first, shards = check_shards(run_dir)
+        scenario = run_dir.read_scenario()
+        check_scenario_size(scenario, str(run_dir.scenario_path))
+        if scenario_hash(scenario) != first["scenario_hash"]:
+            raise UserError(f"{run_dir.scenario_path}: does not match the shards' scenario "
+                            f"hash")
+        compiled = compile_scenario(scenario)
+        total = _merged_tallies(run_dir, shards, compiled)
+        result = RunResult(run_dir.path, {}, total)
+        save = first["save_trials"]
+        if save:
+            expected = records_table(compiled, np.zeros((0, N_RECORD_COLUMNS))).schema
+            parts = [_shard_records(folder, m, save, expected) for folder, m in shards]
+            result.records = pl.concat(parts).sort("trial").head(save)
+        result.cells = cells_table(compiled, total)
+        result.summary = summary_table(compiled, total)
+        manifest = {
+            key: first[key] for key in ("scenario", "scenario_file", "scenario_hash", "seed",
+                                        "trials", "block_size", "save_trials", "versions")
+        }
+        manifest.update({
+            "trial_range": [0, first["trials"]],
+            "shards": len(shards),
+            "merged_from": [str(folder.path.relative_to(run_dir.path)) for folder, _ in shards],
+            "wall_time_s": round(sum(m["wall_time_s"] for _, m in shards), 3),
+            "threads": sorted({m["threads"] for _, m in shards}),
+        })
+        result.manifest = manifest
+        run_dir.write_results(total, result.cells, result.summary, result.records, manifest)
     return result
+
+
+def _merged_tallies(run_dir: RunFolder, shards: list[tuple[RunFolder, dict]],
+                    compiled: CompiledScenario) -> Tallies:
+    """Each shard's tallies checked against its manifest and the scenario, summed in shard
+    order (integer sums are exact in any order anyway)."""
+    total = Tallies.zeros(compiled.n_cells, compiled.n_alliances)
+    for folder, manifest in shards:
+        _add_exactly(total, folder.read_tallies(manifest, compiled), folder / TALLIES)
+    trials = int(total.cells[:, 0].sum())
+    if trials != shards[0][1]["trials"]:
+        raise UserError(f"{run_dir}: shard tallies hold {trials} trials, expected "
+                        f"{shards[0][1]['trials']}")
+    return total

@@ -32,14 +32,8 @@ from ..model.compile import compile_scenario
 from ..model.config import Scenario, load_scenario, scenario_hash
 from ..model.limits import check_request, check_scenario_size
 from ..version import __version__
-from .folder import (
-    CHECKPOINT,
-    MANIFEST,
-    RUN_JSON,
-    RunFolder,
-    default_out_dir,
-    shard_range,
-)
+from .folder import MANIFEST, RUN_JSON, RunFolder, default_out_dir
+from .options import RunOptions, parse_options
 
 # seconds between checkpoints of a running run (CRISIS_CHECKPOINT_SECONDS overrides)
 CHECKPOINT_EVERY_S = 10.0
@@ -111,13 +105,14 @@ def run_scenario(
 
 
 def run_options(scenario: Scenario, *, trials: int, seed: int, block_size: int,
-                save_trials: int, shard: tuple[int, int] | None = None) -> dict:
-    """What ``run.json`` records of a run: enough to resume it and to tie it to its scenario."""
-    return {
+                save_trials: int, shard: tuple[int, int] | None = None) -> RunOptions:
+    """What ``run.json`` records of a run: enough to resume it and to tie it to its scenario
+    (validated by the same rules that check ``run.json`` on ``--resume``)."""
+    return parse_options({
         "trials": trials, "seed": seed, "block_size": block_size, "save_trials": save_trials,
         "shard": list(shard) if shard else None, "scenario_hash": scenario_hash(scenario),
         "scenario_file": scenario.source_file, "engine": __version__,
-    }
+    }, "the run's options (--trials, --seed, --block-size, --save-trials, --shard)")
 
 
 def run_in_memory(
@@ -137,7 +132,7 @@ def run_in_memory(
     seed, trials = check_options(scenario, trials=trials, seed=seed, block_size=block_size,
                                  save_trials=save_trials)
     check_request(scenario, trials_in_process=trials, total_trials=trials,
-                  threads=_threads_for(threads), save_trials=save_trials)
+                  threads=_threads_for(threads), save_trials=save_trials, block_size=block_size)
     options = run_options(scenario, trials=trials, seed=seed, block_size=block_size,
                           save_trials=save_trials)
     return _execute(None, scenario, options, threads=threads, progress=progress,
@@ -180,16 +175,16 @@ def run_to_folder(
     records)`` replaces the in-process simulation of the whole range (the Dask backend)."""
     seed, trials = check_options(scenario, trials=trials, seed=seed, block_size=block_size,
                                  save_trials=save_trials)
+    options = run_options(scenario, trials=trials, seed=seed, block_size=block_size,
+                          save_trials=save_trials, shard=shard)
     run_dir = RunFolder(out_dir if out_dir is not None
                         else default_out_dir(scenario.scenario.name, seed))
     target = run_dir.shard(*shard) if shard else run_dir
-    start, stop = shard_range(trials, *shard) if shard else (0, trials)
+    start, stop = options.trial_range
     check_request(scenario, trials_in_process=stop - start, total_trials=trials,
-                  threads=_threads_for(threads), save_trials=save_trials)
+                  threads=_threads_for(threads), save_trials=save_trials, block_size=block_size)
     with target.lock():
         target.prepare(force)
-        options = run_options(scenario, trials=trials, seed=seed, block_size=block_size,
-                              save_trials=save_trials, shard=shard)
         scenario_text = scenario.source_text()
         target.write_scenario(scenario_text)
         if shard and not run_dir.scenario_path.exists():
@@ -219,34 +214,54 @@ def check_options(scenario: Scenario, *, trials: int | None, seed: int | None, b
 def resume_run(run_dir: str | Path, *, threads: int | None = None,
                progress: Callable[[int], None] | None = None,
                progress_total: Callable[[int], None] | None = None) -> RunResult:
-    """Continue an interrupted run (or shard) from its checkpoint."""
+    """Continue an interrupted run (or shard) from its checkpoint.
+
+    Nothing in the folder is trusted: ``run.json`` must pass the command line's rules and the
+    limits (:func:`~engine.model.limits.check_request`), ``scenario.toml`` must have the hash
+    ``run.json`` records, and the checkpoint must belong to this run and hold the tallies and
+    records of a real run (:meth:`RunFolder.read_checkpoint`); anything else is a
+    :class:`UserError` naming the file."""
     folder = RunFolder(run_dir)
+    folder.check_links()
     if not folder.has_options:
         raise UserError(f"{run_dir}: not a run folder (no {RUN_JSON}); nothing to resume")
     if folder.is_complete:
         raise UserError(f"{run_dir}: the run is already complete ({MANIFEST} exists)")
-    options = folder.read_options()
-    scenario = load_scenario(folder.scenario_path)
-    check_scenario_size(scenario)
-    if scenario_hash(scenario) != options.get("scenario_hash"):
-        raise UserError(f"{folder.scenario_path}: does not match the run's scenario hash")
-    if options.get("engine") != __version__:
-        raise UserError(f"{run_dir}: started with engine {options.get('engine')}, this is "
-                        f"{__version__}; results would not be comparable")
     with folder.lock():
         if folder.is_complete:
             raise UserError(f"{run_dir}: the run is already complete ({MANIFEST} exists)")
+        options = folder.read_options()
+        run_json = folder / RUN_JSON
+        if options.engine != __version__:
+            raise UserError(f"{run_json}: the run was started with engine {options.engine}, "
+                            f"this is {__version__}; results would not be comparable")
+        scenario = folder.read_scenario()
+        check_scenario_size(scenario, str(folder.scenario_path))
+        if scenario_hash(scenario) != options.scenario_hash:
+            raise UserError(f"{folder.scenario_path}: does not match the scenario hash in "
+                            f"{run_json}")
+        if not folder.fits_shard(options.shard):
+            where = (f"shard {options.shard[0]}/{options.shard[1]}" if options.shard
+                     else "a whole run")
+            raise UserError(f"{run_json}: describes {where}, which does not belong in "
+                            f"{folder.path}")
+        start, stop = options.trial_range
+        try:
+            check_request(scenario, trials_in_process=stop - start,
+                          total_trials=options.trials, threads=_threads_for(threads),
+                          save_trials=options.save_trials, block_size=options.block_size)
+        except UserError as err:
+            raise UserError(f"{run_json}: {err}") from None
         return _execute(folder, scenario, options, threads=threads, progress=progress,
                         progress_total=progress_total, resume=True)
 
 
-def _execute(target: RunFolder | None, scenario: Scenario, options: dict, *, threads, progress,
-             progress_total, resume: bool = False, executor=None) -> RunResult:
+def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, *, threads,
+             progress, progress_total, resume: bool = False, executor=None) -> RunResult:
     """Simulate the run's range and build its tables; with a ``target`` folder, checkpoint as
     it goes and write the results there (``None``: in memory only)."""
-    trials, seed = options["trials"], options["seed"]
-    shard = tuple(options["shard"]) if options.get("shard") else None
-    start, stop = shard_range(trials, *shard) if shard else (0, trials)
+    trials, seed, shard = options.trials, options.seed, options.shard
+    start, stop = options.trial_range
     compiled = compile_scenario(scenario)
     n_threads = set_threads(threads)
 
@@ -254,11 +269,9 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: dict, *, thr
     position = start
     records = None
     if resume and target is not None and target.has_checkpoint:
-        done, position, records = target.read_checkpoint()
-        if not start <= position <= stop:
-            raise UserError(f"{target / CHECKPOINT}: position {position} outside the run")
+        done, position, records = target.read_checkpoint(options, compiled)
     if records is None:
-        records = np.zeros((max(0, min(options["save_trials"], stop - start)), N_RECORD_COLUMNS))
+        records = np.zeros((max(0, min(options.save_trials, stop - start)), N_RECORD_COLUMNS))
     if progress_total is not None:
         progress_total(stop - start)
         if progress is not None and position > start:
@@ -278,17 +291,17 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: dict, *, thr
             return
         partial = snapshot()
         partial.add(done)
-        target.write_checkpoint(partial, pos, recs)
+        target.write_checkpoint(partial, pos, recs, options)
         last_checkpoint = time.perf_counter()
 
     t0 = time.perf_counter()
     if executor is not None:
-        new, records = executor(compiled, seed, trials, options["block_size"],
-                                options["save_trials"], progress)
+        new, records = executor(compiled, seed, trials, options.block_size,
+                                options.save_trials, progress)
         n_threads = "dask"
     else:
         new, records = simulate(compiled, seed, position, stop,
-                                block_size=options["block_size"], progress=progress,
+                                block_size=options.block_size, progress=progress,
                                 records=records, record_start=start, on_wave=checkpoint)
     wall = time.perf_counter() - t0
     new.add(done)
@@ -296,15 +309,15 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: dict, *, thr
 
     manifest = {
         "scenario": scenario.scenario.name,
-        "scenario_file": options.get("scenario_file"),
-        "scenario_hash": options["scenario_hash"],
+        "scenario_file": options.scenario_file,
+        "scenario_hash": options.scenario_hash,
         "seed": seed,
         "trials": trials,
         "trial_range": [start, stop],
         "shard": list(shard) if shard else None,
         "threads": n_threads,
-        "block_size": options["block_size"],
-        "save_trials": options["save_trials"],
+        "block_size": options.block_size,
+        "save_trials": options.save_trials,
         "resumed_at": position if resume else None,
         "wall_time_s": round(wall, 3),
         "compile_s": round(compile_s, 3),
@@ -315,8 +328,8 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: dict, *, thr
         "command": sys.argv,
     }
     result = RunResult(None if target is None else target.path, manifest, tallies,
-                       scenario=scenario, options=options)
-    if options["save_trials"]:
+                       scenario=scenario, options=options.model_dump(mode="json"))
+    if options.save_trials:
         result.records = records_table(compiled, records)
     if not shard:
         result.cells = cells_table(compiled, tallies)

@@ -1,0 +1,285 @@
+"""What the tallies and saved trial records a run reads back must satisfy.
+
+Every relation checked here follows from how the kernel (:mod:`kernels.trial`) counts, so a real
+run always satisfies it, whatever its seed, split or scenario (the tests check every shipped
+configuration); a file that breaks one was damaged, mixed up or forged.  Per cell (C rows):
+
+* every count, sum and histogram bin is ≥ 0, and the trials add up to the trial range;
+* ``deterred + attacked = trials``, ``repelled + succeeded = attacked``,
+  ``deterred_no_alliance ≤ trials``;
+* ``consulted`` is ``attacked`` where the target has a covering alliance and 0 elsewhere;
+  ``invoked + deadlock + veto = consulted``; ``veto`` is 0 unless a covering alliance decides
+  by veto;
+* ``defection``, ``with_allied_backers`` and ``repelled_invoked`` are ≤ ``invoked``, and
+  ``repelled_invoked ≤ repelled``;
+* ``invoked ≤ rounds_sum ≤ invoked · max_rounds``; the delay histogram holds ``invoked``
+  trials; ``backing_share_sum_fx ≤ consulted · 2²⁴``; ``delivered_share_sum_fx ≤
+  with_allied_backers · 2²⁴``; ``free_riders_sum ≤ invoked · states``; ``honored_sum ≤
+  allies_sum ≤ consulted · states``.
+
+Per alliance (A rows): ``covered``, ``deterred``, ``consulted`` and ``repelled`` are the sums of
+the cell ``trials``, ``deterred``, ``attacked`` and ``repelled`` over the cells it covers;
+``decided + deadlock + veto = consulted``; ``veto`` is 0 unless it decides by veto;
+``first ≤ decided ≤ rounds_sum ≤ decided · max_rounds``; its delay histogram holds ``first``
+trials; ``backing_share_sum_fx ≤ consulted · 2²⁴``; ``free_riders_sum ≤ decided · members``.
+Across both: Σ ``first`` = Σ ``invoked``, the delay sums agree, and so do the histograms bin by
+bin (every invoked trial is tallied once in its cell and once in its earliest alliance).
+
+These checks stop accidents, mix-ups and crashes; they cannot tell a consistent forgery from a
+real result (nothing in a run folder is secret).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from kernels.layout import (
+    ALLIANCE_COLUMNS,
+    C_SUCCEEDED,
+    CAUSES,
+    CELL_COLUMNS,
+    MAX_ROUNDS,
+    N_RECORD_COLUMNS,
+    R_AGGRESSOR,
+    R_ALLIANCE,
+    R_ATTACK_TYPE,
+    R_ATTACKED,
+    R_BACKING_SHARE,
+    R_CAUSE,
+    R_CELL,
+    R_DELAY,
+    R_DELIVERED_SHARE,
+    R_DETERRED,
+    R_FREE_RIDERS,
+    R_INVOKED,
+    R_REPELLED,
+    R_ROUNDS,
+    R_TARGET,
+    R_TRIAL,
+    RECORD_COLUMNS,
+    RULE_VETO,
+    SHARE_SCALE,
+)
+
+from ..core.simulate import Tallies
+from ..model.compile import CompiledScenario
+from ..model.limits import MAX_STATES
+
+SHARE_ONE = int(SHARE_SCALE)  # fixed(1.0, SHARE_SCALE): the most a share adds per trial
+# the counts a manifest records as ``totals`` (sums over every cell)
+TOTAL_COLUMNS = CELL_COLUMNS[:C_SUCCEEDED + 1]
+MAX_PROBLEMS = 8  # problems listed per file
+
+
+def _exact(values: np.ndarray) -> np.ndarray:
+    """``values`` as Python integers (object dtype): sums and products cannot overflow."""
+    return np.asarray(values, dtype=np.int64).astype(object)
+
+
+def _column_sums(values: np.ndarray) -> np.ndarray:
+    """Exact column sums of a non-negative int64 matrix (object dtype)."""
+    if values.size == 0:
+        return np.zeros(values.shape[1:], dtype=object)
+    if int(values.max()) * values.shape[0] < 2**63:
+        return values.sum(axis=0).astype(object)
+    return values.astype(object).sum(axis=0)
+
+
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    if values.size == 0:
+        return np.zeros(values.shape[:1], dtype=object)
+    if int(values.max()) * values.shape[1] < 2**63:
+        return values.sum(axis=1).astype(object)
+    return values.astype(object).sum(axis=1)
+
+
+def _need(problems: list[str], ok, what: str) -> None:
+    """Note ``what`` (with the first failing row) unless every element of ``ok`` holds."""
+    bad = np.flatnonzero(~np.asarray(ok, dtype=bool))
+    if bad.size:
+        problems.append(f"{what} (row {int(bad[0])}{' and others' if bad.size > 1 else ''})")
+
+
+def totals(tallies: Tallies) -> dict[str, int]:
+    """The manifest's ``totals``: every count summed over the cells."""
+    sums = _column_sums(np.asarray(tallies.cells, dtype=np.int64))
+    return {name: int(sums[CELL_COLUMNS.index(name)]) for name in TOTAL_COLUMNS}
+
+
+def tally_problems(tallies: Tallies, n_trials: int,
+                   compiled: CompiledScenario | None = None) -> list[str]:
+    """Every broken relation of the module docstring (with ``compiled``, also those that need
+    the scenario: cover, veto rules, rounds and members); empty when the tallies are sound.
+    Arrays must already have their dtype (int64) and consistent shapes."""
+    cells, alliances = tallies.cells, tallies.alliances
+    problems: list[str] = []
+
+    def need(ok, what: str) -> None:
+        _need(problems, ok, what)
+
+    for name, array in (("cells", cells), ("cell_hist", tallies.cell_hist),
+                        ("alliances", alliances), ("alliance_hist", tallies.alliance_hist)):
+        if array.size and int(array.min()) < 0:
+            problems.append(f"{name}: negative counts")
+    if problems:
+        return problems
+    c = {name: _exact(cells[:, i]) for i, name in enumerate(CELL_COLUMNS)}
+    a = {name: _exact(alliances[:, i]) for i, name in enumerate(ALLIANCE_COLUMNS)}
+    if sum(c["trials"]) != n_trials:
+        problems.append(f"cells: {sum(c['trials']):,} trials where the range holds {n_trials:,}")
+        return problems
+    n_states = MAX_STATES if compiled is None else compiled.n_states
+    rounds_cap = MAX_ROUNDS
+    need(c["deterred"] + c["attacked"] == c["trials"], "cells: deterred + attacked ≠ trials")
+    need(c["deterred_no_alliance"] <= c["trials"], "cells: deterred_no_alliance > trials")
+    need(c["repelled"] + c["succeeded"] == c["attacked"],
+         "cells: repelled + succeeded ≠ attacked")
+    need(c["consulted"] <= c["attacked"], "cells: consulted > attacked")
+    need(c["invoked"] + c["deadlock"] + c["veto"] == c["consulted"],
+         "cells: invoked + deadlock + veto ≠ consulted")
+    for name in ("defection", "with_allied_backers", "repelled_invoked"):
+        need(c[name] <= c["invoked"], f"cells: {name} > invoked")
+    need(c["repelled_invoked"] <= c["repelled"], "cells: repelled_invoked > repelled")
+    need(c["invoked"] <= c["rounds_sum"], "cells: rounds_sum < invoked")
+    need(c["rounds_sum"] <= c["invoked"] * rounds_cap, "cells: rounds_sum too large")
+    need(c["backing_share_sum_fx"] <= c["consulted"] * SHARE_ONE,
+         "cells: backing_share_sum_fx too large")
+    need(c["delivered_share_sum_fx"] <= c["with_allied_backers"] * SHARE_ONE,
+         "cells: delivered_share_sum_fx too large")
+    need(c["free_riders_sum"] <= c["invoked"] * n_states, "cells: free_riders_sum too large")
+    need(c["honored_sum"] <= c["allies_sum"], "cells: honored_sum > allies_sum")
+    need(c["allies_sum"] <= c["consulted"] * n_states, "cells: allies_sum too large")
+    need(_row_sums(tallies.cell_hist) == c["invoked"],
+         "cell_hist: the delay histogram does not hold the invoked trials")
+
+    need(a["decided"] + a["deadlock"] + a["veto"] == a["consulted"],
+         "alliances: decided + deadlock + veto ≠ consulted")
+    need(a["first"] <= a["decided"], "alliances: first > decided")
+    need(a["decided"] <= a["rounds_sum"], "alliances: rounds_sum < decided")
+    need(a["consulted"] + a["deterred"] == a["covered"],
+         "alliances: consulted + deterred ≠ covered")
+    need(a["repelled"] <= a["consulted"], "alliances: repelled > consulted")
+    need(a["backing_share_sum_fx"] <= a["consulted"] * SHARE_ONE,
+         "alliances: backing_share_sum_fx too large")
+    need(_row_sums(tallies.alliance_hist) == a["first"],
+         "alliance_hist: the delay histogram does not hold the first decisions")
+    if sum(a["first"]) != sum(c["invoked"]):
+        problems.append("alliances: the first decisions do not add up to the invoked trials")
+    if sum(a["delay_sum_fx"]) != sum(c["delay_sum_fx"]):
+        problems.append("alliances: delay sums do not add up to the cells' delay sums")
+    if not np.array_equal(_column_sums(tallies.alliance_hist),
+                          _column_sums(tallies.cell_hist)):
+        problems.append("alliance_hist: does not add up to cell_hist bin by bin")
+
+    if compiled is not None:
+        problems += _scenario_problems(c, a, compiled)
+    return problems[:MAX_PROBLEMS]
+
+
+def _scenario_problems(c: dict, a: dict, compiled: CompiledScenario) -> list[str]:
+    """The relations that need the scenario: cover, veto rules, rounds, members."""
+    problems: list[str] = []
+
+    def need(ok, what: str) -> None:
+        _need(problems, ok, what)
+
+    cp = compiled
+    n_cells, n_alliances = len(cp.cell_target), len(cp.rule)
+    cover_of_cell = [cp.cover_idx[cp.cover_ptr[t]:cp.cover_ptr[t + 1]] for t in cp.cell_target]
+    covered_cell = np.array([len(cov) > 0 for cov in cover_of_cell], dtype=bool)
+    vetoing = np.asarray(cp.rule) == RULE_VETO
+    veto_possible = np.array([bool(vetoing[cov].any()) for cov in cover_of_cell], dtype=bool)
+    rounds = np.asarray(cp.max_rounds, dtype=np.int64)
+    rounds_cell = np.array([int(rounds[cov].max()) if len(cov) else 0 for cov in cover_of_cell],
+                           dtype=object)
+    need(np.where(covered_cell, c["consulted"] == c["attacked"], c["consulted"] == 0),
+         "cells: consulted ≠ attacked on covered targets (or ≠ 0 on the others)")
+    need(veto_possible | (c["veto"] == 0), "cells: vetoes where no alliance decides by veto")
+    need(c["rounds_sum"] <= c["invoked"] * rounds_cell, "cells: rounds_sum too large")
+    expect = {name: np.zeros(n_alliances, dtype=object)
+              for name in ("trials", "deterred", "attacked", "repelled")}
+    for cell in range(n_cells):
+        for al in cover_of_cell[cell]:
+            for name in expect:
+                expect[name][al] += c[name][cell]
+    for mine, theirs in (("covered", "trials"), ("deterred", "deterred"),
+                         ("consulted", "attacked"), ("repelled", "repelled")):
+        need(a[mine] == expect[theirs], f"alliances: {mine} ≠ the cells' {theirs} it covers")
+    need(vetoing | (a["veto"] == 0), "alliances: vetoes in an alliance without a veto rule")
+    need(a["rounds_sum"] <= a["decided"] * rounds.astype(object),
+         "alliances: rounds_sum too large")
+    members = np.diff(np.asarray(cp.member_ptr, dtype=np.int64)).astype(object)
+    need(a["free_riders_sum"] <= a["decided"] * members, "alliances: free_riders_sum too large")
+    return problems
+
+
+def record_problems(records: np.ndarray, start: int, done: int,
+                    compiled: CompiledScenario) -> list[str]:
+    """Saved trial records (float64 (R, N_RECORD_COLUMNS)) of trials ``start …`` of which the
+    first ``done`` rows are simulated: those rows name real trials, cells, states, attack
+    types, alliances and causes, with 0/1 flags; the rows after them are still zero."""
+    problems: list[str] = []
+    if records.ndim != 2 or records.shape[1] != N_RECORD_COLUMNS:
+        return [f"records: shape {records.shape}"]
+    rows, rest = records[:done], records[done:]
+    if rest.size and np.any(rest != 0.0):
+        problems.append("records: rows of trials not yet simulated are not empty")
+    if not np.all(np.isfinite(rows)):
+        return problems + ["records: NaN or infinite values"]
+    if not rows.size:
+        return problems
+
+    def column(index: int, low: float, high: float, integer: bool = True) -> np.ndarray | None:
+        values = rows[:, index]
+        if np.any(values < low) or np.any(values > high) or (
+                integer and np.any(values != np.floor(values))):
+            problems.append(f"records: {RECORD_COLUMNS[index]} out of range")
+            return None
+        return values.astype(np.int64) if integer else values
+
+    if not np.array_equal(rows[:, R_TRIAL], start + np.arange(done, dtype=np.float64)):
+        problems.append("records: trial numbers are not the run's first trials")
+    cp = compiled
+    n_cells = len(cp.cell_target)
+    cell = column(R_CELL, 0, n_cells - 1)
+    aggressor = column(R_AGGRESSOR, 0, len(cp.aggressor_state) - 1)
+    target = column(R_TARGET, 0, cp.n_states - 1)
+    attack_type = column(R_ATTACK_TYPE, 0, len(cp.severity) - 1)
+    deterred = column(R_DETERRED, 0, 1)
+    attacked = column(R_ATTACKED, 0, 1)
+    invoked = column(R_INVOKED, 0, 1)
+    alliance = column(R_ALLIANCE, -1, len(cp.rule) - 1)
+    column(R_ROUNDS, 0, MAX_ROUNDS)
+    column(R_FREE_RIDERS, 0, cp.n_states)
+    column(R_CAUSE, 0, len(CAUSES) - 1)
+    column(R_REPELLED, 0, 1)
+    column(R_DELAY, 0, np.inf, integer=False)
+    column(R_BACKING_SHARE, 0, 1, integer=False)
+    column(R_DELIVERED_SHARE, 0, 1, integer=False)
+    if all(x is not None for x in (cell, aggressor, target, attack_type)) and not (
+            np.array_equal(np.asarray(cp.cell_aggressor)[cell], aggressor)
+            and np.array_equal(np.asarray(cp.cell_target)[cell], target)
+            and np.array_equal(np.asarray(cp.cell_attack_type)[cell], attack_type)):
+        problems.append("records: aggressor, target or attack type is not the cell's")
+    if deterred is not None and attacked is not None and np.any(deterred + attacked != 1):
+        problems.append("records: a trial is not either deterred or attacked")
+    if invoked is not None and attacked is not None and np.any(invoked > attacked):
+        problems.append("records: a trial is invoked but not attacked")
+    if invoked is not None and alliance is not None and np.any((alliance >= 0) != (invoked == 1)):
+        problems.append("records: invoked trials and their alliance disagree")
+    return problems[:MAX_PROBLEMS]
+
+
+def checkpoint_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every array of a checkpoint but ``digest`` (name, dtype, shape, bytes, in
+    name order): a checkpoint damaged or edited after it was written no longer matches."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == "digest":
+            continue
+        value = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
