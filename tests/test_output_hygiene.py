@@ -256,3 +256,19 @@ def test_summarize_into_head_ends_quietly(long_run, fmt):
     assert proc.returncode == 141, (proc.returncode, proc.stderr)
     assert proc.stderr == "", proc.stderr
     assert len(proc.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["validate", "a\x00b.toml"], ["summarize", "run\x00dir"],
+                                  ["run", str(Path(__file__).resolve().parent.parent / "configs"
+                                              / "nato-baltic-2024.toml"), "--out", "o\x00ut",
+                                   "--trials", "10"],
+                                  ["merge", "x\x00"], ["report", "r\x00"]])
+def test_a_nul_byte_in_a_path_is_a_user_error(args):
+    """os.stat and open raise ValueError on a NUL byte: that is the user's input, exit 2."""
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "NUL byte" in result.output and "Traceback" not in result.output

@@ -84,6 +84,9 @@ def _invoke_guarded(ctx: click.Context, invoke):
         click.echo("interrupted", err=True)
         ctx.exit(EXIT_INTERRUPTED)
     except Exception as err:  # noqa: BLE001 - the last line of defence
+        if isinstance(err, ValueError) and "null byte" in str(err):  # os.stat, open, …
+            click.echo("error: a path contains a NUL byte; no file can have that name", err=True)
+            ctx.exit(EXIT_USER)
         root = ctx.find_root()
         if root.obj and root.obj.get("debug"):
             traceback.print_exc()
