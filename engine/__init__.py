@@ -15,7 +15,7 @@ the top-level package ``kernels``.
 from .version import __version__
 
 _API = ("ConfigError", "Result", "RunData", "Scenario", "UserError", "load_scenario", "merge",
-        "open_run", "resume", "run", "scenario_from_values")
+        "open_run", "resume", "run")
 
 __all__ = ["__version__", *_API]
 

@@ -14,7 +14,7 @@ tables are the same, byte for byte, as the command line's for the same scenario 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from .core.simulate import DEFAULT_BLOCK_SIZE
@@ -28,18 +28,13 @@ from .runs.runner import RunResult, resume_run, run_in_memory, run_to_folder
 Result = RunResult
 
 __all__ = ["ConfigError", "Result", "RunData", "Scenario", "UserError", "load_scenario",
-           "merge", "open_run", "resume", "run", "scenario_from_values"]
+           "merge", "open_run", "resume", "run"]
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; every problem is reported at once, naming the file and
     the key (:class:`ConfigError`).  Edit the result with :meth:`Scenario.with_values`."""
     return _load_scenario(path)
-
-
-def scenario_from_values(base: Scenario | str | Path, values: Mapping[str, object]) -> Scenario:
-    """``base`` (a scenario or a scenario file) with the values at parameter paths replaced."""
-    return _scenario(base).with_values(values)
 
 
 def run(

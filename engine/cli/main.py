@@ -16,8 +16,12 @@ import click
 
 from ..errors import UserError
 from ..runs.folder import default_out_dir
+from ..runs.options import MAX_BLOCK_SIZE, MAX_SEED
 from .base import CrisisGroup
 
+# option types with the bounds that run.json and submit.json are validated against
+SEED = click.IntRange(0, MAX_SEED)
+BLOCK_SIZE = click.IntRange(1, MAX_BLOCK_SIZE)
 
 @click.group(cls=CrisisGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="crisis-engine", prog_name="crisis")
@@ -39,9 +43,9 @@ def _stderr_is_tty() -> bool:
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--trials", type=click.IntRange(min=1), help="Trials to run (default: the file's).")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--seed", type=SEED, help="Seed (default: the file's).")
 @click.option("--threads", type=click.IntRange(min=1), help="Numba threads (default: all cores).")
-@click.option("--block-size", type=click.IntRange(1, 2**62), default=4096, show_default=True,
+@click.option("--block-size", type=BLOCK_SIZE, default=4096, show_default=True,
               help="Trials per parallel block (results do not depend on it).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: results/<scenario>-<seed>/).")
@@ -200,8 +204,8 @@ def summarize(run_dir, fmt):
               help="CPUs per task; the shard runs that many Numba threads.")
 @click.option("--mem", help="Memory per task, e.g. 2G.")
 @click.option("--trials", type=click.IntRange(min=1), help="Trials (default: the file's).")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
-@click.option("--block-size", type=click.IntRange(1, 2**62), default=4096, show_default=True)
+@click.option("--seed", type=SEED, help="Seed (default: the file's).")
+@click.option("--block-size", type=BLOCK_SIZE, default=4096, show_default=True)
 @click.option("--save-trials", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", "out_dir", metavar="DIRECTORY",
               help="Run folder (default: results/<scenario>-<seed>/).")
@@ -275,7 +279,7 @@ def status(run_dir, fmt):
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--trials", type=click.IntRange(min=1000), default=200_000, show_default=True,
               help="Trials per run (the same trials for every run).")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--seed", type=SEED, help="Seed (default: the file's).")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the full table (Parquet or CSV).")
@@ -322,7 +326,7 @@ def sensitivity(config, trials, seed, top, out, quiet):
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML file with a [grid] table of the same paths.")
 @click.option("--trials", type=click.IntRange(min=1), help="Trials per point (default: file's).")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--seed", type=SEED, help="Seed (default: the file's).")
 @click.option("--threads", type=click.IntRange(min=1), help="Numba threads.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Parquet file (default: results/<scenario>-sweep-<seed>.parquet).")
@@ -393,7 +397,7 @@ def sweep(config, sets, grid_file, trials, seed, threads, out, force, quiet):
               help="Berkemeier–Fuhrmann or Leeds–Long–Mitchell honor coding.")
 @click.option("--trials", type=click.IntRange(min=1000), default=200_000, show_default=True,
               help="Trials per evaluation (the same trials every time).")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed (default: the file's).")
+@click.option("--seed", type=SEED, help="Seed (default: the file's).")
 @click.option("--bounds", default="0:4", show_default=True, help="Search interval LO:HI.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the calibrated scenario here.")

@@ -33,7 +33,7 @@ from ..model.config import Scenario, load_scenario, scenario_hash
 from ..model.limits import check_request, check_scenario_size
 from ..version import __version__
 from .folder import MANIFEST, RUN_JSON, RunFolder, default_out_dir
-from .options import RunOptions, parse_options
+from .options import MAX_BLOCK_SIZE, MAX_SEED, RunOptions, parse_options
 
 # seconds between checkpoints of a running run (CRISIS_CHECKPOINT_SECONDS overrides)
 CHECKPOINT_EVERY_S = 10.0
@@ -202,9 +202,9 @@ def check_options(scenario: Scenario, *, trials: int | None, seed: int | None, b
     trials = scenario.scenario.trials if trials is None else trials
     if trials < 1:
         raise UserError(f"--trials must be ≥ 1, got {trials}")
-    if not 0 <= seed < 2**63:
+    if not 0 <= seed <= MAX_SEED:
         raise UserError(f"--seed must be in [0, 2^63), got {seed}")
-    if not 1 <= block_size <= 2**62:
+    if not 1 <= block_size <= MAX_BLOCK_SIZE:
         raise UserError(f"--block-size must be in [1, 2^62], got {block_size}")
     if save_trials < 0:
         raise UserError(f"--save-trials must be ≥ 0, got {save_trials}")
