@@ -1,7 +1,8 @@
 """Benchmarks: run with ``python -m pytest bench`` (plain ``pytest`` only collects ``tests/``).
 
-Workloads are named (small: 3 members; nato: the shipped 32-member Baltic scenario; large: a
-synthetic 150-state, 40-alliance world) and shared with ``crisis bench``.
+Workloads are named (small: 3 members; nato: the shipped 32-member Baltic scenario;
+nato-capability: the same in v1's deterrence mode; large: a synthetic 150-state, 40-alliance
+world) and shared with ``crisis bench``.
 """
 
 import pytest
@@ -11,7 +12,7 @@ from engine.perf.workloads import workload
 _compiled = {}
 
 
-@pytest.fixture(params=["small", "nato", "large"])
+@pytest.fixture(params=["small", "nato-capability", "nato", "large"])
 def world(request):
     name = request.param
     if name not in _compiled:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import pytest
 
-from engine.core.simulate import set_threads, simulate
+from engine.core.simulate import deterrence_tables, set_threads, simulate
 from engine.oracles.python_loop import simulate_python
 from engine.oracles.reference import simulate_reference
 from engine.perf.benchmark import (
@@ -35,7 +35,10 @@ def test_kernel(benchmark, world, threads, rates):
     try:
         simulate(compiled, 1, 0, 1000)  # compiled and warm
         trials = KERNEL_TRIALS[name][0] // 2
-        benchmark.pedantic(simulate, args=(compiled, 1, 0, trials), rounds=3, iterations=1)
+        # step 2 is once per run (expected-response deterrence: a pilot per cell, not per trial)
+        step2 = deterrence_tables(compiled, 1)
+        benchmark.pedantic(simulate, args=(compiled, 1, 0, trials),
+                           kwargs={"deterrence": step2}, rounds=3, iterations=1)
     finally:
         set_threads(None)
     rate = trials / benchmark.stats.stats.median
@@ -56,12 +59,16 @@ def _ratios(benchmark, name, rate, rates):
 def test_reference(benchmark, world, rates):
     name, compiled = world
     trials = REFERENCE_TRIALS[name][0] // 2
-    benchmark.pedantic(simulate_reference, args=(compiled, 1, 0, trials), rounds=2, iterations=1)
+    benchmark.pedantic(simulate_reference, args=(compiled, 1, 0, trials),
+                       kwargs={"deterrence": deterrence_tables(compiled, 1)}, rounds=2,
+                       iterations=1)
     _ratios(benchmark, name, trials / benchmark.stats.stats.median, rates)
 
 
 def test_python_loop(benchmark, world, rates):
     name, compiled = world
     trials = PYTHON_TRIALS[name][0] // 4
-    benchmark.pedantic(simulate_python, args=(compiled, 1, 0, trials), rounds=1, iterations=1)
+    benchmark.pedantic(simulate_python, args=(compiled, 1, 0, trials),
+                       kwargs={"deterrence": deterrence_tables(compiled, 1)}, rounds=1,
+                       iterations=1)
     _ratios(benchmark, name, trials / benchmark.stats.stats.median, rates)

@@ -4,7 +4,7 @@ The Python API (:mod:`engine.api`)::
 
     from engine import load_scenario, run
     result = run(load_scenario("configs/nato-baltic-2024.toml"), trials=200_000, seed=7)
-    result.summary, result.cells, result.manifest, result.save("results/nato")
+    result.summary, result.cells, result.members, result.manifest, result.save("results/nato")
 
 Sub-packages, one job each, importing downward only (``.importlinter`` is the contract):
 ``cli`` (commands) → ``api`` → ``experiments`` · ``present`` · ``scale`` · ``perf`` →

@@ -4,6 +4,7 @@
 >>> nato = load_scenario("configs/nato-baltic-2024.toml")
 >>> result = run(nato, trials=200_000, seed=7)           # in memory: nothing is written
 >>> result.summary                                       # Polars DataFrames
+>>> result.members                                       # per alliance × member state
 >>> majority = nato.with_values({"alliances.NATO.decision_rule": "majority"})
 >>> run(majority, trials=200_000, seed=7).save("results/nato-majority")
 
@@ -98,7 +99,8 @@ def merge(run_dir: str | Path) -> Result:
 
 
 def open_run(run_dir: str | Path) -> RunData:
-    """Read a complete run folder back: ``.manifest``, ``.summary``, ``.cells``, ``.tallies``."""
+    """Read a complete run folder back: ``.manifest``, ``.summary``, ``.cells``, ``.members``
+    (None for a run of an older engine), ``.tallies``."""
     return RunFolder(run_dir).load()
 
 

@@ -18,13 +18,30 @@ import numpy as np
 
 class Run(NamedTuple):
     """Which trials to simulate: global trials ``[start, stop)`` in blocks of ``block_size``
-    (every int64); row 0 of ``records`` is trial ``record_start``."""
+    (every int64); row 0 of ``records`` is trial ``record_start``.
+
+    ``pilot_samples > 0`` runs the *pilot* of expected-response deterrence instead (design §8):
+    index ``g`` is sample ``g mod pilot_samples`` of cell ``Deterrence.pilot_cells[g //
+    pilot_samples]``, keyed by :func:`kernels.rng.pilot_key`, never deterred; steps 3–8 give
+    a value ``v`` with ``E[v] = E[F · exp(−delay / window_days)]``; Σ v and Σ v² are summed per
+    pilot cell in sample order into the ``pilot`` output (P, 2).  ``v`` is the sample's
+    ``F · exp(−delay / window_days)``, except where ``Deterrence.pilot_hazard`` is 1 (one
+    covering alliance under unanimity): there ``v = att · (Σ_r 1{undecided before r} · π_r ·
+    F_dec · exp(−(r · round_days + mobilization_days · (1 − integration)) / window_days) +
+    1{undecided before R} · (1 − π_R) · cap_t)``, with ``π_r`` the chance, given the sample's
+    round-start state, that every member still waiting backs in round ``r`` (the product of
+    their ``p_{i,r}``), ``F_dec = (cap_t + Σ stability_i · cap_i) · (1 + integration · bonus)``
+    and ``att = E[exp(−D_att / window_days)]``.  Its mean is the same (E[1{D = r}] =
+    E[1{D ≥ r} · π_r]) and its variance far smaller when decisions are rare.
+    ``block_size`` must then equal ``pilot_samples`` (one block per pilot cell, so one thread
+    sums each cell, in order)."""
 
     seed: int
     start: int
     stop: int
     block_size: int
     record_start: int
+    pilot_samples: int
 
 
 class States(NamedTuple):
@@ -74,11 +91,15 @@ class Cells(NamedTuple):
 
 
 class Deterrence(NamedTuple):
-    """Step 2, precomputed per (aggressor, target) entry (E,) by
-    :func:`kernels.deterrence.deterrence_probabilities`."""
+    """Step 2, precomputed per cell (C,) by :mod:`kernels.deterrence`, and the cells whose
+    expected response a pilot estimates."""
 
-    p_deterred: np.ndarray  # float64: with the covering alliances
-    p_deterred_no_alliance: np.ndarray  # float64: R = cap_t (the no-alliance baseline)
+    p_deterred: np.ndarray  # float64 (C,): with the covering alliances
+    p_deterred_no_alliance: np.ndarray  # float64 (C,): the no-alliance baseline
+    pilot_cells: np.ndarray  # int64 (P,): cells of a pilot run (empty for trials)
+    # uint8 (P,): 1 where a pilot sample is the conditional estimate (one covering alliance
+    # under unanimity; see Run)
+    pilot_hazard: np.ndarray
 
 
 class Consultations(NamedTuple):
@@ -105,6 +126,7 @@ class Entries(NamedTuple):
     theta: np.ndarray  # float64: θ before round 1, min(1, exposure · severity)
     static: np.ndarray  # float64: base · ((1 − w) + w · θ), p before free riding
     veto: np.ndarray  # uint8: 1 for a veto holder under a veto rule
+    member: np.ndarray  # int64: row of the per-member tallies (index into the member CSR)
 
 
 class Settings(NamedTuple):

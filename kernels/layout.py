@@ -70,8 +70,19 @@ def round_slot(alliance, state, round_number):
 
 
 # ---- enumerations ------------------------------------------------------------------------
-OBLIGATIONS = ("defense", "consultation", "neutrality", "nonaggression")
+# ``collective_security`` (League Covenant Arts. 10 and 16, UN Charter Ch. VII) covers every member
+# against anyone, members included; ``defense`` covers members against outside attack (design §8)
+OBLIGATIONS = ("defense", "consultation", "neutrality", "nonaggression", "collective_security")
 OBLIGATION_DEFENSE = 0
+OBLIGATION_COLLECTIVE_SECURITY = 4
+# step 2: ``capability`` is v1 (R from capabilities and commitments); ``expected_response`` weighs
+# E_cell = E[F · exp(−delay / window_days)] over the cell's steps 3–8 (design §8)
+DETERRENCE_MODES = ("capability", "expected_response")
+DETERRENCE_CAPABILITY = 0
+DETERRENCE_EXPECTED_RESPONSE = 1
+# how E_cell was obtained, per cell
+E_EXACT = 0  # closed form
+E_PILOT = 1  # keyed pilot simulation of the cell's response
 DECISION_RULES = ("unanimity", "majority", "qualified", "veto")
 RULE_UNANIMITY = 0
 RULE_MAJORITY = 1
@@ -114,8 +125,10 @@ C_DELIVERED_SHARE_SUM = 15  # fixed point, over invoked trials with allied backe
 C_WITH_ALLIED_BACKERS = 16  # invoked trials with at least one backer besides the target
 C_REPELLED_INVOKED = 17
 # honoring commitments (Berkemeier & Fuhrmann's unit: an ally × a crisis it was pledged to):
-C_ALLIES_SUM = 18  # Σ over consulted trials of the allies (union of M_A, target excluded)
-C_HONORED_SUM = 19  # Σ over invoked trials of the allies that backed and delivered
+# pledges are counted per consulting alliance × member (a member of two consulting alliances
+# pledged twice), so Σ over members of M_HONORED / M_PLEDGED is the same rate exactly:
+C_ALLIES_SUM = 18  # Σ over consulted trials of the pledges (M_A minus target, per alliance)
+C_HONORED_SUM = 19  # Σ over invoked trials of the pledges honored (backed there and delivered)
 N_CELL_COLUMNS = 20
 CELL_COLUMNS = (
     "trials",
@@ -168,6 +181,18 @@ ALLIANCE_COLUMNS = (
     "delay_sum_fx",
     "repelled",
 )
+
+# ---- per-member tally columns (int64), one row per membership (alliance × member) ---------
+# Rows follow the compiled membership CSR: row r is state member_idx[r] of the alliance whose
+# member_ptr range holds r.  Counted over consulted crises in which the member is neither the
+# target nor the aggressor (design §8: an alliance's honor rate is its members' honored / pledged).
+M_PLEDGED = 0  # the alliance consulted and the member is not the target (nor the aggressor)
+M_BACKED = 1  # it backed in this alliance's consultation
+M_DELIVERED = 2  # it responded (backed in a deciding alliance) and delivered its forces
+M_HONORED = 3  # backed in this alliance and delivered (the honor unit)
+M_FREE_RODE = 4  # this alliance decided and the member never backed in it
+N_MEMBER_COLUMNS = 5
+MEMBER_COLUMNS = ("pledged", "backed", "delivered", "honored", "free_rode")
 
 # ---- saved per-trial records (float64 columns) --------------------------------------------
 R_TRIAL = 0

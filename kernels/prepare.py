@@ -17,15 +17,16 @@ from .layout import RULE_VETO
 @njit(cache=True)
 def consultation_tables(
     capability_units, commitment, free_riding, member_ptr, member_idx, rule, quota, veto,
-    bindingness, cover_ptr, cover_idx, shares_alliance, exposure, aggressor_state,
-    cell_aggressor, cell_target, cell_attack_type, severity, ambiguity, conflict_penalty,
-    threat_weight,
+    bindingness, entry_cover_ptr, entry_cover_idx, shares_alliance, exposure, aggressor_state,
+    cell_aggressor, cell_target, cell_attack_type, cell_entry, severity, ambiguity,
+    conflict_penalty, threat_weight,
 ):
     """Flatten every consultation of every cell into ``(Consultations, Entries)``
     (:mod:`kernels.args`).
 
     * ``Consultations.ptr`` int64 (C + 1,): consultations of cell ``c`` are
-      ``ptr[c] … ptr[c + 1]``, in the order of ``cover_idx``;
+      ``ptr[c] … ptr[c + 1]``: the covering alliances of the cell's (aggressor, target) entry
+      ``cell_entry[c]`` (``entry_cover_idx``, ascending; design §8);
     * per consultation (n_cc,): ``alliance`` int64, ``entry_ptr`` int64 (n_cc + 1,), ``need``
       int64 (backers the rule needs), ``units_members`` int64 (capability units of ``M_A``),
       ``free_riding`` uint8 (some member other than the target free-rides);
@@ -36,7 +37,8 @@ def consultation_tables(
       ``((commitment · bindingness) · (1 − ambiguity)) · conflict``, ``theta`` float64 =
       ``min(1, exposure · severity)`` (θ before round 1), ``static`` float64 =
       ``base · ((1 − w) + w · θ)`` (``p`` before free riding while θ does not move), and
-      ``veto`` uint8 (a veto holder under a ``veto`` rule).
+      ``veto`` uint8 (a veto holder under a ``veto`` rule), ``member`` int64 (the entry's row
+      of the per-member tallies: its index ``q`` in ``member_idx``).
     """
     n_cells = cell_target.shape[0]
     cc_ptr = np.zeros(n_cells + 1, dtype=np.int64)
@@ -45,11 +47,11 @@ def consultation_tables(
     max_members = 1
     max_cover = 1
     for cell in range(n_cells):
-        t = cell_target[cell]
         a = aggressor_state[cell_aggressor[cell]]
-        max_cover = max(max_cover, cover_ptr[t + 1] - cover_ptr[t])
-        for c in range(cover_ptr[t], cover_ptr[t + 1]):
-            al = cover_idx[c]
+        ti = cell_entry[cell]
+        max_cover = max(max_cover, entry_cover_ptr[ti + 1] - entry_cover_ptr[ti])
+        for c in range(entry_cover_ptr[ti], entry_cover_ptr[ti + 1]):
+            al = entry_cover_idx[c]
             n_cc += 1
             m = 0
             for q in range(member_ptr[al], member_ptr[al + 1]):
@@ -71,6 +73,7 @@ def consultation_tables(
     e_theta = np.zeros(n_entries, dtype=np.float64)
     e_static = np.zeros(n_entries, dtype=np.float64)
     e_veto = np.zeros(n_entries, dtype=np.uint8)
+    e_member = np.zeros(n_entries, dtype=np.int64)
     w = threat_weight
     cc = 0
     e = 0
@@ -78,8 +81,9 @@ def consultation_tables(
         t = cell_target[cell]
         a = aggressor_state[cell_aggressor[cell]]
         k = cell_attack_type[cell]
-        for c in range(cover_ptr[t], cover_ptr[t + 1]):
-            al = cover_idx[c]
+        ti = cell_entry[cell]
+        for c in range(entry_cover_ptr[ti], entry_cover_ptr[ti + 1]):
+            al = entry_cover_idx[c]
             cc_alliance[cc] = al
             m = 0
             units_members = 0
@@ -93,6 +97,7 @@ def consultation_tables(
                 base = ((commitment[i] * bindingness[al]) * (1.0 - ambiguity[k])) * conflict
                 theta = min(1.0, exposure[i, t] * severity[k])
                 e_state[e] = i
+                e_member[e] = q
                 e_units[e] = capability_units[i]
                 e_free_riding[e] = free_riding[i]
                 e_base[e] = base
@@ -110,5 +115,5 @@ def consultation_tables(
     return (
         Consultations(cc_ptr, cc_alliance, cc_entry_ptr, cc_need, cc_units_members,
                       cc_free_riding, max_members, max_cover),
-        Entries(e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto),
+        Entries(e_state, e_units, e_free_riding, e_base, e_theta, e_static, e_veto, e_member),
     )

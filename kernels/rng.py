@@ -1,6 +1,7 @@
 """Counter-based random numbers keyed by (seed, global trial index, slot).
 
-``trial_key(seed_base(seed), g)`` hashes the seed and the trial index; ``uniform(key, slot)``
+``trial_key(seed_base(seed), g)`` hashes the seed and the trial index (``pilot_key`` the seed, a
+cell and a pilot sample); ``uniform(key, slot)``
 hashes the key and the draw's slot (see :mod:`kernels.layout`).  The hash is the SplitMix64
 finalizer (Steele, Lea & Flood 2014), whose output passes BigCrush when fed a Weyl sequence.
 A uniform is the top 53 bits of the hash, so it lies in [0, 1) with 2^-53 resolution and
@@ -23,6 +24,7 @@ S31 = np.uint64(31)
 S11 = np.uint64(11)
 ONE = np.uint64(1)
 TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
+PILOT_SALT = np.uint64(0xD1B54A32D192ED03)
 
 
 @njit(cache=True)
@@ -43,6 +45,14 @@ def seed_base(seed):
 def trial_key(base, trial):
     """Key of global trial ``trial`` (int64 ≥ 0) under ``base = seed_base(seed)``."""
     return mix64(base + (np.uint64(trial) + ONE) * GOLDEN)
+
+
+@njit(cache=True)
+def pilot_key(base, cell, sample):
+    """Key of sample ``sample`` of the pilot simulation of cell ``cell`` (int64 ≥ 0 each) under
+    ``base = seed_base(seed)``: a stream of its own, never a trial's key (design §8)."""
+    cell_base = mix64((base ^ PILOT_SALT) + (np.uint64(cell) + ONE) * GOLDEN)
+    return mix64(cell_base + (np.uint64(sample) + ONE) * GOLDEN)
 
 
 @njit(cache=True)

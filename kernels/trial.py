@@ -52,7 +52,7 @@ import math
 import numpy as np
 from numba import get_thread_id, njit, prange
 
-from .deterrence import normal_cdf
+from .deterrence import attribution_factor, normal_cdf
 from .histogram import delay_bin
 from .layout import (
     A_BACKING_SHARE_SUM,
@@ -90,6 +90,11 @@ from .layout import (
     CAUSE_NONE,
     CAUSE_VETO,
     DELAY_SCALE,
+    M_BACKED,
+    M_DELIVERED,
+    M_FREE_RODE,
+    M_HONORED,
+    M_PLEDGED,
     R_AGGRESSOR,
     R_ALLIANCE,
     R_ATTACK_TYPE,
@@ -118,7 +123,7 @@ from .layout import (
     SLOT_OUTCOME,
     SLOT_TARGET,
 )
-from .rng import seed_base, trial_key, uniform
+from .rng import pilot_key, seed_base, trial_key, uniform
 
 BATCH = 2048  # trials per batch within a block (bounds the scratch memory)
 SCRATCH_PAD = 64  # unused elements (≥ 64 bytes) after each thread's scratch: no false sharing
@@ -128,6 +133,7 @@ IN_COVER = 1  # in M_A of some covering alliance
 BACKED_ANY = 2  # backed in some covering alliance
 IN_DECIDING = 4  # in M_A of some deciding alliance
 RESPONDS = 8  # backed in some deciding alliance (and is not the target)
+DELIVERED = 16  # responded and delivered its forces
 
 
 @njit(cache=True)
@@ -156,7 +162,7 @@ def fixed(x, scale):
 def _allocate_scratch(n_threads, batch, n_cells, n_states, max_members, max_cover):
     """Every thread's scratch arrays, allocated once per kernel call: never per block or trial.
 
-    Returns 24 arrays, each with a leading thread axis ``T = n_threads`` (``B = batch``,
+    Returns 27 arrays, each with a leading thread axis ``T = n_threads`` (``B = batch``,
     ``L = max_members``, ``V = max_cover``), in this order:
 
     * the batch's attacked trials: ``att_g`` int64 (T, B) global index, ``att_key`` uint64
@@ -170,7 +176,9 @@ def _allocate_scratch(n_threads, batch, n_cells, n_states, max_members, max_cove
     * per consultation of the cell × trial: ``decided`` uint8 (T, V, B), ``rounds_of`` int64
       (T, V, B), ``n_back_of`` int64 (T, V, B), ``vetoed`` uint8 (T, V, B); ``n_mem_of`` int64
       (T, V);
-    * ``mark`` uint8 (T, S).
+    * ``mark`` uint8 (T, S);
+    * the pilot's conditional estimate, per trial: ``hazard``, ``hazard_sum``, ``hazard_tail``
+      float64 (T, B).
 
     Every last axis is ``SCRATCH_PAD`` longer than listed and the kernel never touches the
     padding, so no two threads write to one cache line (without it, 2 threads ran up to 1.15×
@@ -211,6 +219,9 @@ def _allocate_scratch(n_threads, batch, n_cells, n_states, max_members, max_cove
         np.zeros((t, max_cover, len_b), dtype=np.uint8),  # vetoed
         np.zeros((t, len_v), dtype=np.int64),  # n_mem_of
         np.zeros((t, len_s), dtype=np.uint8),  # mark
+        np.empty((t, len_b), dtype=np.float64),  # hazard
+        np.empty((t, len_b), dtype=np.float64),  # hazard_sum
+        np.empty((t, len_b), dtype=np.float64),  # hazard_tail
     )
 
 
@@ -220,19 +231,21 @@ def _thread_scratch(scratch, tid):
     :func:`_allocate_scratch`, in the same order."""
     (att_g, att_key, att_cell, order, cells_seen, cell_count, cell_fill, backed, draw, survival,
      theta, factor, share, units_back, veto_left, new_back, new_units, new_veto,
-     decided, rounds_of, n_back_of, vetoed, n_mem_of, mark) = scratch
+     decided, rounds_of, n_back_of, vetoed, n_mem_of, mark, hazard, hazard_sum,
+     hazard_tail) = scratch
     return (att_g[tid], att_key[tid], att_cell[tid], order[tid], cells_seen[tid],
             cell_count[tid], cell_fill[tid], backed[tid], draw[tid], survival[tid],
             theta[tid], factor[tid], share[tid], units_back[tid], veto_left[tid],
             new_back[tid], new_units[tid], new_veto[tid],
-            decided[tid], rounds_of[tid], n_back_of[tid], vetoed[tid], n_mem_of[tid], mark[tid])
+            decided[tid], rounds_of[tid], n_back_of[tid], vetoed[tid], n_mem_of[tid], mark[tid],
+            hazard[tid], hazard_sum[tid], hazard_tail[tid])
 
 
 @njit(cache=True, parallel=True)
 def _run_trials(
     run, states, alliances, crises, attack_types, cells, deterrence, consultations, entries,
     settings,
-    cell_tallies, cell_hist, alliance_tallies, alliance_hist, records,
+    cell_tallies, cell_hist, alliance_tallies, alliance_hist, member_tallies, records, pilot,
 ):
     """Simulate trials ``[run.start, run.stop)`` and add their tallies into the outputs.
 
@@ -248,9 +261,12 @@ def _run_trials(
     can be lost). They are int64 unless noted, and their leading axis is the thread id
     < ``numba.get_num_threads()``: ``cell_tallies`` (T, C, N_CELL_COLUMNS), ``cell_hist``
     (T, C, N_HIST_BINS), ``alliance_tallies`` (T, A, N_ALLIANCE_COLUMNS), ``alliance_hist``
-    (T, A, N_HIST_BINS).  ``A_COVERED`` and ``A_DETERRED`` are left to the caller (they follow
+    (T, A, N_HIST_BINS), ``member_tallies`` (T, memberships, N_MEMBER_COLUMNS) (rows: the
+    entries' ``member``).  ``A_COVERED`` and ``A_DETERRED`` are left to the caller (they follow
     from the cell tallies).  ``records`` float64 (K, N_RECORD_COLUMNS) receives trial ``g`` in
-    row ``g − run.record_start`` when ``0 ≤ g − run.record_start < K``.
+    row ``g − run.record_start`` when ``0 ≤ g − run.record_start < K``.  ``pilot`` float64
+    (P, 5) receives, for a pilot run (``run.pilot_samples > 0``), the sums of pilot cell ``p``
+    in row ``p`` (see :class:`kernels.args.Run`); a pilot run's other outputs are scratch.
     """
     # Every field into a local, here and nowhere else: reading tuple fields inside the loops
     # (or passing the tuples to per-trial helpers) costs reference counting.
@@ -259,6 +275,7 @@ def _run_trials(
     stop = run.stop
     block_size = run.block_size
     record_start = run.record_start
+    pilot_samples = run.pilot_samples
     capability = states.capability
     stability = states.stability
     rule = alliances.rule
@@ -282,6 +299,8 @@ def _run_trials(
     cell_attack_type = cells.attack_type
     p_deterred = deterrence.p_deterred
     p_deterred_no_alliance = deterrence.p_deterred_no_alliance
+    pilot_cells = deterrence.pilot_cells
+    pilot_hazard = deterrence.pilot_hazard
     cc_ptr = consultations.ptr
     cc_alliance = consultations.alliance
     cc_entry_ptr = consultations.entry_ptr
@@ -297,6 +316,7 @@ def _run_trials(
     e_theta = entries.theta
     e_static = entries.static
     e_veto = entries.veto
+    e_member = entries.member
     outcome_noise = settings.outcome_noise
     mobilization_days = settings.mobilization_days
     window_days = settings.window_days
@@ -320,11 +340,13 @@ def _run_trials(
         ch = cell_hist[tid]
         at = alliance_tallies[tid]
         ah = alliance_hist[tid]
+        mt = member_tallies[tid]
         # this thread's scratch (see _allocate_scratch for every array's dtype and shape)
         (att_g, att_key, att_cell, order, cells_seen, cell_count, cell_fill,
          backed, draw, survival, theta, factor,
          share, units_back, veto_left, new_back, new_units, new_veto,
-         decided, rounds_of, n_back_of, vetoed, n_mem_of, mark) = _thread_scratch(scratch, tid)
+         decided, rounds_of, n_back_of, vetoed, n_mem_of, mark,
+         hazard, hazard_sum, hazard_tail) = _thread_scratch(scratch, tid)
 
         block_first = start + b * block_size
         block_last = min(stop, block_first + block_size)
@@ -333,46 +355,54 @@ def _run_trials(
             n_att = 0
             n_seen = 0
             for g in range(batch_first, batch_last):
-                key = trial_key(base_key, g)
+                if pilot_samples > 0:
+                    # ---- pilot: sample g mod n of a pilot cell, always attacked (design §8)
+                    pc = g // pilot_samples
+                    cell = pilot_cells[pc]
+                    key = pilot_key(base_key, cell, g - pc * pilot_samples)
+                else:
+                    key = trial_key(base_key, g)
 
-                # ---- 1. Draw the crisis ----------------------------------------------------------
-                # Aggressor j by weight, then its target entry ti and attack-mix entry ki
-                j = 0  # a single choice needs no draw
-                if n_aggressors > 1:
-                    j = pick(aggressor_cum_weight, 0, n_aggressors, uniform(key, SLOT_AGGRESSOR))
-                ti = target_ptr[j]
-                if target_ptr[j + 1] - ti > 1:
-                    ti = pick(target_cum_weight, ti, target_ptr[j + 1], uniform(key, SLOT_TARGET))
-                ki = mix_ptr[j]
-                if mix_ptr[j + 1] - ki > 1:
-                    ki = pick(mix_cum_weight, ki, mix_ptr[j + 1],
-                              uniform(key, SLOT_ATTACK_TYPE))
-                cell = target_cell_base[ti] + (ki - mix_ptr[j])
+                    # ---- 1. Draw the crisis ------------------------------------------------------
+                    # Aggressor j by weight, then its target entry ti and attack-mix entry ki
+                    j = 0  # a single choice needs no draw
+                    if n_aggressors > 1:
+                        j = pick(aggressor_cum_weight, 0, n_aggressors,
+                                 uniform(key, SLOT_AGGRESSOR))
+                    ti = target_ptr[j]
+                    if target_ptr[j + 1] - ti > 1:
+                        ti = pick(target_cum_weight, ti, target_ptr[j + 1],
+                                  uniform(key, SLOT_TARGET))
+                    ki = mix_ptr[j]
+                    if mix_ptr[j + 1] - ki > 1:
+                        ki = pick(mix_cum_weight, ki, mix_ptr[j + 1],
+                                  uniform(key, SLOT_ATTACK_TYPE))
+                    cell = target_cell_base[ti] + (ki - mix_ptr[j])
 
-                # ---- 2. Deterrence ---------------------------------------------------------------
-                # R depends only on the (aggressor, target) pair: P(deterred) is precomputed
-                u_det = uniform(key, SLOT_DETERRENCE)
-                deterred = u_det < p_deterred[ti]
-                ct[cell, C_TRIALS] += 1
-                if u_det < p_deterred_no_alliance[ti]:  # same uniform: common random numbers
-                    ct[cell, C_DETERRED_NO_ALLIANCE] += 1
-                rec = g - record_start
-                if 0 <= rec < n_records:
-                    records[rec, R_TRIAL] = g
-                    records[rec, R_CELL] = cell
-                    records[rec, R_AGGRESSOR] = j
-                    records[rec, R_TARGET] = target_state[ti]
-                    records[rec, R_ATTACK_TYPE] = mix_type[ki]
-                    records[rec, R_DETERRED] = 1.0 if deterred else 0.0
-                    records[rec, R_ATTACKED] = 0.0 if deterred else 1.0
-                    records[rec, R_ALLIANCE] = -1.0
-                    for col in range(R_INVOKED, records.shape[1]):
-                        if col != R_ALLIANCE:
-                            records[rec, col] = 0.0
-                if deterred:  # the trial ends here
-                    ct[cell, C_DETERRED] += 1
-                    continue
-                ct[cell, C_ATTACKED] += 1
+                    # ---- 2. Deterrence -----------------------------------------------------------
+                    # P(deterred) is precomputed per cell (kernels.deterrence)
+                    u_det = uniform(key, SLOT_DETERRENCE)
+                    deterred = u_det < p_deterred[cell]
+                    ct[cell, C_TRIALS] += 1
+                    if u_det < p_deterred_no_alliance[cell]:  # the same uniform: common numbers
+                        ct[cell, C_DETERRED_NO_ALLIANCE] += 1
+                    rec = g - record_start
+                    if 0 <= rec < n_records:
+                        records[rec, R_TRIAL] = g
+                        records[rec, R_CELL] = cell
+                        records[rec, R_AGGRESSOR] = j
+                        records[rec, R_TARGET] = target_state[ti]
+                        records[rec, R_ATTACK_TYPE] = mix_type[ki]
+                        records[rec, R_DETERRED] = 1.0 if deterred else 0.0
+                        records[rec, R_ATTACKED] = 0.0 if deterred else 1.0
+                        records[rec, R_ALLIANCE] = -1.0
+                        for col in range(R_INVOKED, records.shape[1]):
+                            if col != R_ALLIANCE:
+                                records[rec, col] = 0.0
+                    if deterred:  # the trial ends here
+                        ct[cell, C_DETERRED] += 1
+                        continue
+                    ct[cell, C_ATTACKED] += 1
                 att_g[n_att] = g
                 att_key[n_att] = key
                 att_cell[n_att] = cell
@@ -405,6 +435,11 @@ def _run_trials(
                 k = cell_attack_type[cell]
                 cc_lo = cc_ptr[cell]
                 n_cover = cc_ptr[cell + 1] - cc_lo
+                # a pilot of one alliance under unanimity estimates E[F·exp(−delay/window)]
+                # conditionally (see Run): Σ_r 1{undecided before r} · π_r · g_r with π_r the
+                # chance that every waiting member backs in round r
+                hazard_on = pilot_samples > 0 and (
+                    pilot_hazard[att_g[idx[0]] // pilot_samples] != 0)
 
                 # ---- 4. Consultation -------------------------------------------------------------
                 # In every covering alliance, for the cell's group of attacked trials at once.
@@ -455,6 +490,19 @@ def _run_trials(
                         theta[p] = e_theta[lo + p]
                         factor[p] = e_static[lo + p]
                     need = cc_need[cc]
+                    force_decided = 0.0
+                    mobilization_al = mobilization_days * (1.0 - integration[al])
+                    if hazard_on:  # E[F | decided] under unanimity: every member delivers
+                        force_decided = capability[t]
+                        for p in range(m):
+                            i = e_state[lo + p]
+                            if i != t:
+                                force_decided = force_decided + stability[i] * capability[i]
+                        force_decided = force_decided * (
+                            1.0 + integration[al] * interoperability_bonus)
+                        for q in range(n):
+                            hazard_sum[q] = 0.0
+                            hazard_tail[q] = 0.0
                     moving_threat = intel_al > 0.0 and threat_weight > 0.0
                     riding = cc_free_riding[cc] != 0
                     units_members = cc_units_members[cc]
@@ -476,6 +524,9 @@ def _run_trials(
                             new_back[q] = 0
                             new_units[q] = 0
                             new_veto[q] = 0
+                        if hazard_on:
+                            for q in range(n):
+                                hazard[q] = 1.0
                         for p in range(m):
                             f = factor[p]
                             rho = e_free_riding[lo + p]
@@ -484,6 +535,10 @@ def _run_trials(
                             b_row = bk[p]
                             d_row = draw[p]
                             s_row = survival[p]
+                            if hazard_on:  # π_r: every member waiting at the round's start backs
+                                for q in range(n):
+                                    if b_row[q] == 0 and dc[q] == 0:
+                                        hazard[q] *= f * (1.0 - rho * share[q])
                             for q in range(n):
                                 waiting = (b_row[q] == 0) & (dc[q] == 0)
                                 prob = f * (1.0 - rho * share[q])
@@ -494,6 +549,14 @@ def _run_trials(
                                 new_back[q] += backs
                                 new_units[q] += u_p if backs else 0
                                 new_veto[q] += v_p if backs else 0
+                        if hazard_on:
+                            weight = force_decided * math.exp(
+                                -(r * round_days[al] + mobilization_al) / window_days)
+                            for q in range(n):
+                                if dc[q] == 0:
+                                    hazard_sum[q] += hazard[q] * weight
+                                    if r == max_rounds_al:
+                                        hazard_tail[q] = 1.0 - hazard[q]
                         for q in range(n):  # the rule, checked after the round
                             if dc[q] == 0:
                                 nb[q] += new_back[q]
@@ -512,11 +575,34 @@ def _run_trials(
                     for q in range(n):
                         vt[q] = 1 if vetoing_al and dc[q] == 0 and nb[q] >= need else 0
                     n_mem_of[c] = m
+                    # each member's pledges in this alliance, over the group at once: pledged,
+                    # backed, free rode (the alliance decided without it); delivered and
+                    # honored follow per trial in step 7
+                    for p in range(m):
+                        if e_state[lo + p] == t:
+                            continue
+                        b_row = bk[p]
+                        n_backed = 0
+                        n_rode = 0
+                        for q in range(n):
+                            n_backed += b_row[q]
+                            n_rode += dc[q] & (b_row[q] ^ 1)
+                        row = e_member[lo + p]
+                        mt[row, M_PLEDGED] += n
+                        mt[row, M_BACKED] += n_backed
+                        mt[row, M_FREE_RODE] += n_rode
 
                 # each trial of the group finishes on its own
                 for q in range(n):
                     g = att_g[idx[q]]
                     key = att_key[idx[q]]
+                    if hazard_on:  # the pilot's conditional estimate needs no more draws
+                        pc = g // pilot_samples
+                        value = attribution_factor(attribution_days[k], window_days) * (
+                            hazard_sum[q] + hazard_tail[q] * capability[t])
+                        pilot[pc, 0] += value
+                        pilot[pc, 1] += value * value
+                        continue
 
                     # ---- 3. Attribution ----------------------------------------------------------
                     # (drawn after the consultation: a draw is keyed by its slot, not its order)
@@ -554,17 +640,21 @@ def _run_trials(
                             mobilization_days * (1.0 - integration[first_al]))
 
                     # ---- 7. Delivery -------------------------------------------------------------
-                    # By the responders; also the free riders and the trial's backing share
+                    # By the responders; also the free riders, the trial's backing share and the
+                    # pledges delivered and honored (backed in that alliance and delivered)
                     force = capability[t]
                     n_resp = 0
                     n_failed = 0
                     n_free = 0
                     n_union = 0
                     n_union_back = 0
+                    n_pledged = 0
+                    n_honored = 0
                     if n_cover == 1:
                         # one alliance: its members are the union, in ascending state order already
                         n_union = n_mem_of[0]
                         n_union_back = n_back_of[0, q]
+                        n_pledged = n_mem_of[0] - 1
                         if invoked:
                             n_free = n_mem_of[0] - n_back_of[0, q]
                             lo = cc_entry_ptr[cc_lo]
@@ -575,13 +665,18 @@ def _run_trials(
                                 n_resp += 1
                                 if delivers(key, i, stability):
                                     force = force + capability[i]
+                                    row = e_member[lo + p]
+                                    mt[row, M_DELIVERED] += 1
+                                    mt[row, M_HONORED] += 1
                                 else:
                                     n_failed += 1
+                            n_honored = n_resp - n_failed
                     elif n_cover > 1:
                         # several alliances: mark the union of their M_A, then walk the states in
                         # ascending order (the order in which delivered forces are summed)
                         for c in range(n_cover):
                             lo = cc_entry_ptr[cc_lo + c]
+                            n_pledged += n_mem_of[c] - 1
                             for p in range(n_mem_of[c]):
                                 i = e_state[lo + p]
                                 mark[i] |= IN_COVER
@@ -598,15 +693,34 @@ def _run_trials(
                             n_union += 1
                             if mk & BACKED_ANY:
                                 n_union_back += 1
+                            mark[i] = 0
                             if mk & RESPONDS:
                                 n_resp += 1
                                 if delivers(key, i, stability):
                                     force = force + capability[i]
+                                    mark[i] = DELIVERED  # kept until its pledges are counted
                                 else:
                                     n_failed += 1
                             elif (mk & IN_DECIDING) and i != t:
                                 n_free += 1
-                            mark[i] = 0
+                        if n_resp > n_failed:
+                            # the deliverers' pledges: delivered in each alliance, honored where
+                            # they backed; then clear their marks
+                            for c in range(n_cover):
+                                lo = cc_entry_ptr[cc_lo + c]
+                                for p in range(n_mem_of[c]):
+                                    i = e_state[lo + p]
+                                    if mark[i] == 0:
+                                        continue
+                                    row = e_member[lo + p]
+                                    mt[row, M_DELIVERED] += 1
+                                    if backed[c, p, q] != 0:
+                                        mt[row, M_HONORED] += 1
+                                        n_honored += 1
+                            for c in range(n_cover):
+                                lo = cc_entry_ptr[cc_lo + c]
+                                for p in range(n_mem_of[c]):
+                                    mark[e_state[lo + p]] = 0
                     defection = False
                     if invoked and n_resp > 0:
                         defection = n_failed / n_resp > defection_threshold
@@ -615,6 +729,12 @@ def _run_trials(
                     # Repelled iff F · exp(σ_o·Z') > cap_a · severity_k · exp(delay / window_days)
                     if invoked:
                         force = force * (1.0 + integration[first_al] * interoperability_bonus)
+                    if pilot_samples > 0:  # the pilot weighs the response; no outcome, no tallies
+                        pc = g // pilot_samples
+                        value = force * math.exp(-delay / window_days)
+                        pilot[pc, 0] += value
+                        pilot[pc, 1] += value * value
+                        continue
                     threat = capability[a] * severity[k]
                     z = (math.log(force) - math.log(threat) - delay / window_days) / outcome_noise
                     repelled = uniform(key, SLOT_OUTCOME) < normal_cdf(z)
@@ -630,8 +750,8 @@ def _run_trials(
                         ct[cell, C_CONSULTED] += 1
                         backing_share = n_union_back / n_union
                         ct[cell, C_BACKING_SHARE_SUM] += fixed(backing_share, SHARE_SCALE)
-                        ct[cell, C_ALLIES_SUM] += n_union - 1
-                        ct[cell, C_HONORED_SUM] += n_resp - n_failed  # 0 unless invoked
+                        ct[cell, C_ALLIES_SUM] += n_pledged
+                        ct[cell, C_HONORED_SUM] += n_honored  # 0 unless invoked
                         if not invoked:
                             if any_vetoed:
                                 ct[cell, C_VETO] += 1

@@ -131,11 +131,14 @@ def test_deterrence(sigma):
     tallies, _ = run(deterrence_world(sigma), n, seed=11)
     # cells: AGG→T, AGG→U, AG2→T
     cT, cU, c2 = tallies.cells
-    # allies of T against AGG: X (A1), Y (A1 and A2: cred = max(0.8·0.8, 0.8·0.5)), Z (A2);
-    # AGG itself is excluded, W (consultation only) is no ally.
-    R = 1.0 + 0.6 * 0.8 * 2.0 + max(0.8 * 0.8, 0.8 * 0.5) * 1.5 + 0.5 * 0.5 * 3.0
-    # against AG2, AGG (a member of A2) is an ally too: cred 0.7 · 0.5, capability 2
-    R2 = R + 0.7 * 0.5 * 2.0
+    # allies of T against AGG: X and Y (A1) only — A2 is a defense pact AGG belongs to, and a
+    # defense pact does not cover a member against a member (design §8); W (consultation only)
+    # is no ally.
+    R = 1.0 + 0.6 * 0.8 * 2.0 + 0.8 * 0.8 * 1.5
+    # against AG2 both pacts cover T: Y's cred = max(0.8·0.8, 0.8·0.5), Z (A2) and AGG (a
+    # member of A2) are allies too: cred 0.5 · 0.5 and 0.7 · 0.5
+    R2 = 1.0 + 0.6 * 0.8 * 2.0 + max(0.8 * 0.8, 0.8 * 0.5) * 1.5 + 0.5 * 0.5 * 3.0 + \
+        0.7 * 0.5 * 2.0
     for c, resp, threat, what in ((cT, R, 2.0 * 2.0, "AGG→T"), (cU, 0.7, 2.0 * 2.0, "AGG→U"),
                                   (c2, R2, 3.0 * 1.5, "AG2→T")):
         check_proportion(c[C_DETERRED], c[C_TRIALS],
@@ -177,14 +180,15 @@ def test_unanimity_heterogeneous():
     assert tallies.cells[0, C_DEADLOCK] == N_TRIALS - tallies.cells[0, C_INVOKED]
 
 
-def test_unanimity_target_only():
-    # an alliance of the target alone decides in round 1 with certainty (exact)
+def test_alliance_of_the_target_alone_is_not_invoked():
+    # design §8: an alliance consults only when it has a member other than the target and the
+    # aggressor (v1 let the target "decide" alone in round 1); exact
     data = scenario([state("T"), state("AGG", BIG)], [alliance("A", ["T"], round_days=1.0)],
                     [aggressor("AGG", ["T"], resolve=BIG)])
     tallies, _ = run(data, 10_000)
     c = tallies.cells[0]
-    assert c[C_INVOKED] == c[C_ATTACKED] == c[C_ROUNDS_SUM] == 10_000
-    assert c[C_WITH_ALLIED_BACKERS] == 0
+    assert c[C_ATTACKED] == 10_000
+    assert c[C_CONSULTED] == c[C_INVOKED] == c[C_ROUNDS_SUM] == c[C_WITH_ALLIED_BACKERS] == 0
 
 
 # ---- 4. consultation: majority and qualified --------------------------------------------------
@@ -203,7 +207,9 @@ def binomial_rule_cdf(N, p, R, need):
     [
         ("majority", 6, 0.3, 4, 0.5, 4, False),  # |M| = 7 → > 3.5 → 4
         ("majority", 5, 0.25, 5, 0.5, 4, False),  # |M| = 6 → > 3 → 4
-        ("majority", 5, 0.25, 5, 0.5, 4, True),  # AGG is a member but not in M_A: |M_A| = 6
+        # AGG is a member of a collective-security alliance but not in M_A: |M_A| = 6 (a defense
+        # pact would not cover T against its own member at all, design §8)
+        ("majority", 5, 0.25, 5, 0.5, 4, True),
         ("qualified", 9, 0.2, 5, 0.6, 6, False),  # ceil(0.6 · 10) = 6
         ("qualified", 6, 0.35, 4, 2.0 / 3.0, 5, False),  # ceil(4.67) = 5
         ("qualified", 6, 0.35, 4, 0.1, 1, False),  # ceil(0.7) = 1: the target alone suffices
@@ -213,6 +219,7 @@ def test_majority_qualified(rule, N, p, R, quota, need, aggressor_member):
     data = members_world([p] * N, rule=rule, max_rounds=R, alliance_extra={"quota": quota})
     if aggressor_member:
         data["alliances"][0]["members"].append("AGG")
+        data["alliances"][0]["obligation"] = "collective_security"
     tallies, _ = run(data, N_TRIALS, seed=31 + N + R)
     cdf = binomial_rule_cdf(N, p, R, need)
     if need <= 1:
@@ -251,7 +258,8 @@ def veto_closed_form(n_veto, p_v, n_other, p_o, R, need):
         (2, 0.6, 5, 0.5, 3, 0.6, "plain"),  # |M| = 8, need ceil(4.8) = 5
         (3, 0.4, 6, 0.6, 4, 0.6, "plain"),  # |M| = 10, need 6
         (2, 0.6, 5, 0.5, 3, 0.6, "target_veto"),  # T also holds a veto: it always backs
-        (2, 0.6, 5, 0.5, 3, 0.6, "aggressor_veto"),  # AGG holds a veto but is not in M_A
+        # AGG holds a veto in a collective-security alliance but is not in M_A
+        (2, 0.6, 5, 0.5, 3, 0.6, "aggressor_veto"),
     ],
 )
 def test_veto(n_veto, p_v, n_other, p_o, R, quota, variant):
@@ -265,6 +273,7 @@ def test_veto(n_veto, p_v, n_other, p_o, R, quota, variant):
     if variant == "aggressor_veto":
         al["members"].append("AGG")
         al["veto_holders"].append("AGG")
+        al["obligation"] = "collective_security"  # a defense pact would not cover T (§8)
     m = 1 + n_veto + n_other
     need = math.ceil(quota * m - 1e-9)
     tallies, _ = run(data, N_TRIALS, seed=41 + n_veto + R)

@@ -175,9 +175,15 @@ def test_rates_rebuilt_from_counts(runs):
     x, n = _honor_counts(run, "covered_targets", "all", row["honor_rate"])
     assert n == pytest.approx(row["consulted"])
     assert x / n == pytest.approx(row["honor_rate"])
-    # alliance rows have no honor rate; their delays come from the alliance histograms
-    assert frame.filter((pl.col("scope") == "alliance")
-                        & (pl.col("measure") == "honor_rate")).height == 0
+    # the alliance honor rate is its members' (members.parquet), tested with n_eff = pledged /
+    # (members − 1): NATO's 32 members pledge at most 31 times per crisis; the alliance's delays
+    # come from the alliance histograms
+    nato = summary.filter(pl.col("key") == "NATO").to_dicts()[0]
+    assert _row(frame, "alliance", "NATO", "honor_rate")["test"] == "two_proportion"
+    x, n = _honor_counts(run, "alliance", "NATO", nato["honor_rate"])
+    members = pl.read_parquet(runs["a"] / "members.parquet")
+    assert n == pytest.approx(members["pledged"].sum() / 31)
+    assert x / n == pytest.approx(nato["honor_rate"])
     assert _row(frame, "alliance", "NATO", "delay_distribution")["test"] == "ks_binned"
 
 

@@ -351,8 +351,10 @@ def test_conflict_penalty(variant):
     if variant == "nonaggression_pact":
         data["alliances"].append(alliance("NA", ["M1", "M2", "AGG"], obligation="nonaggression"))
         p = np.array([c * (1 - cp), c * (1 - cp), c])
-    else:  # AGG in A itself: not in M_A, but it shares an alliance with every member
+    else:  # AGG in A itself: not in M_A, but it shares an alliance with every member (A is
+        # collective security: a defense pact would not cover T against its member, §8)
         data["alliances"][0]["members"].append("AGG")
+        data["alliances"][0]["obligation"] = "collective_security"
         p = np.full(3, c * (1 - cp))
     t_cp, _ = run(data, N_TRIALS, seed=106)
     t_0, _ = run(with_value(data, "scenario", "conflict_penalty", 0.0), N_TRIALS, seed=106)

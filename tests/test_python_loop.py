@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import oracle_scenarios
 import pytest
-from oracle_scenarios import all_knobs, compiled, describe_difference, edge_cases
+from oracle_scenarios import V2_SCENARIOS, all_knobs, compiled, describe_difference, edge_cases
 
-from engine.core.simulate import simulate
+from engine.core.simulate import deterrence_tables, simulate
 from engine.model.compile import compile_scenario
 from engine.model.config import load_scenario
 from engine.oracles import python_loop
@@ -27,6 +27,7 @@ from kernels.layout import (
     A_COVERED,
     A_DECIDED,
     A_FIRST,
+    C_ALLIES_SUM,
     C_ATTACKED,
     C_CONSULTED,
     C_DEADLOCK,
@@ -35,6 +36,7 @@ from kernels.layout import (
     C_VETO,
     HIST_FINE_BINS,
     HIST_OVERFLOW,
+    M_PLEDGED,
     SLOT_CONSULT_BASE,
     SLOT_DELIVERY_BASE,
     SLOT_OUTCOME,
@@ -54,6 +56,25 @@ def assert_same(c, *, seed: int, start: int = 0, n: int = 5000):
     python = simulate_python(c, seed, start, start + n)
     assert kernel.equals(python), describe_difference(kernel, python, "python")
     return python
+
+
+def assert_same_deterrence(c, *, seed: int):
+    """Step 2 per cell (design §8): the kernel's P(deterred), baseline, E_cell and how it was
+    obtained, exactly."""
+    kernel = deterrence_tables(c, seed)
+    oracle = python_loop.cell_deterrence(c, seed)
+    np.testing.assert_array_equal(kernel.p_deterred, oracle.p_deterred)
+    np.testing.assert_array_equal(kernel.p_deterred_no_alliance, oracle.p_deterred_no_alliance)
+    if kernel.how is not None:  # expected_response mode
+        np.testing.assert_array_equal(kernel.how, oracle.how)
+        np.testing.assert_array_equal(kernel.expected, oracle.expected_response)
+
+
+def nato_baltic():
+    """The flagship config with the smallest pilot (its anticipatory deterrence runs a pilot
+    per cell; 2^16 samples a cell would take the plain-Python loop minutes)."""
+    scenario = load_scenario(ROOT / "configs" / "nato-baltic-2024.toml")
+    return compile_scenario(scenario.with_values({"scenario.pilot_samples": 1024}))
 
 
 # ---- the generator and the histogram -------------------------------------------------------
@@ -129,23 +150,34 @@ def test_veto_rule_and_target_outside_every_alliance():
 
 
 def test_edge_cases():
-    """A member set reduced to the target, an aggressor holding a veto, p = 0 and p = 1, zero
-    round length, delays in the coarse and overflow histogram bins, four covering alliances."""
+    """An alliance with nobody but the target to consult (not invoked), an aggressor holding a
+    veto in a collective-security council, p = 0 and p = 1, zero round length, delays in the
+    coarse and overflow histogram bins, four covering alliances."""
     data = edge_cases(name=NAME)
     tallies = assert_same(compiled(data), seed=31, n=6000)
     hist = tallies.cell_hist.sum(axis=0)
     assert hist[HIST_FINE_BINS:HIST_OVERFLOW].sum() > 0 and hist[HIST_OVERFLOW] > 0
-    assert tallies.alliances[[0, 3], A_DECIDED].min() > 0  # DUO (M = {T}) and SURE decide
+    assert tallies.alliances[[0, 3], A_DECIDED].min() > 0  # DUO (M = {T, X}) and SURE decide
+
+
+@pytest.mark.parametrize("which", sorted(V2_SCENARIOS))
+def test_model_v2(which):
+    """The model v2 core (design §8): coverage by obligation, anticipatory deterrence (exact and
+    pilot E_cell, 1024 pilot samples), per-member tallies."""
+    c = compiled(V2_SCENARIOS[which](name=NAME))
+    tallies = assert_same(c, seed=41, start=500, n=3000)
+    assert tallies.members[:, M_PLEDGED].sum() == tallies.cells[:, C_ALLIES_SUM].sum() > 0
+    assert_same_deterrence(c, seed=41)
 
 
 def test_nato_baltic_config_with_offset():
-    c = compile_scenario(load_scenario(ROOT / "configs" / "nato-baltic-2024.toml"))
+    c = nato_baltic()
     tallies = assert_same(c, seed=20240411, start=1000, n=3000)
     assert tallies.cells[:, C_INVOKED].sum() > 0
 
 
 @pytest.mark.parametrize("start, stop", [(5, 5), (10, 11)])
 def test_empty_and_single_trial_ranges(start, stop):
-    c = compile_scenario(load_scenario(ROOT / "configs" / "nato-baltic-2024.toml"))
+    c = nato_baltic()
     kernel, _ = simulate(c, 3, start, stop)
     assert kernel.equals(simulate_python(c, 3, start, stop))

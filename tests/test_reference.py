@@ -12,14 +12,22 @@ from functools import partial
 import numpy as np
 import oracle_scenarios
 import pytest
-from oracle_scenarios import all_knobs, compiled, describe_difference, edge_cases
+from oracle_scenarios import V2_SCENARIOS, all_knobs, compiled, describe_difference, edge_cases
 
-from engine.core.simulate import simulate
-from engine.oracles.reference import delay_bin, seed_base, simulate_reference, trial_key, uniform
+from engine.core.simulate import deterrence_tables, simulate
+from engine.oracles.reference import (
+    cell_deterrence,
+    delay_bin,
+    seed_base,
+    simulate_reference,
+    trial_key,
+    uniform,
+)
 from kernels.layout import (
     A_COVERED,
     A_DECIDED,
     A_FIRST,
+    C_ALLIES_SUM,
     C_ATTACKED,
     C_CONSULTED,
     C_DEADLOCK,
@@ -30,6 +38,7 @@ from kernels.layout import (
     HIST_FINE_BINS,
     HIST_FINE_LIMIT,
     HIST_OVERFLOW,
+    M_PLEDGED,
     N_HIST_BINS,
     R_INVOKED,
     R_ROUNDS,
@@ -58,6 +67,18 @@ def assert_same(data: dict, *, seed: int = 12345, start: int = 0, n: int = N_TRI
         for r, col in bad[:10]
     )
     return kt, kr
+
+
+def assert_same_deterrence(c, *, seed: int):
+    """Step 2 per cell (design §8): the kernel's P(deterred), baseline, E_cell and how it was
+    obtained, exactly."""
+    kernel = deterrence_tables(c, seed)
+    oracle = cell_deterrence(c, seed)
+    np.testing.assert_array_equal(kernel.p_deterred, oracle.p_deterred)
+    np.testing.assert_array_equal(kernel.p_deterred_no_alliance, oracle.p_deterred_no_alliance)
+    if kernel.how is not None:  # expected_response mode
+        np.testing.assert_array_equal(kernel.how, oracle.how)
+        np.testing.assert_array_equal(kernel.expected, oracle.expected_response)
 
 
 # ---- exact agreement -----------------------------------------------------------------------
@@ -136,7 +157,10 @@ def test_target_outside_every_alliance():
     assert tallies.cells[lone, C_ATTACKED] > 0 and tallies.cells[lone, C_CONSULTED] == 0
 
 
-def test_aggressor_inside_the_targets_alliance():
+@pytest.mark.parametrize("obligation", ["defense", "collective_security"])
+def test_aggressor_inside_the_targets_alliance(obligation):
+    """A defense pact does not act against its own member; collective security does, without
+    the aggressor in the consultation (design §8)."""
     states = {
         "BIG": {"capability": 0.2, "commitment": 0.6},
         "MID": {"capability": 0.03, "commitment": 0.5},
@@ -144,15 +168,30 @@ def test_aggressor_inside_the_targets_alliance():
         "TUR": {"capability": 0.04, "commitment": 0.5},
     }
     alliances = [{"id": "ALLY", "members": ["BIG", "MID", "SMALL", "TUR"],
-                  "decision_rule": "unanimity", "max_rounds": 4}]
+                  "decision_rule": "unanimity", "max_rounds": 4, "obligation": obligation}]
     aggressors = [{"state": "TUR", "targets": {"SMALL": 1.0, "MID": 1.0},
                    "attack_mix": {"conventional": 1.0}}]
-    assert_same(make_scenario(states, alliances, aggressors, conflict_penalty=0.5), seed=11)
+    tallies, _ = assert_same(make_scenario(states, alliances, aggressors, conflict_penalty=0.5),
+                             seed=11)
+    consulted = tallies.cells[:, C_CONSULTED].sum()
+    assert consulted == 0 if obligation == "defense" else consulted > 0
+    assert tallies.members[3, M_PLEDGED] == 0  # TUR (row 3: BIG, MID, SMALL, TUR) never pledges
+
+
+@pytest.mark.parametrize("which", sorted(V2_SCENARIOS))
+def test_model_v2(which):
+    """The model v2 core (design §8): coverage by obligation, anticipatory deterrence (exact and
+    pilot E_cell), per-member tallies."""
+    data = V2_SCENARIOS[which](name=NAME)
+    tallies, _ = assert_same(data, seed=41, start=500, n=12_000)
+    assert tallies.members[:, M_PLEDGED].sum() == tallies.cells[:, C_ALLIES_SUM].sum() > 0
+    assert_same_deterrence(compiled(data), seed=41)
 
 
 def test_edge_cases():
-    """Degenerate alliances and extreme knobs: a member set reduced to the target, an aggressor
-    holding a veto, p = 0 and p = 1, zero round length, delays in the coarse and overflow bins."""
+    """Degenerate alliances and extreme knobs: an alliance with nobody but the target to consult
+    (not invoked), an aggressor holding a veto in a collective-security council, p = 0 and
+    p = 1, zero round length, delays in the coarse and overflow bins."""
     data = edge_cases(name=NAME)
     tallies, _ = assert_same(data, seed=31, save=5000)
     hist = tallies.cell_hist.sum(axis=0)

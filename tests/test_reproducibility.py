@@ -49,7 +49,7 @@ def test_waves_and_splits_give_identical_tallies(nato):
     assert small_waves.equals(whole)
     np.testing.assert_array_equal(records, records2)
     # three uneven pieces of the trial range add up to the whole range exactly
-    total = Tallies.zeros(nato.n_cells, nato.n_alliances)
+    total = Tallies.zeros(nato.n_cells, nato.n_alliances, nato.n_memberships)
     for lo, hi in [(0, 12_345), (12_345, 40_001), (40_001, 60_000)]:
         part, _ = run_with(nato, 2, 1000, start=lo, stop=hi)
         total.add(part)

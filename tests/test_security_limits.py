@@ -94,6 +94,11 @@ def test_shape_and_estimate_match_the_kernels_arrays():
     alliances.append({"id": "directed", "members": ["S1", "S2", "S3", "S0"],
                       "protected": ["S2", "S2"]})
     alliances.append({"id": "talk", "members": ["S4", "S5"], "obligation": "consultation"})
+    # collective security covers members against members; an alliance of only the target and
+    # the aggressor covers nobody (design §8)
+    alliances.append({"id": "league", "members": ["S7", "S1", "S9"],
+                      "obligation": "collective_security"})
+    alliances.append({"id": "pair", "members": ["S7", "S2"], "obligation": "collective_security"})
     data = world(60, alliances, range(1, 40), attack_types=3)
     data["aggressors"].append({"state": "S7", "targets": {"S1": 1.0, "S2": 2.0},
                                "attack_mix": {"t1": 1.0}})
@@ -101,9 +106,10 @@ def test_shape_and_estimate_match_the_kernels_arrays():
     c = compile_scenario(scenario)
     consultations, entries = consultation_tables(
         c.capability_units, c.commitment, c.free_riding, c.member_ptr, c.member_idx, c.rule,
-        c.quota, c.veto, c.bindingness, c.cover_ptr, c.cover_idx, c.shares_alliance,
-        c.exposure, c.aggressor_state, c.cell_aggressor, c.cell_target, c.cell_attack_type,
-        c.severity, c.ambiguity, c.conflict_penalty, c.threat_weight)
+        c.quota, c.veto, c.bindingness, c.entry_cover_ptr, c.entry_cover_idx,
+        c.shares_alliance, c.exposure, c.aggressor_state, c.cell_aggressor, c.cell_target,
+        c.cell_attack_type, c.cell_entry, c.severity, c.ambiguity, c.conflict_penalty,
+        c.threat_weight)
     shape = scenario_shape(scenario)
     assert shape.cells == c.n_cells
     assert shape.consultations == len(consultations.alliance)

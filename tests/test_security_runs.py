@@ -332,8 +332,10 @@ def test_manifest_records_hashes_and_totals_that_readers_check(tmp_path):
     assert invoke("run", NATO, "--trials", 20_000, "--seed", 3, "--save-trials", 5, "--out", out,
                   "-q").exit_code == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"cells.parquet", "summary.parquet", "tallies.npz",
-                                      "trials.parquet", "scenario.toml"}
+    assert set(manifest["files"]) == {"cells.parquet", "summary.parquet", "members.parquet",
+                                      "tallies.npz", "trials.parquet", "scenario.toml"}
+    assert manifest["deterrence"]["mode"] == "expected_response"  # the file's mode
+    assert manifest["deterrence"]["cells_exact"] + manifest["deterrence"]["cells_pilot"] == 18
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
     assert manifest["totals"]["trials"] == 20_000

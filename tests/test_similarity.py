@@ -69,13 +69,13 @@ def test_tie_matrix_hand():
 
 
 def test_tie_strength_per_obligation():
-    # one pair, one alliance of each obligation in turn; then all four at once → strongest
+    # one pair, one alliance of each obligation in turn; then all at once → strongest
     membership = np.array([[1], [1], [0]], dtype=np.uint8)
-    for obligation, tie in {"defense": 3, "neutrality": 2, "nonaggression": 2,
-                            "consultation": 1}.items():
+    for obligation, tie in {"defense": 3, "collective_security": 3, "neutrality": 2,
+                            "nonaggression": 2, "consultation": 1}.items():
         t = ties_from_membership(membership, [OBLIGATIONS.index(obligation)])
         np.testing.assert_array_equal(t, [[3, tie, 0], [tie, 3, 0], [0, 0, 3]])
-    every = np.ones((2, 4), dtype=np.uint8)
+    every = np.ones((2, len(OBLIGATIONS)), dtype=np.uint8)
     t = ties_from_membership(every, [OBLIGATIONS.index(o) for o in reversed(OBLIGATIONS)])
     np.testing.assert_array_equal(t, [[3, 3], [3, 3]])
     # no alliances at all: only the self-ties

@@ -21,6 +21,20 @@ from engine.model.paths import set_value
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 
 
+def nato_capability(tmp_path: Path | None = None):
+    """The NATO scenario in v1 ``capability`` deterrence (the shipped file uses
+    ``expected_response``): there the rule and the mobilization leave deterrence alone, so the
+    same trials are attacked at every point and the exact comparisons below hold.  With
+    ``tmp_path``, a copy of the file written there instead."""
+    if tmp_path is None:
+        return load_scenario(NATO).with_values({"scenario.deterrence": "capability"})
+    text = NATO.read_text()
+    assert text.count('deterrence = "expected_response"') == 1
+    path = tmp_path / "nato-capability.toml"
+    path.write_text(text.replace('deterrence = "expected_response"', 'deterrence = "capability"'))
+    return path
+
+
 def test_values_and_ranges():
     assert parse_values("unanimity,majority", "x") == ["unanimity", "majority"]
     assert parse_values("0:1:0.25", "x") == [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -32,7 +46,7 @@ def test_values_and_ranges():
 
 
 def test_points_equal_individual_runs():
-    base = load_scenario(NATO)
+    base = nato_capability()
     params = [("alliances.NATO.decision_rule", ["unanimity", "majority"]),
               ("states.EST.commitment", [0.5, 1.0])]
     frame, names = run_sweep(base, params, seed=3, trials=30_000)
@@ -72,7 +86,8 @@ def test_grid_file_and_cli(tmp_path):
                     '"scenario.mobilization_days" = {from = 0, to = 20, step = 10}\n')
     assert [len(v) for _, v in read_grid(grid)] == [2, 3]
     out = tmp_path / "sweep.parquet"
-    result = CliRunner().invoke(main, ["sweep", str(NATO), "--grid", str(grid), "--trials",
+    nato = nato_capability(tmp_path)
+    result = CliRunner().invoke(main, ["sweep", str(nato), "--grid", str(grid), "--trials",
                                        "20000", "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     frame = pl.read_parquet(out)

@@ -253,7 +253,7 @@ def test_cells_means(run, cells):
 
 def test_cells_nulls_when_no_denominator():
     compiled = compile_scenario(scenario_from_dict(SCENARIO))
-    tallies = Tallies.zeros(compiled.n_cells, compiled.n_alliances)
+    tallies = Tallies.zeros(compiled.n_cells, compiled.n_alliances, compiled.n_memberships)
     tallies.cells[0, CELL_COLUMNS.index("trials")] = 3
     tallies.cells[0, CELL_COLUMNS.index("deterred")] = 3
     t = cells_table(compiled, tallies)
@@ -265,7 +265,9 @@ def test_cells_nulls_when_no_denominator():
     overall = s.filter(pl.col("scope") == "overall").row(0, named=True)
     assert overall["deterrence_success_rate"] == 1.0
     assert overall["invocation_rate"] is None and overall["invocation_rate_low"] is None
-    assert s.filter(pl.col("scope") == "alliance")["deterrence_success_rate"].null_count() == 2
+    alliance_rows = s.filter(pl.col("scope") == "alliance")
+    assert alliance_rows["deterrence_success_rate"].null_count() == 2
+    assert alliance_rows["honor_rate"].null_count() == 2  # no member pledged
     assert "-" in format_summary(s)
 
 

@@ -21,7 +21,9 @@ EXIT_CHANGED = 1
 DEFAULT_SCOPES = ("overall", "target", "alliance")
 DEFAULT_UNTESTED = ("delay_mean_days", "delay_p50_days", "delay_p90_days", "rounds_mean")
 _SCOPE_ORDER = ("overall", "covered_targets", "uncovered_targets", "target", "alliance",
-                "attack_type", "aggressor")
+                "attack_type", "aggressor", "member")
+# per-member rows listed in the table format (the rest: one line; json and csv hold them all)
+MEMBER_TABLE_ROWS = 15
 
 
 def _is_rate(measure: str) -> bool:
@@ -99,6 +101,57 @@ def format_comparison(frame) -> str:
     return "\n".join(out)
 
 
+def member_rows(frame):
+    """The per-member rows of a comparison (scope ``member``) with ``alliance`` and ``state``
+    columns first (split from the ``ALLIANCE/STATE`` key), for scripts."""
+    import polars as pl
+
+    from ..experiments.compare import MEMBER_SCOPE
+
+    part = frame.filter(pl.col("scope") == MEMBER_SCOPE)
+    ids = part.get_column("key").str.split_exact("/", 1).struct.rename_fields(
+        ["alliance", "state"]).struct.unnest()
+    return pl.concat([ids, part], how="horizontal")
+
+
+def format_member_changes(frame, limit: int = MEMBER_TABLE_ROWS) -> str:
+    """The per-member honor rates (scope ``member``), the largest changes first (significant
+    after Holm, then by |B − A|), at most ``limit`` lines, then how many more there are."""
+    import polars as pl
+
+    from ..experiments.compare import MEMBER_SCOPE
+
+    part = frame.filter((pl.col("scope") == MEMBER_SCOPE) & pl.col("diff").is_not_null())
+    if part.height == 0:
+        return "members: none compared"
+    ranked = part.with_columns(pl.col("diff").abs().alias("_size")).sort(
+        ["significant", "_size", "key"], descending=[True, True, False])
+    header = ("member (alliance/state)", "A", "B", "B - A", "95% CI of B - A", "stat", "p",
+              "p Holm", "")
+    rows = []
+    for r in ranked.head(limit).iter_rows(named=True):
+        ci = ("-" if r["diff_low"] is None else
+              f"[{_signed(r['diff_low'], True)}, {_signed(r['diff_high'], True)}]")
+        stat = "-" if r["statistic"] is None else f"z={r['statistic']:.2f}"
+        rows.append((f"  {terminal_safe(r['key'])}", _value(r["a"], True), _value(r["b"], True),
+                     _signed(r["diff"], True), ci, stat, _p(r["p_value"]), _p(r["p_holm"]),
+                     "*" if r["significant"] else ""))
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(r: tuple[str, ...]) -> str:
+        cells = [r[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(r[1:], widths[1:],
+                                                                       strict=True)]
+        return "  ".join(cells).rstrip()
+
+    out = ["members: honor rate, the largest changes first", line(header),
+           "  ".join("-" * w for w in widths).rstrip(), *map(line, rows)]
+    more = part.height - len(rows)
+    if more:
+        out.append(f"… {more:,} more members (--format csv or json lists them all)")
+    return "\n".join(out)
+
+
 @click.command("compare", cls=CrisisCommand)
 @click.argument("run_a", type=click.Path(path_type=Path))
 @click.argument("run_b", type=click.Path(path_type=Path))
@@ -114,25 +167,34 @@ def compare_command(ctx: click.Context, run_a: Path, run_b: Path, fmt: str, alph
                     show_all: bool) -> None:
     """Compare two run folders measure by measure: A, B, B − A with its 95% interval, p-values
     Holm-corrected over every test of the comparison (rates: two-proportion z-test; delays:
-    Kolmogorov–Smirnov on the binned delay distributions)."""
+    Kolmogorov–Smirnov on the binned delay distributions), and each member's honor rate
+    (json: "members"; csv: rows of scope "member", key ALLIANCE/STATE)."""
+    import polars as pl
+
     from ..experiments.compare import compare_runs_with_notes
 
     frame, notes = compare_runs_with_notes(run_a, run_b, alpha)
     view = shown(frame, show_all)
     n_sig = int(frame.get_column("significant").sum())
     n_tests = int(frame.get_column("p_value").is_not_null().sum())
+    members = member_rows(frame)
     if fmt == "json":
         doc = {"a": str(run_a), "b": str(run_b), "alpha": alpha, "tests": n_tests,
-               "significant": n_sig, "notes": notes, "rows": view.to_dicts()}
+               "significant": n_sig, "notes": notes, "rows": view.to_dicts(),
+               "members": members.to_dicts()}
         click.echo(json.dumps(doc, indent=2, allow_nan=False))
         return
     if fmt == "csv":
+        if not show_all:  # the member rows always (scope "member", key "ALLIANCE/STATE")
+            view = pl.concat([view, members.drop("alliance", "state")])
         click.echo(csv_safe_frame(view).write_csv(), nl=False)
         for note in notes:
             click.echo(f"note: {message_safe(note)}", err=True)
         return
     click.echo(f"A = {run_a}\nB = {run_b}\n")
     click.echo(format_comparison(view))
+    if not show_all:
+        click.echo("\n" + format_member_changes(frame))
     click.echo(f"\n{n_tests} tests, Holm-corrected at alpha = {alpha}: {n_sig} significant"
                + ("" if show_all else " (in all scopes; --all shows every row)"))
     for note in notes:

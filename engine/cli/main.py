@@ -163,7 +163,8 @@ def validate(config):
     compiled = compile_scenario(scenario)
     click.echo(
         f"{config}: ok — {compiled.n_states} states, {compiled.n_alliances} alliances, "
-        f"{len(scenario.aggressors)} aggressors, {compiled.n_cells} cells"
+        f"{len(scenario.aggressors)} aggressors, {compiled.n_cells} cells; deterrence "
+        f"{scenario.scenario.deterrence}"
     )
 
 
@@ -171,24 +172,41 @@ def validate(config):
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
-def summarize(run_dir, fmt):
-    """Print the results of the run in RUN_DIR (json is for scripts)."""
+@click.option("--table", "which", type=click.Choice(["summary", "members", "cells"]),
+              default="summary", show_default=True,
+              help="With --format csv: the table to print (members: one row per alliance × "
+                   "member state).")
+def summarize(run_dir, fmt, which):
+    """Print the results of the run in RUN_DIR (json is for scripts).
+
+    The table format ends with the members, the least reliable first (lowest share of
+    commitments honored); json holds every table (summary, cells, members)."""
     from .. import api
     from ..present.sanitize import csv_safe_frame, terminal_safe
-    from ..present.terminal import format_summary
+    from ..present.terminal import format_members, format_summary
 
     run = api.open_run(run_dir)
     run.require("cells")
-    manifest, summary, cells = run.manifest, run.summary, run.cells
+    manifest, summary, cells, members = run.manifest, run.summary, run.cells, run.members
     if fmt == "json":
-        doc = {"manifest": manifest, "summary": summary.to_dicts(), "cells": cells.to_dicts()}
+        doc = {"manifest": manifest, "summary": summary.to_dicts(), "cells": cells.to_dicts(),
+               "members": None if members is None else members.to_dicts()}
         click.echo(json.dumps(_finite(doc), indent=2, default=str, allow_nan=False))
     elif fmt == "csv":
-        click.echo(csv_safe_frame(summary).write_csv(), nl=False)
+        if which == "members":
+            run.require("members")
+        table = {"summary": summary, "cells": cells, "members": members}[which]
+        click.echo(csv_safe_frame(table).write_csv(), nl=False)
     else:
         click.echo(f"{terminal_safe(manifest['scenario'])} — {manifest['trials']:,} trials, "
                    f"seed {manifest['seed']}, scenario {manifest['scenario_hash'][:12]}")
         click.echo(format_summary(summary))
+        click.echo("\nmembers, the least reliable first (% of the crises each was pledged to):")
+        if members is None:
+            click.echo("  none: this run has no members.parquet (a run of an older engine?)")
+        else:
+            click.echo(format_members(members, more_hint=" (all of them: crisis summarize "
+                                      "RUN_DIR --format csv --table members)"))
 
 
 @main.command()
@@ -322,7 +340,8 @@ def sensitivity(config, trials, seed, top, out, quiet):
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--set", "sets", multiple=True,
               help="PATH=V1,V2,… or PATH=FROM:TO:STEP, e.g. alliances.NATO.decision_rule="
-                   "unanimity,majority (repeat for a grid).")
+                   "unanimity,majority (repeat for a grid); membership: alliances.NATO."
+                   "members-=SWD,FIN or members+=SWD (a leading comma adds the as-is point).")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML file with a [grid] table of the same paths.")
 @click.option("--trials", type=click.IntRange(min=1), help="Trials per point (default: file's).")
@@ -461,7 +480,7 @@ def calibrate(config, target_text, parameter, observations, era, obligation, cod
               help="Compare with the previous entry of this machine; flag regressions.")
 @click.option("--plot", "do_plot", is_flag=True, help="Draw the history (PNG and SVG).")
 @click.option("--workload", "names", multiple=True,
-              type=click.Choice(["small", "nato", "large"]),
+              type=click.Choice(["small", "nato-capability", "nato", "large"]),
               help="Workloads to run (default: all). Repeat the option for several.")
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("bench/history.jsonl"), show_default=True,

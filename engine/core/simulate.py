@@ -22,6 +22,7 @@ from kernels.layout import (
     N_ALLIANCE_COLUMNS,
     N_CELL_COLUMNS,
     N_HIST_BINS,
+    N_MEMBER_COLUMNS,
     N_RECORD_COLUMNS,
 )
 
@@ -38,31 +39,240 @@ class Tallies:
     cell_hist: np.ndarray  # (C, N_HIST_BINS)
     alliances: np.ndarray  # (A, N_ALLIANCE_COLUMNS)
     alliance_hist: np.ndarray  # (A, N_HIST_BINS)
+    # (memberships, N_MEMBER_COLUMNS): row r is membership r of the compiled member CSR
+    # (state member_idx[r] of the alliance whose member_ptr range holds r)
+    members: np.ndarray
 
     @classmethod
-    def zeros(cls, n_cells: int, n_alliances: int) -> Tallies:
+    def zeros(cls, n_cells: int, n_alliances: int, n_memberships: int) -> Tallies:
         return cls(
             np.zeros((n_cells, N_CELL_COLUMNS), np.int64),
             np.zeros((n_cells, N_HIST_BINS), np.int64),
             np.zeros((n_alliances, N_ALLIANCE_COLUMNS), np.int64),
             np.zeros((n_alliances, N_HIST_BINS), np.int64),
+            np.zeros((n_memberships, N_MEMBER_COLUMNS), np.int64),
         )
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """Every tally array, in field order."""
+        return (self.cells, self.cell_hist, self.alliances, self.alliance_hist, self.members)
 
     def add(self, other: Tallies) -> None:
-        self.cells += other.cells
-        self.cell_hist += other.cell_hist
-        self.alliances += other.alliances
-        self.alliance_hist += other.alliance_hist
+        for mine, theirs in zip(self.arrays(), other.arrays(), strict=True):
+            mine += theirs
 
     def equals(self, other: Tallies) -> bool:
-        return all(
-            np.array_equal(x, y)
-            for x, y in zip(
-                (self.cells, self.cell_hist, self.alliances, self.alliance_hist),
-                (other.cells, other.cell_hist, other.alliances, other.alliance_hist),
-                strict=True,
-            )
+        return all(np.array_equal(x, y)
+                   for x, y in zip(self.arrays(), other.arrays(), strict=True))
+
+
+@dataclass
+class DeterrenceTables:
+    """Step 2 per cell (design §2, §8): ``p_deterred`` and ``p_deterred_no_alliance`` float64
+    (C,); in ``expected_response`` mode also ``expected`` (E_cell), ``how`` (``E_EXACT`` or
+    ``E_PILOT`` per cell) and ``standard_error`` (of a pilot's E_cell; 0 where exact)."""
+
+    mode: str
+    p_deterred: np.ndarray
+    p_deterred_no_alliance: np.ndarray
+    expected: np.ndarray | None = None
+    how: np.ndarray | None = None
+    standard_error: np.ndarray | None = None
+    pilot_samples: int = 0
+    misperception: float = 1.0
+
+    def manifest(self) -> dict:
+        """How deterrence was computed, for the run manifest: the mode and, in
+        ``expected_response`` mode, the cells computed exactly and by pilot, the pilot's samples
+        per cell and its largest standard error on ``P(deterred)`` (delta method:
+        ``φ(z) / σ · SE(E) / E``)."""
+        out: dict = {"mode": self.mode}
+        if self.how is None:
+            return out
+        from kernels.layout import E_PILOT
+
+        pilot = self.how == E_PILOT
+        out["cells_exact"] = int((~pilot).sum())
+        out["cells_pilot"] = int(pilot.sum())
+        out["pilot_samples"] = self.pilot_samples if pilot.any() else 0
+        error = 0.0
+        relative = 0.0
+        if pilot.any():
+            from scipy.stats import norm
+
+            z = norm.ppf(np.clip(self.p_deterred[pilot], 1e-300, 1.0 - 1e-16))
+            rel = self.standard_error[pilot] / self.expected[pilot]
+            error = float(np.max(norm.pdf(z) / self.misperception * rel))
+            relative = float(np.max(rel))
+        out["pilot_max_relative_error"] = relative
+        out["pilot_max_probability_error"] = error
+        return out
+
+
+NO_PILOT = np.zeros((0, 2), np.float64)
+
+
+def _slab(c: CompiledScenario, threads: int) -> tuple[np.ndarray, ...]:
+    """Per-thread tally arrays of the kernel, zeroed (the Tallies arrays with a thread axis)."""
+    return (
+        np.zeros((threads, c.n_cells, N_CELL_COLUMNS), np.int64),
+        np.zeros((threads, c.n_cells, N_HIST_BINS), np.int64),
+        np.zeros((threads, c.n_alliances, N_ALLIANCE_COLUMNS), np.int64),
+        np.zeros((threads, c.n_alliances, N_HIST_BINS), np.int64),
+        np.zeros((threads, c.n_memberships, N_MEMBER_COLUMNS), np.int64),
+    )
+
+
+@dataclass
+class _Prepared:
+    """The kernel's inputs that do not depend on the seed (:mod:`kernels.args`)."""
+
+    consultations: object
+    entries: object
+    states: object
+    alliances: object
+    crises: object
+    attack_types: object
+    cells: object
+    settings: object
+
+    def inputs(self, deterrence: DeterrenceTables, pilot_cells: np.ndarray | None = None,
+               pilot_hazard: np.ndarray | None = None):
+        """The kernel's input tuples in argument order."""
+        from kernels.args import Deterrence
+
+        if pilot_cells is None:
+            pilot_cells = np.zeros(0, np.int64)
+            pilot_hazard = np.zeros(0, np.uint8)
+        return (self.states, self.alliances, self.crises, self.attack_types, self.cells,
+                Deterrence(deterrence.p_deterred, deterrence.p_deterred_no_alliance,
+                           pilot_cells, pilot_hazard),
+                self.consultations, self.entries, self.settings)
+
+
+def _prepare(c: CompiledScenario) -> _Prepared:
+    from kernels.args import Alliances, AttackTypes, Cells, Crises, Settings, States
+    from kernels.prepare import consultation_tables
+
+    consultations, entries = consultation_tables(
+        c.capability_units, c.commitment, c.free_riding, c.member_ptr, c.member_idx, c.rule,
+        c.quota, c.veto, c.bindingness, c.entry_cover_ptr, c.entry_cover_idx,
+        c.shares_alliance, c.exposure, c.aggressor_state, c.cell_aggressor, c.cell_target,
+        c.cell_attack_type, c.cell_entry, c.severity, c.ambiguity, c.conflict_penalty,
+        c.threat_weight,
+    )
+    return _Prepared(
+        consultations, entries,
+        States(c.capability, c.stability),
+        Alliances(c.rule, c.round_days, c.max_rounds, c.integration, c.intel_sharing),
+        Crises(
+            c.aggressor_state, c.aggressor_cum_weight, c.target_ptr, c.target_state,
+            c.target_cum_weight, c.target_cell_base, c.mix_ptr, c.mix_type, c.mix_cum_weight,
+        ),
+        AttackTypes(c.severity, c.attribution_days),
+        Cells(c.cell_aggressor, c.cell_target, c.cell_attack_type),
+        Settings(
+            c.outcome_noise, c.mobilization_days, c.window_days, c.interoperability_bonus,
+            c.defection_threshold, c.threat_weight,
+        ),
+    )
+
+
+_STEP2_CACHE: dict[tuple[str, int], DeterrenceTables] = {}
+_STEP2_CACHE_SIZE = 16
+
+
+def _compiled_digest(c: CompiledScenario) -> str:
+    """A digest of every array and scalar of a compiled scenario (what step 2 reads)."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=20)
+    for name, value in c.arrays().items():
+        digest.update(name.encode())
+        if isinstance(value, np.ndarray):
+            digest.update(str((value.dtype, value.shape)).encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        else:
+            digest.update(repr(value).encode())
+    return digest.hexdigest()
+
+
+def deterrence_tables(compiled: CompiledScenario, seed: int,
+                      prepared: _Prepared | None = None) -> DeterrenceTables:
+    """Step 2 of every cell of the scenario under ``seed`` (memoized per process: a pure
+    function of the compiled scenario and the seed, so repeated runs of one scenario — tests,
+    notebooks, resumed waves — compute an expected-response pilot once)."""
+    if compiled.deterrence == 0:  # capability mode is cheap: no cache
+        return _deterrence_tables(compiled, seed, prepared)
+    key = (_compiled_digest(compiled), int(seed))
+    if key not in _STEP2_CACHE:
+        if len(_STEP2_CACHE) >= _STEP2_CACHE_SIZE:
+            _STEP2_CACHE.pop(next(iter(_STEP2_CACHE)))
+        _STEP2_CACHE[key] = _deterrence_tables(compiled, seed, prepared)
+    return _STEP2_CACHE[key]
+
+
+def _deterrence_tables(compiled: CompiledScenario, seed: int,
+                       prepared: _Prepared | None = None) -> DeterrenceTables:
+    """Step 2 of every cell of the scenario under ``seed`` (design §2 ``capability``, §8
+    ``expected_response``).
+
+    In ``expected_response`` mode ``E_cell`` is exact where a closed form exists
+    (:func:`kernels.deterrence.exact_expected_response`) and otherwise the mean of
+    ``pilot_samples`` samples of the cell's response, drawn by the kernel itself with keys of
+    (seed, cell, sample) (:func:`kernels.rng.pilot_key`): the same for every trial range,
+    thread count, block size and shard.
+    """
+    import numba
+
+    from kernels.args import Run
+    from kernels.deterrence import (
+        deterrence_probabilities,
+        exact_expected_response,
+        expected_response_probabilities,
+    )
+    from kernels.layout import DETERRENCE_MODES, E_PILOT
+    from kernels.trial import _run_trials
+
+    c = compiled
+    mode = DETERRENCE_MODES[c.deterrence]
+    if mode == "capability":
+        p_det, p_det0 = deterrence_probabilities(
+            c.capability, c.commitment, c.membership, c.bindingness, c.entry_cover_ptr,
+            c.entry_cover_idx, c.aggressor_state, c.resolve, c.target_ptr, c.target_state,
+            c.misperception,
         )
+        return DeterrenceTables(mode, p_det[c.cell_entry], p_det0[c.cell_entry],
+                                misperception=c.misperception)
+    if prepared is None:
+        prepared = _prepare(c)
+    cons, ent = prepared.consultations, prepared.entries
+    expected, how, hazard = exact_expected_response(
+        c.capability, c.stability, c.rule, c.round_days, c.max_rounds, c.integration,
+        c.intel_sharing, cons.ptr, cons.alliance, cons.entry_ptr, cons.free_riding, ent.state,
+        ent.static, c.cell_target, c.cell_attack_type, c.attribution_days,
+        c.mobilization_days, c.window_days, c.interoperability_bonus, c.threat_weight,
+    )
+    error = np.zeros(c.n_cells, np.float64)
+    pilot_cells = np.flatnonzero(how == E_PILOT).astype(np.int64)
+    n = c.pilot_samples
+    if len(pilot_cells):
+        sums = np.zeros((len(pilot_cells), 2), np.float64)
+        zero = np.zeros(c.n_cells, np.float64)
+        scratch = DeterrenceTables(mode, zero, zero)
+        _run_trials(
+            Run(seed, 0, len(pilot_cells) * n, n, 0, n),
+            *prepared.inputs(scratch, pilot_cells, hazard[pilot_cells]),
+            *_slab(c, numba.get_num_threads()), np.zeros((0, N_RECORD_COLUMNS)), sums,
+        )
+        mean = sums[:, 0] / n
+        expected[pilot_cells] = mean
+        error[pilot_cells] = np.sqrt(np.maximum(0.0, sums[:, 1] / n - mean * mean) / (n - 1))
+    p_det, p_det0 = expected_response_probabilities(
+        expected, c.capability, c.aggressor_state, c.resolve, c.severity, c.attribution_days,
+        c.cell_aggressor, c.cell_target, c.cell_attack_type, c.window_days, c.misperception,
+    )
+    return DeterrenceTables(mode, p_det, p_det0, expected, how, error, n, c.misperception)
 
 
 def set_threads(threads: int | None) -> int:
@@ -90,6 +300,7 @@ def simulate(
     records: np.ndarray | None = None,
     record_start: int | None = None,
     on_wave: Callable[[int, Callable[[], Tallies], np.ndarray], None] | None = None,
+    deterrence: DeterrenceTables | None = None,
 ) -> tuple[Tallies, np.ndarray]:
     """Simulate global trials ``[start, stop)``.
 
@@ -98,62 +309,24 @@ def simulate(
     after each wave with the number of trials it finished.  To continue a run, pass the
     ``records`` array so far and its ``record_start`` (rows are trials ``record_start + i``).
     ``on_wave(position, snapshot, records)`` is called after each wave; ``snapshot()`` returns the
-    tallies of ``[start, position)`` (for checkpoints).
+    tallies of ``[start, position)`` (for checkpoints).  ``deterrence`` is step 2 as
+    :func:`deterrence_tables` computes it for this scenario and seed (computed here when None).
     """
     import numba
 
-    from kernels.args import (
-        Alliances,
-        AttackTypes,
-        Cells,
-        Crises,
-        Deterrence,
-        Run,
-        Settings,
-        States,
-    )
-    from kernels.deterrence import deterrence_probabilities
-    from kernels.prepare import consultation_tables
+    from kernels.args import Run
     from kernels.trial import _run_trials
 
     if block_size < 1:
         raise ValueError("block_size must be ≥ 1")
     c = compiled
     threads = numba.get_num_threads()
-    p_det, p_det0 = deterrence_probabilities(
-        c.capability, c.commitment, c.membership, c.bindingness, c.cover_ptr, c.cover_idx,
-        c.aggressor_state, c.resolve, c.target_ptr, c.target_state, c.misperception,
-    )
-    consultations, entries = consultation_tables(
-        c.capability_units, c.commitment, c.free_riding, c.member_ptr, c.member_idx, c.rule,
-        c.quota,
-        c.veto, c.bindingness, c.cover_ptr, c.cover_idx, c.shares_alliance, c.exposure,
-        c.aggressor_state, c.cell_aggressor, c.cell_target, c.cell_attack_type, c.severity,
-        c.ambiguity, c.conflict_penalty, c.threat_weight,
-    )
-    inputs = (
-        States(c.capability, c.stability),
-        Alliances(c.rule, c.round_days, c.max_rounds, c.integration, c.intel_sharing),
-        Crises(
-            c.aggressor_state, c.aggressor_cum_weight, c.target_ptr, c.target_state,
-            c.target_cum_weight, c.target_cell_base, c.mix_ptr, c.mix_type, c.mix_cum_weight,
-        ),
-        AttackTypes(c.severity, c.attribution_days),
-        Cells(c.cell_aggressor, c.cell_target, c.cell_attack_type),
-        Deterrence(p_det, p_det0),
-        consultations,
-        entries,
-        Settings(
-            c.outcome_noise, c.mobilization_days, c.window_days, c.interoperability_bonus,
-            c.defection_threshold, c.threat_weight,
-        ),
-    )
-    slab = (
-        np.zeros((threads, c.n_cells, N_CELL_COLUMNS), np.int64),
-        np.zeros((threads, c.n_cells, N_HIST_BINS), np.int64),
-        np.zeros((threads, c.n_alliances, N_ALLIANCE_COLUMNS), np.int64),
-        np.zeros((threads, c.n_alliances, N_HIST_BINS), np.int64),
-    )
+    prepared = _prepare(c)
+    if deterrence is None:
+        deterrence = deterrence_tables(c, seed, prepared)
+    inputs = prepared.inputs(deterrence)
+    consultations = prepared.consultations
+    slab = _slab(c, threads)
     if records is None:
         n_records = max(0, min(save_trials, stop - start))
         records = np.zeros((n_records, N_RECORD_COLUMNS), np.float64)
@@ -165,8 +338,8 @@ def simulate(
 
     def snapshot() -> Tallies:
         total = Tallies(*(s.sum(axis=0) for s in slab))
-        # A trial is "covered" by every defense alliance of its target: per-alliance coverage
-        # and deterrence follow exactly from the cell tallies.
+        # A trial is "covered" by every covering alliance of its cell (design §8): per-alliance
+        # coverage and deterrence follow exactly from the cell tallies.
         np.add.at(total.alliances[:, A_COVERED], cc_alliance, total.cells[cc_cell, C_TRIALS])
         np.add.at(total.alliances[:, A_DETERRED], cc_alliance, total.cells[cc_cell, C_DETERRED])
         return total
@@ -177,8 +350,8 @@ def simulate(
     while position < stop:
         end = min(stop, position + wave_trials)
         _run_trials(
-            Run(seed, position, end, block_size, record_start), *inputs,
-            slab[0], slab[1], slab[2], slab[3], records,
+            Run(seed, position, end, block_size, record_start, 0), *inputs,
+            *slab, records, NO_PILOT,
         )
         if progress is not None:
             progress(end - position)

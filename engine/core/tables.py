@@ -1,4 +1,4 @@
-"""Tallies → Polars tables (design §5): cells, summary, saved trial records and a terminal view.
+"""Tallies → Polars tables (design §5, §8): cells, summary, members and saved trial records.
 
 Every table is computed from the exact integer tallies of :mod:`engine.core.simulate`; aggregates
 (overall, per target, …) sum the integer tallies and histograms *before* any division, so a summary
@@ -14,6 +14,8 @@ Conventions
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -35,7 +37,12 @@ from kernels.layout import (
     CAUSES,
     CELL_COLUMNS,
     DELAY_SCALE,
+    M_HONORED,
+    M_PLEDGED,
+    MEMBER_COLUMNS,
+    N_MEMBER_COLUMNS,
     N_RECORD_COLUMNS,
+    OBLIGATION_COLLECTIVE_SECURITY,
     OBLIGATION_DEFENSE,
     R_AGGRESSOR,
     R_ALLIANCE,
@@ -121,6 +128,25 @@ SUMMARY_COLUMNS = (
     + tuple(c for r in RATE_COLUMNS for c in (r, f"{r}_low", f"{r}_high"))
     + MEAN_COLUMNS
 )
+
+# members.parquet (design §8): one row per alliance × member state
+MEMBER_ID_COLUMNS = ("alliance", "state", "name")
+MEMBER_COUNT_COLUMNS = MEMBER_COLUMNS  # pledged, backed, delivered, honored, free_rode (Int64)
+# rate name → its numerator (a column of MEMBER_COUNT_COLUMNS); every denominator is ``pledged``
+MEMBER_RATES = {
+    "backing_rate": "backed",
+    "delivery_rate": "delivered",
+    "honor_rate": "honored",
+    "free_riding_rate": "free_rode",
+}
+MEMBER_RATE_COLUMNS = tuple(MEMBER_RATES)
+MEMBERS_COLUMNS = (
+    MEMBER_ID_COLUMNS
+    + MEMBER_COUNT_COLUMNS
+    + tuple(c for r in MEMBER_RATE_COLUMNS for c in (r, f"{r}_low", f"{r}_high"))
+)
+# the obligations whose alliances cover crises (and get an ``alliance`` row in the summary)
+COVERING_OBLIGATIONS = (OBLIGATION_DEFENSE, OBLIGATION_COLLECTIVE_SECURITY)
 
 
 def _ratio(num, den, scale: float = 1.0) -> np.ndarray:
@@ -226,16 +252,36 @@ def _cell_measures(cells: np.ndarray, hist: np.ndarray) -> dict[str, pl.Series]:
     return _measures(counts, sums, hist, cells.shape[0])
 
 
-def _covered_states(compiled: CompiledScenario) -> np.ndarray:
-    """bool (S,): the state is a member of at least one defense alliance."""
-    return np.diff(compiled.cover_ptr) > 0
+def covered_cells(compiled: CompiledScenario) -> np.ndarray:
+    """bool (C,): the cell's (aggressor, target) entry has at least one covering alliance
+    (design §8: one that protects the target, is not a defense pact of the aggressor and has a
+    member other than the target and the aggressor), so its attacked trials are consulted."""
+    c = compiled
+    return (np.diff(np.asarray(c.entry_cover_ptr, dtype=np.int64)) > 0)[
+        np.asarray(c.cell_entry, dtype=np.int64)]
+
+
+def membership_alliance(compiled: CompiledScenario) -> np.ndarray:
+    """int64 (memberships,): the alliance of each row of the member CSR (``member_ptr``)."""
+    ptr = np.asarray(compiled.member_ptr, dtype=np.int64)
+    return np.repeat(np.arange(ptr.size - 1, dtype=np.int64), np.diff(ptr))
+
+
+def alliance_member_sums(compiled: CompiledScenario, members: np.ndarray) -> np.ndarray:
+    """int64 (A, N_MEMBER_COLUMNS): the per-member tallies summed over each alliance's rows."""
+    ptr = np.asarray(compiled.member_ptr, dtype=np.int64)
+    m = np.asarray(members, dtype=np.int64).reshape(-1, N_MEMBER_COLUMNS)
+    cum = np.zeros((m.shape[0] + 1, N_MEMBER_COLUMNS), dtype=np.int64)
+    np.cumsum(m, axis=0, out=cum[1:])
+    return cum[ptr[1:]] - cum[ptr[:-1]]
 
 
 def cells_table(compiled: CompiledScenario, tallies: Tallies) -> pl.DataFrame:
     """One row per aggressor × target × attack type cell, in cell index order (design §5).
 
     Columns: :data:`CELLS_COLUMNS` — ids ``aggressor`` (the aggressor's state id), ``target``,
-    ``attack_type`` and ``covered`` (the target is a member of some defense alliance); Int64
+    ``attack_type`` and ``covered`` (some alliance covers this aggressor's attack on this target,
+    :func:`covered_cells`); Int64
     counts :data:`COUNT_COLUMNS`; Float64 means :data:`MEAN_COLUMNS` (delay and rounds and free
     riders over invoked trials, backing share over consulted trials, delivered share over invoked
     trials with allied backers; null when there are none); and the raw Int64 sums
@@ -249,7 +295,7 @@ def cells_table(compiled: CompiledScenario, tallies: Tallies) -> pl.DataFrame:
         "target": pl.Series("target", [c.state_ids[t] for t in c.cell_target], dtype=pl.String),
         "attack_type": pl.Series("attack_type", [c.attack_type_ids[k]
                                                  for k in c.cell_attack_type], dtype=pl.String),
-        "covered": pl.Series("covered", _covered_states(c)[c.cell_target], dtype=pl.Boolean),
+        "covered": pl.Series("covered", covered_cells(c), dtype=pl.Boolean),
     }
     measures = _cell_measures(cells, tallies.cell_hist)
     raw = {name: pl.Series(name, cells[:, CELL_COLUMNS.index(name)], dtype=pl.Int64)
@@ -279,8 +325,10 @@ def _scope_frame(scope: str, keys: list[str], measures: dict[str, pl.Series]) ->
     return pl.DataFrame([columns[name] for name in SUMMARY_COLUMNS])
 
 
-def _alliance_measures(tallies: Tallies, rows: np.ndarray) -> dict[str, pl.Series]:
+def _alliance_measures(compiled: CompiledScenario, tallies: Tallies,
+                       rows: np.ndarray) -> dict[str, pl.Series]:
     a = np.asarray(tallies.alliances, dtype=np.int64)[rows]
+    m = alliance_member_sums(compiled, tallies.members)[rows]
     consulted = a[:, A_CONSULTED]
     counts = {
         "trials": a[:, A_COVERED],
@@ -305,6 +353,9 @@ def _alliance_measures(tallies: Tallies, rows: np.ndarray) -> dict[str, pl.Serie
         "backing_share_sum_fx": a[:, A_BACKING_SHARE_SUM],
         "delivered_share_sum_fx": None,
         "with_allied_backers": None,
+        # the alliance's honor rate: its members' honored over pledged (design §8)
+        "allies_sum": m[:, M_PLEDGED],
+        "honored_sum": m[:, M_HONORED],
     }
     return _measures(counts, sums, np.asarray(tallies.alliance_hist)[rows], rows.size)
 
@@ -317,13 +368,15 @@ def summary_table(compiled: CompiledScenario, tallies: Tallies) -> pl.DataFrame:
     ``overall`` (key ``"all"``)
         every cell.
     ``covered_targets`` / ``uncovered_targets`` (key ``"all"``)
-        cells whose target is / is not a member of any defense alliance.  The uncovered row is the
-        **no-alliance baseline**: there the expected response is the target alone.  A row is left
-        out when it has no trials.
+        cells that some alliance covers / that none covers (:func:`covered_cells`: coverage is
+        per aggressor and target, design §8).  The uncovered row is the **no-alliance
+        baseline**: there the expected response is the target alone.  A row is left out when it
+        has no trials.
     ``target``, ``attack_type``, ``aggressor`` (key: the state / attack type id)
         sums of the cells with that target, attack type or aggressor, in file order.
-    ``alliance`` (key: the alliance id; defense alliances only, in file order)
-        from the per-alliance tallies: ``trials`` = trials whose target the alliance covers,
+    ``alliance`` (key: the alliance id; defense and collective-security alliances, in file
+    order)
+        from the per-alliance tallies: ``trials`` = trials the alliance covers,
         ``attacked`` = ``consulted`` = those that were attacked, ``invoked`` = the alliance decided
         (whether or not its decision was the earliest), ``deadlock``/``veto`` = it failed to decide,
         ``succeeded`` = ``consulted − repelled``.  The delay (mean, quantiles) is over the trials
@@ -331,7 +384,10 @@ def summary_table(compiled: CompiledScenario, tallies: Tallies) -> pl.DataFrame:
         over its decisions; ``backing_share_mean`` is the share of *its* members backing at the
         end.  ``breakdown_rate`` counts its own decision failures (deadlock + veto) since
         defection is not tallied per alliance; ``defection``, ``deterred_no_alliance``,
-        ``deterrence_lift`` and ``delivered_share_mean`` are null.
+        ``deterrence_lift`` and ``delivered_share_mean`` are null.  ``honor_rate`` is its
+        members' Σ honored / Σ pledged (:func:`members_table`); over every alliance and member
+        these add up to the cells' ``honored_sum`` / ``allies_sum``, so the overall honor rate
+        is the same ratio exactly.
 
     Counts (Int64) are :data:`COUNT_COLUMNS`; every rate of :data:`RATE_COLUMNS` comes with
     ``_low``/``_high`` Wilson bounds; means are :data:`MEAN_COLUMNS`.  Rates:
@@ -359,7 +415,7 @@ def summary_table(compiled: CompiledScenario, tallies: Tallies) -> pl.DataFrame:
         frames.append(_scope_frame(scope, keys, _cell_measures(agg_cells, agg_hist)))
 
     add("overall", ["all"], cells.sum(axis=0, keepdims=True), hist.sum(axis=0, keepdims=True))
-    covered = _covered_states(c)[c.cell_target]
+    covered = covered_cells(c)
     for scope, mask in (("covered_targets", covered), ("uncovered_targets", ~covered)):
         sub = cells[mask].sum(axis=0, keepdims=True)
         if sub[0, C_TRIALS] > 0:
@@ -369,9 +425,9 @@ def summary_table(compiled: CompiledScenario, tallies: Tallies) -> pl.DataFrame:
     _, agg_h = _group_sum(c.cell_target, hist)
     add("target", [c.state_ids[t] for t in uniq], agg, agg_h)
 
-    defense = np.flatnonzero(np.asarray(c.obligation) == OBLIGATION_DEFENSE)
-    frames.append(_scope_frame("alliance", [c.alliance_ids[a] for a in defense],
-                               _alliance_measures(tallies, defense)))
+    covering = np.flatnonzero(np.isin(np.asarray(c.obligation), COVERING_OBLIGATIONS))
+    frames.append(_scope_frame("alliance", [c.alliance_ids[a] for a in covering],
+                               _alliance_measures(c, tallies, covering)))
 
     uniq, agg = _group_sum(c.cell_attack_type, cells)
     _, agg_h = _group_sum(c.cell_attack_type, hist)
@@ -382,6 +438,61 @@ def summary_table(compiled: CompiledScenario, tallies: Tallies) -> pl.DataFrame:
     add("aggressor", [c.state_ids[c.aggressor_state[j]] for j in uniq], agg, agg_h)
 
     return pl.concat(frames, how="vertical")
+
+
+def members_table(compiled: CompiledScenario, tallies: Tallies,
+                  state_names: Sequence[str | None] | None = None) -> pl.DataFrame:
+    """One row per alliance × member state (design §8), in the order of the compiled member CSR:
+    alliances in file order, each one's members in state (file) order.
+
+    Columns :data:`MEMBERS_COLUMNS`: String ``alliance`` and ``state`` (ids) and ``name`` (the
+    state's name from ``state_names``, indexed like the scenario's states; null when it has
+    none); Int64 counts over the crises the alliance was consulted in with this member neither
+    the target nor the aggressor — ``pledged``, ``backed`` (it backed in this alliance's
+    consultation), ``delivered`` (it responded and delivered its forces), ``honored`` (backed in
+    this alliance and delivered: the Berkemeier–Fuhrmann unit), ``free_rode`` (this alliance
+    decided and the member never backed) — and Float64 rates of ``pledged`` with 95% Wilson
+    bounds (``_low``/``_high``): ``backing_rate``, ``delivery_rate``, ``honor_rate``,
+    ``free_riding_rate`` (null when ``pledged`` is 0, e.g. alliances that cover no crisis).
+
+    Counts are exact integers, so the table of merged shards equals a single run's; Σ honored /
+    Σ pledged over all rows equals the overall honor rate of :func:`summary_table` exactly.
+    """
+    c = compiled
+    m = np.asarray(tallies.members, dtype=np.int64).reshape(-1, N_MEMBER_COLUMNS)
+    if m.shape[0] != c.n_memberships:
+        raise ValueError(f"members tallies have {m.shape[0]} rows, the scenario "
+                         f"{c.n_memberships} memberships")
+    alliance = membership_alliance(c)
+    state = np.asarray(c.member_idx, dtype=np.int64)
+    names = [None] * c.n_states if state_names is None else list(state_names)
+    if len(names) != c.n_states:
+        raise ValueError(f"{len(names)} state names for {c.n_states} states")
+    columns: dict[str, pl.Series] = {
+        "alliance": pl.Series("alliance", [c.alliance_ids[a] for a in alliance],
+                              dtype=pl.String),
+        "state": pl.Series("state", [c.state_ids[i] for i in state], dtype=pl.String),
+        "name": pl.Series("name", [names[i] for i in state], dtype=pl.String),
+    }
+    for i, name in enumerate(MEMBER_COUNT_COLUMNS):
+        columns[name] = pl.Series(name, m[:, i], dtype=pl.Int64)
+    pledged = m[:, M_PLEDGED]
+    for rate, numerator in MEMBER_RATES.items():
+        x = m[:, MEMBER_COLUMNS.index(numerator)]
+        low, high = wilson_interval(x, pledged)
+        columns[rate] = _float_series(rate, _ratio(x, pledged))
+        columns[f"{rate}_low"] = _float_series(f"{rate}_low", low)
+        columns[f"{rate}_high"] = _float_series(f"{rate}_high", high)
+    return pl.DataFrame([columns[name] for name in MEMBERS_COLUMNS])
+
+
+def members_by_reliability(members: pl.DataFrame) -> pl.DataFrame:
+    """The rows of a :func:`members_table` that pledged at least once, the least reliable
+    first: lowest ``honor_rate``, ties by more ``pledged``, then alliance and state id (a total
+    order, so every view lists them alike)."""
+    return (members.filter(pl.col("pledged") > 0)
+            .sort(["honor_rate", "pledged", "alliance", "state"],
+                  descending=[False, True, False, False], nulls_last=True))
 
 
 _RECORD_INTEGER = ("trial", "cell", "deterred", "attacked", "invoked", "rounds", "free_riders",

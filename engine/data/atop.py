@@ -38,6 +38,14 @@ Obligation (one per alliance in the scenario)
     (consul); an offense-only pledge maps to ``consultation`` (an offensive pact does not cover a
     target, design §2 step 2); no obligation at all makes the member a pure beneficiary.
 
+    No ATOP alliance is ``collective_security``: ATOP codes defense, offense, neutrality,
+    non-aggression and consultation pledges, and the League of Nations and the United Nations
+    are not ATOP alliances (write them by hand, as ``configs/league-abyssinia-1935.toml`` and
+    ``configs/unsc-veto.toml`` do).  Defense pacts are imported as ``defense``, a pact against
+    outside attack: the compiler, not the importer, leaves a defense pact out of a crisis whose
+    aggressor is one of its members (design §8), so a dispute target inside the aggressor's own
+    pact (e.g. the Warsaw Pact) is kept as a target but meets no consultation of that pact.
+
 Asymmetric pacts (member kinds differ, ATOP ``asymm``/``obvary``)
     ``ATOP<id>`` gets the strongest kind K and *all* members in force: the pledgers and the
     members they pledge to (an ATOP member-level obligation is owed to the other members).
@@ -748,6 +756,10 @@ def _render(year, cinc_year, sources, disputes_csv, capability, ccode_of, allian
         "- obligation: a member's strongest ATOP pledge: defense > neutrality (neutral) >",
         "  nonaggression (nonagg) > consultation (consul); offense-only -> consultation (an",
         "  offensive pact covers no target). The alliance takes its strongest member's kind.",
+        "- no ATOP alliance is collective_security: ATOP codes defense, offense, neutrality,",
+        "  non-aggression and consultation pledges, and the League of Nations and the UN are not",
+        "  ATOP alliances. A defense pact covers its members against outsiders only: an aggressor",
+        "  that belongs to the target's pact meets no consultation of that pact (design §8).",
         "- asymmetric pacts (member kinds differ): ATOP<id> holds the strongest kind and all",
         "  members (pledgers and those they pledge to); a defense pledge stays directed:",
         "  `protected` lists who is covered (the non-pledgers), and several pledgers defend each",
@@ -786,6 +798,8 @@ def _render(year, cinc_year, sources, disputes_csv, capability, ccode_of, allian
     w("defection_threshold = 1.0    # neutral")
     w("conflict_penalty = 0.0       # neutral")
     w("threat_weight = 0.0          # neutral")
+    w('deterrence = "capability"    # neutral (v1): decision rules and timings here are '
+      'assumptions, not data')
     w("")
     w("# " + "-" * 94)
     w(f"# States ({len(capability)}): capability = CINC {cinc_year} (COW NMC).")

@@ -24,7 +24,15 @@ Tests
     [0, 1], and the variance of the ratio is at most ``R(1 − R) / n_eff`` with ``n_eff =
     allies_sum / max m`` (= the consulted crises when ``m`` is the same for every cell).  The
     z-test uses that effective sample, so it is conservative.  It is skipped (noted) where the
-    cells do not allow it (no cells table, ally counts varying within a cell, alliance rows).
+    cells do not allow it (no cells table, ally counts varying within a cell).  Alliance rows
+    use their members (``members.parquet``): a consulted crisis gives the alliance at most
+    ``members − 1`` pledges, so ``n_eff = pledged / (members − 1)``, conservative the same way.
+``two_proportion`` per member (scope ``member``, key ``ALLIANCE/STATE``, measure
+``honor_rate``)
+    ``honored / pledged`` of one alliance × member state (``members.parquet``): a member pledges
+    at most once per trial and alliance, and trials are independent, so its pledges are
+    Bernoulli trials and the two-proportion test applies as it is.  Member rows are tested in
+    the same Holm family as every other row.
 ``ks_binned`` (``delay_distribution``)
     Two-sample Kolmogorov–Smirnov test on the invoked-trial delay histograms (``tallies.npz``:
     ``cell_hist`` summed over the cells of the row, ``alliance_hist`` for alliance rows).  ``D``
@@ -50,7 +58,7 @@ import numpy as np
 import polars as pl
 
 from ..core.statistics import Z_95
-from ..core.tables import MEAN_COLUMNS, RATE_COLUMNS
+from ..core.tables import MEAN_COLUMNS, MEMBER_RATES, RATE_COLUMNS
 from ..errors import UserError
 from ..runs.folder import RunData, RunFolder
 
@@ -59,6 +67,20 @@ COMPARE_COLUMNS = ("scope", "key", "measure", "a", "b", "diff", "diff_low", "dif
                    "statistic", "p_value", "p_holm", "significant", "test")
 CELL_SCOPES = ("overall", "covered_targets", "uncovered_targets", "target", "attack_type",
                "aggressor")
+# per-member rows: scope MEMBER_SCOPE, key "ALLIANCE/STATE" (ids never hold "/"), one measure
+MEMBER_SCOPE = "member"
+MEMBER_MEASURES = ("honor_rate",)
+
+
+def member_key(alliance: str, state: str) -> str:
+    """The ``key`` of a member row: ``ALLIANCE/STATE``."""
+    return f"{alliance}/{state}"
+
+
+def split_member_key(key: str) -> tuple[str, str]:
+    """(alliance, state) of a member row's ``key``."""
+    alliance, _, state = key.rpartition("/")
+    return alliance, state
 
 
 # ---- tests -----------------------------------------------------------------------------------
@@ -182,8 +204,27 @@ def _delay_hist(run: RunData, scope: str, key: str) -> np.ndarray | None:
     return None if mask is None else run.cell_hist[mask].sum(axis=0)
 
 
+def _alliance_honor_counts(run: RunData, key: str, rate) -> tuple[float, float] | None:
+    """(x_eff, n_eff) of an alliance's honor_rate from its members: at most ``members − 1``
+    pledges per consulted crisis, so n_eff = pledged / (members − 1); None when unavailable."""
+    members = run.members
+    if rate is None or members is None or not {"alliance", "pledged", "honored"} <= set(
+            members.columns):
+        return None
+    rows = members.filter(pl.col("alliance") == key)
+    m_max = rows.height - 1
+    pledged, honored = int(rows.get_column("pledged").sum()), int(
+        rows.get_column("honored").sum())
+    if m_max < 1 or pledged == 0 or not math.isclose(honored / pledged, rate, rel_tol=1e-9,
+                                                     abs_tol=1e-12):
+        return None
+    return honored / m_max, pledged / m_max
+
+
 def _honor_counts(run: RunData, scope: str, key: str, rate) -> tuple[float, float] | None:
     """(x_eff, n_eff) of honor_rate with n_eff = allies_sum / max allies per crisis, or None."""
+    if scope == "alliance":
+        return _alliance_honor_counts(run, key, rate)
     cells = run.cells
     if rate is None or cells is None or scope not in CELL_SCOPES:
         return None
@@ -262,6 +303,42 @@ def _manifest_notes(a: RunData, b: RunData) -> list[str]:
     return notes
 
 
+def _member_rows(a: RunData, b: RunData, add) -> list[str]:
+    """Add a row per alliance × member state in both runs' ``members.parquet`` and measure of
+    :data:`MEMBER_MEASURES` (two-proportion test where both pledged); return notes."""
+    if a.members is None or b.members is None:
+        which = " and ".join(name for name, run in (("A", a), ("B", b)) if run.members is None)
+        return [f"per-member rows not compared: {which} has no members.parquet"]
+    notes = []
+
+    def by_key(frame: pl.DataFrame) -> dict[tuple[str, str], dict]:
+        return {(r["alliance"], r["state"]): r for r in frame.iter_rows(named=True)}
+
+    rows_a, rows_b = by_key(a.members), by_key(b.members)
+    only = [k for k in rows_a if k not in rows_b] + [k for k in rows_b if k not in rows_a]
+    if only:
+        shown = ", ".join(member_key(*k) for k in only[:10])
+        notes.append(f"members in one run only (not compared): {shown}"
+                     + (f" and {len(only) - 10} more" if len(only) > 10 else ""))
+    for k, ra in rows_a.items():
+        rb = rows_b.get(k)
+        if rb is None:
+            continue
+        for rate in MEMBER_MEASURES:
+            va, vb = ra.get(rate), rb.get(rate)
+            if va is None and vb is None:
+                continue
+            x = MEMBER_RATES[rate]
+            na, nb = ra.get("pledged") or 0, rb.get("pledged") or 0
+            if na > 0 and nb > 0:
+                t = two_proportion(ra[x], na, rb[x], nb)
+                add(MEMBER_SCOPE, member_key(*k), rate, va, vb, "two_proportion", t["diff"],
+                    t["low"], t["high"], t["z"], t["p"])
+            else:
+                add(MEMBER_SCOPE, member_key(*k), rate, va, vb)
+    return notes
+
+
 def compare_runs_with_notes(dir_a, dir_b, alpha: float = 0.05) -> tuple[pl.DataFrame, list[str]]:
     """:func:`compare_runs` and the notes about the comparison (scenario mismatch, skipped
     tests, rows in one run only)."""
@@ -320,7 +397,8 @@ def compare_runs_with_notes(dir_a, dir_b, alpha: float = 0.05) -> tuple[pl.DataF
                 add(scope, key, mean, ra.get(mean), rb.get(mean))
     if honor_skipped:
         notes.append("honor_rate not tested (ally counts per crisis not recoverable from "
-                     "cells.parquet) for: " + ", ".join(honor_skipped))
+                     "cells.parquet or members.parquet) for: " + ", ".join(honor_skipped))
+    notes += _member_rows(a, b, add)
 
     schema = {"scope": pl.String, "key": pl.String, "measure": pl.String, "a": pl.Float64,
               "b": pl.Float64, "diff": pl.Float64, "diff_low": pl.Float64,
@@ -338,7 +416,9 @@ def compare_runs_with_notes(dir_a, dir_b, alpha: float = 0.05) -> tuple[pl.DataF
 
 
 def compare_runs(dir_a, dir_b, alpha: float = 0.05) -> pl.DataFrame:
-    """Every measure of the rows (scope, key) present in both runs' summaries, side by side.
+    """Every measure of the rows (scope, key) present in both runs' summaries, side by side,
+    then the per-member rows (scope ``member``, key ``ALLIANCE/STATE``, the members in both
+    runs' ``members.parquet``).
 
     Columns :data:`COMPARE_COLUMNS`: ``scope``, ``key``, ``measure``, ``a``, ``b``, ``diff``
     (B − A), ``diff_low``/``diff_high`` (95% interval of the difference; rates only),

@@ -38,7 +38,7 @@ def knobs(scenario: Scenario) -> list[tuple[str, float]]:
         if value != float("inf"):
             out.append((f"scenario.{key}", float(value)))
     for al in data["alliances"]:
-        if al["obligation"] == "defense":
+        if al["obligation"] in ("defense", "collective_security"):  # the ones that consult
             out += [(f"alliances.{al['id']}.{k}", float(al[k])) for k in ALLIANCE_KNOBS]
     for name, spec in data["attack_types"].items():
         out += [(f"attack_types.{name}.{k}", float(spec[k])) for k in ATTACK_KNOBS]

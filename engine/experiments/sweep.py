@@ -3,10 +3,14 @@
 A parameter path names one value of the scenario file: ``scenario.mobilization_days``,
 ``alliances.NATO.decision_rule``, ``states.EST.commitment``, ``aggressors.RUS.resolve``,
 ``attack_types.cyber.ambiguity``, ``exposure.default``.  Values are a comma list
-(``unanimity,majority``) or a range ``FROM:TO:STEP`` (both ends included).  Every grid point is
-validated like a scenario file (an error names the point), then simulated with the same seed
-and trial range, so differences between points are not noise: they are the effect of the
-parameters on the very same random draws.  The compiled kernels are reused across points.
+(``unanimity,majority``) or a range ``FROM:TO:STEP`` (both ends included).  Membership is
+edited with ``alliances.NATO.members-=SWD`` and ``alliances.NATO.members+=SWD`` (one point per
+state; an empty item, ``members-=,SWD``, is the "as is" point; in a ``[grid]`` file
+``"alliances.NATO.members-" = ["SWD", ["SWD", "FIN"]]`` removes one state, then two); their
+points are labelled ``NATO −SWD`` / ``NATO +SWD`` (:mod:`engine.model.paths`).  Every grid
+point is validated like a scenario file (an error names the point), then simulated with the
+same seed and trial range, so differences between points are not noise: they are the effect of
+the parameters on the very same random draws.  The compiled kernels are reused across points.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError, UserError
 from ..model.config import Scenario
+from ..model.paths import membership_edit, value_label
 from .overall import overall_summary
 
 
@@ -54,10 +59,19 @@ def parse_set(option: str) -> tuple[str, list]:
     path, eq, values = option.partition("=")
     if not eq or not path or not values:
         raise UserError(f"--set {option!r}: expected PATH=VALUES")
-    parsed = parse_values(values, f"--set {path}")
+    parsed = _path_values(path.strip(), values, f"--set {path}")
     if not parsed:
         raise UserError(f"--set {option!r}: no values")
     return path.strip(), parsed
+
+
+def _path_values(path: str, text: str, where: str) -> list:
+    """The values of one path written as text: state ids, verbatim, for a membership edit
+    (``SWD,FIN``; an empty item is the "as is" point), else :func:`parse_values`."""
+    if membership_edit(path) is not None:
+        items = [v.strip() for v in text.split(",")]
+        return [] if not any(items) else items
+    return parse_values(text, where)
 
 
 def read_grid(path: Path) -> list[tuple[str, list]]:
@@ -76,7 +90,7 @@ def read_grid(path: Path) -> list[tuple[str, list]]:
         if isinstance(spec, list):
             values = spec
         elif isinstance(spec, str):
-            values = parse_values(spec, where)
+            values = _path_values(key, spec, where)
         elif isinstance(spec, dict) and set(spec) == {"from", "to", "step"}:
             values = parse_values(f"{spec['from']}:{spec['to']}:{spec['step']}", where)
         else:
@@ -104,10 +118,14 @@ def grid_points(params: list[tuple[str, list]]) -> list[dict]:
             for combo in itertools.product(*(values for _, values in params))]
 
 
+def point_label(point: dict) -> str:
+    """``alliances.NATO.decision_rule=majority, NATO −SWD``: how messages name a point."""
+    return ", ".join(value_label(k, v) for k, v in point.items())
+
+
 def variant(base: Scenario, point: dict) -> Scenario:
-    label = ", ".join(f"{k}={v}" for k, v in point.items())
     try:
-        return base.with_values(point, source=f"<sweep point {label}>")
+        return base.with_values(point, source=f"<sweep point {point_label(point)}>")
     except ConfigError as err:
         raise UserError(str(err)) from None
 
@@ -137,18 +155,21 @@ def run_sweep(base: Scenario, params: list[tuple[str, list]], *, seed: int, tria
     scenarios = [variant(base, p) for p in points]  # validate the whole grid first
     for point, scenario in zip(points, scenarios, strict=True):
         check_runnable(scenario, trials=trials, block_size=block_size,
-                       label="sweep point " + ", ".join(f"{k}={v}" for k, v in point.items()))
+                       label=f"sweep point {point_label(point)}")
     rows = []
     for point, scenario in zip(points, scenarios, strict=True):
         overall = overall_summary(scenario, seed=seed, trials=trials, block_size=block_size)
-        rows.append({**{k: _cell(v) for k, v in point.items()}, **overall})
+        rows.append({**{k: _cell(k, v) for k, v in point.items()}, **overall})
         if progress is not None:
             progress(1)
     frame = pl.DataFrame(rows, infer_schema_length=None)
     return frame, [p for p, _ in params]
 
 
-def _cell(value):
+def _cell(path: str, value):
+    """A point's value as its parameter column shows it (membership edits by their label)."""
+    if membership_edit(path) is not None:
+        return value_label(path, value)
     if isinstance(value, bool | str):
         return value
     if isinstance(value, int | float | np.integer | np.floating):

@@ -16,7 +16,13 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from kernels.layout import DECISION_RULES, OBLIGATION_DEFENSE, OBLIGATIONS
+from kernels.layout import (
+    DECISION_RULES,
+    DETERRENCE_MODES,
+    OBLIGATION_COLLECTIVE_SECURITY,
+    OBLIGATION_DEFENSE,
+    OBLIGATIONS,
+)
 
 from .config import Scenario
 
@@ -46,7 +52,9 @@ class CompiledScenario:
     integration: np.ndarray  # float64
     bindingness: np.ndarray  # float64
     intel_sharing: np.ndarray  # float64
-    # covering alliances: defense alliances of each state, CSR over state index
+    # alliances that protect each state: the defense alliances that list it as protected (every
+    # member unless `protected` is set) and the collective-security alliances it belongs to; CSR
+    # over state index
     cover_ptr: np.ndarray  # int64 (S + 1,)
     cover_idx: np.ndarray  # int64: alliance indices, ascending
     # shares_alliance[i, j] = 1 when i and j are both members of some alliance (any obligation)
@@ -60,6 +68,11 @@ class CompiledScenario:
     target_state: np.ndarray  # int64
     target_cum_weight: np.ndarray  # float64, cumulative within each aggressor, last = 1
     target_cell_base: np.ndarray  # int64: first cell of each (aggressor, target) entry
+    # covering alliances of each (aggressor a, target t) entry (design §8): the alliances that
+    # protect t, less a defense alliance that a belongs to (a pact against outside attack) and
+    # any alliance with no member other than t and a; CSR over entry index, ascending
+    entry_cover_ptr: np.ndarray  # int64 (E + 1,)
+    entry_cover_idx: np.ndarray  # int64
     mix_ptr: np.ndarray  # int64 (G + 1,)
     mix_type: np.ndarray  # int64
     mix_cum_weight: np.ndarray  # float64, cumulative within each aggressor, last = 1
@@ -72,6 +85,7 @@ class CompiledScenario:
     cell_aggressor: np.ndarray  # int64: aggressor entry index
     cell_target: np.ndarray  # int64: state index
     cell_attack_type: np.ndarray  # int64: attack type index
+    cell_entry: np.ndarray  # int64: (aggressor, target) entry index
     # scenario scalars
     misperception: float
     outcome_noise: float
@@ -81,6 +95,8 @@ class CompiledScenario:
     defection_threshold: float
     conflict_penalty: float
     threat_weight: float
+    deterrence: int  # index into DETERRENCE_MODES
+    pilot_samples: int
 
     @property
     def n_states(self) -> int:
@@ -89,6 +105,11 @@ class CompiledScenario:
     @property
     def n_alliances(self) -> int:
         return len(self.alliance_ids)
+
+    @property
+    def n_memberships(self) -> int:
+        """Rows of the per-member tallies: one per (alliance, member) of the member CSR."""
+        return len(self.member_idx)
 
     @property
     def n_cells(self) -> int:
@@ -163,13 +184,18 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
         member_ptr[a + 1] = len(member_list)
     member_idx = np.asarray(member_list, dtype=np.int64)
 
-    # a defense alliance covers its protected members (all members unless `protected` is set);
-    # alliances are visited in order, so each state's list is ascending
+    # a defense alliance protects its protected members (all members unless `protected` is
+    # set), a collective-security alliance all its members; alliances are visited in order, so
+    # each state's list is ascending
+    obligation = [OBLIGATIONS.index(al.obligation) for al in s.alliances]
     covering: list[list[int]] = [[] for _ in range(n_states)]
     for a, al in enumerate(s.alliances):
-        if OBLIGATIONS.index(al.obligation) != OBLIGATION_DEFENSE:
+        if obligation[a] == OBLIGATION_DEFENSE:
+            protected = al.members if al.protected is None else dict.fromkeys(al.protected)
+        elif obligation[a] == OBLIGATION_COLLECTIVE_SECURITY:
+            protected = al.members
+        else:
             continue
-        protected = al.members if al.protected is None else dict.fromkeys(al.protected)
         for p in protected:
             covering[sindex[p]].append(a)
     cover_ptr = np.zeros(n_states + 1, dtype=np.int64)
@@ -203,16 +229,32 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
     cell_aggressor: list[int] = []
     cell_target: list[int] = []
     cell_type: list[int] = []
+    cell_entry: list[int] = []
+    entry_cover_ptr = [0]
+    entry_cover_idx: list[int] = []
+    sizes = np.diff(member_ptr)
     for j, ag in enumerate(s.aggressors):
+        a = sindex[ag.state]
         types = [tindex[k] for k in ag.attack_mix]
         mix_type.extend(types)
         mix_cum.extend(_cumulative(list(ag.attack_mix.values())))
         mix_ptr.append(len(mix_type))
         target_cum.extend(_cumulative(list(ag.targets.values())))
         for t in ag.targets:
+            entry = len(target_state)
             target_state.append(sindex[t])
             target_cell_base.append(len(cell_target))
+            ti = sindex[t]
+            for al in covering[ti]:
+                aggressor_member = int(membership[a, al])
+                if obligation[al] == OBLIGATION_DEFENSE and aggressor_member:
+                    continue  # a defense pact does not cover a member against a member
+                if sizes[al] - 1 - aggressor_member < 1 or a == ti:
+                    continue  # no member other than the target and the aggressor
+                entry_cover_idx.append(al)
+            entry_cover_ptr.append(len(entry_cover_idx))
             for k in types:
+                cell_entry.append(entry)
                 cell_aggressor.append(j)
                 cell_target.append(sindex[t])
                 cell_type.append(k)
@@ -236,7 +278,7 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
         membership=membership,
         member_ptr=member_ptr,
         member_idx=i64(member_idx),
-        obligation=i64([OBLIGATIONS.index(al.obligation) for al in s.alliances]),
+        obligation=i64(obligation),
         rule=i64([DECISION_RULES.index(al.decision_rule) for al in s.alliances]),
         quota=f64([al.quota for al in s.alliances]),
         veto=veto,
@@ -256,6 +298,8 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
         target_state=i64(target_state),
         target_cum_weight=f64(target_cum),
         target_cell_base=i64(target_cell_base),
+        entry_cover_ptr=i64(entry_cover_ptr),
+        entry_cover_idx=i64(entry_cover_idx),
         mix_ptr=i64(mix_ptr),
         mix_type=i64(mix_type),
         mix_cum_weight=f64(mix_cum),
@@ -266,6 +310,7 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
         cell_aggressor=i64(cell_aggressor),
         cell_target=i64(cell_target),
         cell_attack_type=i64(cell_type),
+        cell_entry=i64(cell_entry),
         misperception=float(sc.misperception),
         outcome_noise=float(sc.outcome_noise),
         mobilization_days=float(sc.mobilization_days),
@@ -274,4 +319,6 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
         defection_threshold=float(sc.defection_threshold),
         conflict_penalty=float(sc.conflict_penalty),
         threat_weight=float(sc.threat_weight),
+        deterrence=DETERRENCE_MODES.index(sc.deterrence),
+        pilot_samples=int(sc.pilot_samples),
     )

@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
 )
 
-from kernels.layout import DECISION_RULES, MAX_ROUNDS, OBLIGATIONS
+from kernels.layout import DECISION_RULES, DETERRENCE_MODES, MAX_ROUNDS, OBLIGATIONS
 
 from ..errors import ConfigError
 from .similarity import EXPOSURE_MEASURES
@@ -62,6 +62,11 @@ class ScenarioSettings(Section):
     defection_threshold: Unit = 1.0
     conflict_penalty: Unit = 0.0
     threat_weight: Unit = 0.0
+    # step 2 (design §8): "capability" is v1; "expected_response" weighs the cell's expected
+    # response E[F · exp(−delay / window_days)], computed once per cell before the trials
+    deterrence: Literal[DETERRENCE_MODES] = "capability"  # type: ignore[valid-type]
+    # samples per cell of the keyed pilot simulation of E_cell (where no closed form exists)
+    pilot_samples: Annotated[int, Field(ge=1024, le=1 << 24)] = 1 << 16
 
     @field_validator("window_days")
     @classmethod
@@ -69,6 +74,10 @@ class ScenarioSettings(Section):
         if math.isnan(value):
             raise ValueError("must be a positive number or inf, not nan")
         return value
+
+
+# scenario settings added after v1, at their neutral values (left out of hashes and dumps)
+NEUTRAL_SETTINGS = {"deterrence": "capability", "pilot_samples": 1 << 16}
 
 
 class State(Section):
@@ -140,6 +149,11 @@ class Scenario(Section):
         data["exposure"] = {"default": self.exposure.default, **self.exposure.pairs}
         if self.exposure.from_ is not None:  # only when set: existing scenario hashes unchanged
             data["exposure"]["from"] = self.exposure.from_
+        # keys added after v1 appear only when set away from their neutral value, so that every
+        # existing scenario keeps its hash (and its run folders stay resumable)
+        for key, neutral in NEUTRAL_SETTINGS.items():
+            if data["scenario"].get(key) == neutral:
+                del data["scenario"][key]
         return data
 
     # the file this scenario was read from and its bytes (None when built or edited in Python)
@@ -273,7 +287,8 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
                 if p not in seen:
                     problems.append((f"{where}.protected", f"{p!r} is not a member of {al.id}"))
             if al.obligation != "defense":
-                problems.append((f"{where}.protected", "only defense alliances protect members"))
+                problems.append((f"{where}.protected", "only defense alliances protect members "
+                                 "(collective security covers every member)"))
         if al.decision_rule == "veto" and not al.veto_holders:
             problems.append((f"{where}.veto_holders", "decision_rule \"veto\" needs veto holders"))
 

@@ -29,6 +29,7 @@ from kernels.layout import (
     N_ALLIANCE_COLUMNS,
     N_CELL_COLUMNS,
     N_HIST_BINS,
+    N_MEMBER_COLUMNS,
     N_RECORD_COLUMNS,
 )
 
@@ -61,9 +62,9 @@ SIMILARITY_BYTES_PER_MEMBERSHIP = 9
 # in one consultation): kernels/prepare.py `consultation_tables` (alliance, entry_ptr, need,
 # units_members int64, free_riding uint8) plus engine/core/simulate.py (the consultation's cell,
 # int64, and two int64 gathers when tallies are summed); per entry: state, units int64, and
-# free_riding, base, theta, static float64, veto uint8.
+# free_riding, base, theta, static float64, veto uint8, member int64.
 BYTES_PER_CONSULTATION = 4 * 8 + 1 + 8 + 2 * 8
-BYTES_PER_ENTRY = 6 * 8 + 1
+BYTES_PER_ENTRY = 7 * 8 + 1
 
 
 def memory_limit_bytes() -> float:
@@ -89,7 +90,7 @@ class ScenarioShape:
     alliances: int
     memberships: int  # Σ members over alliances
     cells: int  # aggressor × target × attack type
-    consultations: int  # cell × covering alliance of its target
+    consultations: int  # cell × covering alliance of its (aggressor, target) entry
     entries: int  # Σ over consultations of |M_A| (members other than the aggressor)
     largest_consultation: int  # most entries in one consultation (≥ 1; may exceed by one)
     most_cover: int  # most covering alliances of one attacked target (≥ 1)
@@ -99,8 +100,11 @@ def scenario_shape(scenario: Scenario) -> ScenarioShape:
     """Count cells, consultations and their entries as :func:`kernels.prepare.
     consultation_tables` will, in time linear in the scenario's size."""
     size = [len(al.members) for al in scenario.alliances]
+    defense = [al.obligation == "defense" for al in scenario.alliances]
     aggressors = {ag.state for ag in scenario.aggressors}
-    cover: dict[str, list[int]] = {}  # state → defense alliances that protect it
+    # state → alliances that protect it and have a member besides it (design §8: defense pacts
+    # protect their protected members, collective security all members)
+    cover: dict[str, list[int]] = {}
     member_of: dict[str, set[int]] = {s: set() for s in aggressors}
     for a, al in enumerate(scenario.alliances):
         for m in al.members:
@@ -108,8 +112,14 @@ def scenario_shape(scenario: Scenario) -> ScenarioShape:
                 member_of[m].add(a)
         if al.obligation == "defense":
             protected = al.members if al.protected is None else dict.fromkeys(al.protected)
-            for s in protected:
-                cover.setdefault(s, []).append(a)
+        elif al.obligation == "collective_security":
+            protected = al.members
+        else:
+            continue
+        if size[a] < 2:
+            continue
+        for s in protected:
+            cover.setdefault(s, []).append(a)
     cells = consultations = entries = 0
     largest = most_cover = 1
     cover_members: dict[str, int] = {}
@@ -125,11 +135,22 @@ def scenario_shape(scenario: Scenario) -> ScenarioShape:
             if t not in cover_members:
                 cover_members[t] = sum(size[a] for a in covering)
                 cover_largest[t] = max(size[a] for a in covering)
-            aggressor_seats = len(own.intersection(covering)) if own else 0
-            consultations += types * len(covering)
-            entries += types * (cover_members[t] - aggressor_seats)
-            most_cover = max(most_cover, len(covering))
-            largest = max(largest, cover_largest[t])
+            n_cover = len(covering)
+            n_entries = cover_members[t]
+            # the aggressor's alliances among them: a defense pact does not cover it, and no
+            # alliance covers when only the target and the aggressor are in it; otherwise the
+            # aggressor is one member fewer
+            for a in own.intersection(covering) if own else ():
+                if defense[a] or size[a] <= 2:
+                    n_cover -= 1
+                    n_entries -= size[a]
+                else:
+                    n_entries -= 1
+            consultations += types * n_cover
+            entries += types * n_entries
+            if n_cover:
+                most_cover = max(most_cover, n_cover)
+                largest = max(largest, cover_largest[t])
     return ScenarioShape(len(scenario.states), len(scenario.alliances), sum(size), cells,
                          consultations, entries, largest, most_cover)
 
@@ -160,7 +181,8 @@ def scratch_bytes_per_thread(shape: ScenarioShape, block_size: int | None = None
     b = batch + SCRATCH_PAD
     members, cover = shape.largest_consultation, shape.most_cover
     return float(
-        b * (5 * 8 + 6 * 8)  # attacked trials, their order; share and the five counters
+        b * (5 * 8 + 6 * 8 + 3 * 8)  # attacked trials, their order; share, the five
+        # counters and the pilot's three hazard arrays
         + cover * members * b  # backed uint8 (V, L, B)
         + 2 * 8 * members * b  # draw, survival float64 (L, B)
         + cover * b * (1 + 8 + 8 + 1)  # decided, rounds_of, n_back_of, vetoed (V, B)
@@ -181,7 +203,8 @@ def memory_parts(scenario: Scenario, threads: int, save_trials: int,
                                 + shape.entries * BYTES_PER_ENTRY + 8.0 * shape.cells),
         "kernel scratch": threads * scratch_bytes_per_thread(shape, block_size),
         # one slab per thread, their sum, and the tables built from it
-        "tallies": (threads + 3.0) * (shape.cells * per_cell + shape.alliances * per_alliance),
+        "tallies": (threads + 3.0) * (shape.cells * per_cell + shape.alliances * per_alliance
+                                      + shape.memberships * N_MEMBER_COLUMNS * 8),
         "saved trial records": 2.0 * save_trials * N_RECORD_COLUMNS * 8,
     }
 
@@ -198,7 +221,8 @@ _ADVICE = {
                            "types, or make the defense alliances smaller",
     "kernel scratch": "it grows with threads × the largest alliance, so use fewer threads "
                       "(--threads)",
-    "tallies": "they grow with threads × (cells + alliances), so use fewer threads (--threads) "
+    "tallies": "they grow with threads × (cells + alliances + memberships), so use fewer "
+               "threads (--threads) "
                "or fewer aggressor × target × attack-type cells",
     "saved trial records": "keep fewer records (--save-trials)",
     "state × state and state × alliance matrices": "use fewer states or alliances",

@@ -84,7 +84,8 @@ D_MAX = 3  # range of the tie scale 0..3
 N_CATEGORIES = D_MAX + 1
 
 # tie strength of each obligation, in OBLIGATIONS order
-TIE_STRENGTH = {"defense": 3, "neutrality": 2, "nonaggression": 2, "consultation": 1}
+TIE_STRENGTH = {"defense": 3, "collective_security": 3, "neutrality": 2, "nonaggression": 2,
+                "consultation": 1}
 OBLIGATION_TIE = np.array([TIE_STRENGTH[o] for o in OBLIGATIONS], dtype=np.int64)
 
 MEASURES = ("s", "s_weighted", "tau_b", "kappa", "kappa_linear")

@@ -29,10 +29,11 @@ from .workloads import WORKLOADS, workload
 DEFAULT_HISTORY = Path("bench") / "history.jsonl"
 # trials per measurement: (full, quick)
 KERNEL_TRIALS = {"small": (8_000_000, 400_000), "nato": (8_000_000, 400_000),
-                 "large": (3_000_000, 150_000)}
+                 "nato-capability": (8_000_000, 400_000), "large": (3_000_000, 150_000)}
 REFERENCE_TRIALS = {"small": (400_000, 20_000), "nato": (400_000, 20_000),
-                    "large": (100_000, 5_000)}
-PYTHON_TRIALS = {"small": (20_000, 1_000), "nato": (20_000, 1_000), "large": (5_000, 300)}
+                    "nato-capability": (400_000, 20_000), "large": (100_000, 5_000)}
+PYTHON_TRIALS = {"small": (20_000, 1_000), "nato": (20_000, 1_000),
+                 "nato-capability": (20_000, 1_000), "large": (5_000, 300)}
 MIN_REGRESSION = 0.05  # never flag a change smaller than 5%: this machine is noisy (±15–20%)
 
 
@@ -97,7 +98,7 @@ def run_benchmarks(names=WORKLOADS, *, quick: bool = False, repeats: int | None 
     """Measure every workload; returns one history entry per workload."""
     import numba
 
-    from ..core.simulate import set_threads, simulate
+    from ..core.simulate import deterrence_tables, set_threads, simulate
     from ..oracles.reference import simulate_reference
 
     repeats = repeats or (2 if quick else 5)
@@ -123,9 +124,14 @@ def run_benchmarks(names=WORKLOADS, *, quick: bool = False, repeats: int | None 
         simulate(compiled, 1, 0, 10)  # load from the cache (or compile) before timing
         load_s = time.perf_counter() - t0
         n = KERNEL_TRIALS[name][pick]
+        # step 2 is computed once per run (the pilot of expected-response deterrence is per
+        # cell, not per trial): timed apart, then every measurement reuses it
+        t0 = time.perf_counter()
+        step2 = deterrence_tables(compiled, 1)
+        pilot_s = time.perf_counter() - t0
 
-        def kernel(trials, compiled=compiled):
-            simulate(compiled, 1, 0, trials)
+        def kernel(trials, compiled=compiled, step2=step2):
+            simulate(compiled, 1, 0, trials, deterrence=step2)
 
         full = _rate(kernel, n, repeats)
         set_threads(1)
@@ -134,6 +140,8 @@ def run_benchmarks(names=WORKLOADS, *, quick: bool = False, repeats: int | None 
         entry = {
             **base,
             "workload": name,
+            "deterrence": step2.mode,
+            "deterrence_s": round(pilot_s, 3),
             "cells": compiled.n_cells,
             "threads": threads,
             "trials": n,
@@ -145,19 +153,26 @@ def run_benchmarks(names=WORKLOADS, *, quick: bool = False, repeats: int | None 
             "compile_s": compile_s,
         }
         if baselines:
-            ref = _rate(lambda k, c=compiled: simulate_reference(c, 1, 0, k),
+            ref = _rate(lambda k, c=compiled, d=step2: simulate_reference(c, 1, 0, k, deterrence=d),
                         REFERENCE_TRIALS[name][pick], max(1, repeats // 2))
             entry["reference_trials_per_s"] = round(ref.median)
             entry["speedup_vs_reference"] = round(full.median / ref.median, 2)
             from ..oracles.python_loop import simulate_python
 
-            loop = _rate(lambda k, c=compiled: simulate_python(c, 1, 0, k),
+            loop = _rate(lambda k, c=compiled, d=step2: simulate_python(c, 1, 0, k, deterrence=d),
                          PYTHON_TRIALS[name][pick], 1)
             entry["python_loop_trials_per_s"] = round(loop.median)
             entry["speedup_vs_python_loop"] = round(full.median / loop.median, 1)
         entry["peak_rss_mb"] = round(peak_rss_mb(), 1)
         entries.append(entry)
         echo(_line(entry))
+    by_name = {e["workload"]: e for e in entries}
+    if "nato" in by_name and "nato-capability" in by_name:
+        # the same scenario in its two deterrence modes, measured in this run
+        ratio = by_name["nato"]["trials_per_s"] / by_name["nato-capability"]["trials_per_s"]
+        by_name["nato"]["ratio_vs_capability"] = round(ratio, 3)
+        echo(f"  nato ({by_name['nato']['deterrence']}) / nato-capability: ×{ratio:.3f} "
+             f"trials/s")
     return entries
 
 
@@ -171,6 +186,8 @@ def _line(e: dict) -> str:
     text = (f"{e['workload']:>6}: {e['trials_per_s'] / 1e6:7.2f} M trials/s on {e['threads']} "
             f"threads (cv {e['noise'] * 100:.0f}%), "
             f"{e['trials_per_s_1_thread'] / 1e6:.2f} M/s on 1 (×{e['thread_scaling']:.2f})")
+    if "deterrence" in e:
+        text += f"; deterrence {e['deterrence']} ({e['deterrence_s']:.2f} s once per run)"
     if "speedup_vs_reference" in e:
         text += (f"; reference {e['reference_trials_per_s'] / 1e6:.2f} M/s "
                  f"(×{e['speedup_vs_reference']:.1f}), python loop "
@@ -211,7 +228,8 @@ def compare(history: list[dict], entries: list[dict]) -> tuple[list[str], bool]:
     for e in entries:
         same = [h for h in history if h.get("machine") == e["machine"]
                 and h.get("workload") == e["workload"] and h.get("quick") == e["quick"]
-                and h.get("threads") == e["threads"]]
+                and h.get("threads") == e["threads"]
+                and h.get("deterrence", "capability") == e.get("deterrence", "capability")]
         if not same:
             lines.append(f"{e['workload']:>6}: no earlier entry for this machine and mode")
             continue

@@ -1,4 +1,5 @@
-"""Named benchmark workloads: small (3 members), NATO-32 (the shipped Baltic scenario) and large
+"""Named benchmark workloads: small (3 members), NATO-32 (the shipped Baltic scenario, in its
+``expected_response`` deterrence mode, and ``nato-capability``: the same in v1's mode) and large
 (a synthetic 150-state, 40-alliance world).  Shared by ``bench/`` and ``crisis bench``."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from ..model.compile import CompiledScenario, compile_scenario
 from ..model.config import Scenario, load_scenario, scenario_from_dict
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-WORKLOADS = ("small", "nato", "large")
+WORKLOADS = ("small", "nato-capability", "nato", "large")
 
 
 def small_world() -> dict:
@@ -99,6 +100,9 @@ def workload_scenario(name: str) -> Scenario:
         return scenario_from_dict(small_world(), "<workload small>")
     if name == "nato":
         return load_scenario(CONFIGS / "nato-baltic-2024.toml")
+    if name == "nato-capability":  # the same scenario in v1's deterrence mode
+        return load_scenario(CONFIGS / "nato-baltic-2024.toml").with_values(
+            {"scenario.deterrence": "capability"})
     if name == "large":
         return scenario_from_dict(large_world(), "<workload large>")
     raise ValueError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")

@@ -1,6 +1,6 @@
 """Figures of a run folder and of a parameter sweep (matplotlib, Agg backend; PNG and SVG).
 
-``plot_run(run_dir, out_dir)`` writes three figures, each as ``NAME.png`` (130 dpi) and
+``plot_run(run_dir, out_dir)`` writes four figures, each as ``NAME.png`` (130 dpi) and
 ``NAME.svg``:
 
 ``deterrence_by_target``
@@ -13,15 +13,22 @@
 ``breakdown_causes``
     what became of attacks, per target and per attack type: decided and delivered, decided then
     defection, deadlock, veto, no alliance consulted — shares of attacked trials, stacked to 100%.
+``member_honor_rates``
+    per alliance × member state (``members.parquet``): the share of the crises it was pledged to
+    in which it backed and delivered (honored), with its 95% Wilson interval, and its backing
+    rate; one panel per alliance (the alliance's own honor rate as a dashed line), members
+    sorted, the least reliable at the top; named "Estonia (EST)".
 
 ``plot_sweep(frame, x, measures, hue=None, out_stem=...)`` draws sweep curves (one panel per
 measure) with their ``_low``/``_high`` Wilson bands.
 
 Bounded size: a panel shows at most :data:`MAX_BARS` bars and :data:`MAX_CURVES` curves, the
 largest (most trials, attacks or responses); the rest are pooled into one "other (N …)" bar or
-curve, so a 5,000-target or 20,000-alliance run draws figures of the usual size.  Names are drawn
-literally (:func:`engine.present.sanitize.plot_safe`: ``$`` is not mathtext, control characters
-are shown as escapes) and never go through LaTeX.
+curve, so a 5,000-target or 20,000-alliance run draws figures of the usual size.  The member
+figure shows at most :data:`MAX_MEMBER_PANELS` alliances (the most pledged) and
+:data:`MAX_MEMBER_ROWS` members in all (the least reliable of each), and says what it leaves
+out.  Names are drawn literally (:func:`engine.present.sanitize.plot_safe`: ``$`` is not
+mathtext, control characters are shown as escapes) and never go through LaTeX.
 """
 
 from __future__ import annotations
@@ -34,9 +41,11 @@ import numpy as np
 import polars as pl
 
 from ..core.statistics import wilson_interval
+from ..core.tables import members_by_reliability
 from ..errors import UserError
 from ..runs.folder import RunData, RunFolder
 from .sanitize import plot_safe
+from .terminal import member_label
 
 DPI = 130
 # Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
@@ -49,11 +58,15 @@ OUTCOME_COLORS = {
     "veto": "#CC79A7",
     "no alliance consulted": "#BBBBBB",
 }
-RUN_FIGURES = ("deterrence_by_target", "delay_distribution", "breakdown_causes")
+RUN_FIGURES = ("deterrence_by_target", "delay_distribution", "breakdown_causes",
+               "member_honor_rates")
 # the most bars (targets, attack types) and curves (alliances, attack types) in one panel, the
 # "other" bar or curve included
 MAX_BARS = 30
 MAX_CURVES = len(PALETTE)
+# the member figure: at most this many alliance panels (the most pledged) and member rows in all
+MAX_MEMBER_PANELS = 6
+MAX_MEMBER_ROWS = 60
 
 # Human names of the summary measures (axis labels of sweep plots); rates are shown in %.
 MEASURE_LABELS = {
@@ -419,6 +432,89 @@ def _plot_breakdown(run: RunData, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "breakdown_causes")
 
 
+# ---- (d) per-member honor rates ----------------------------------------------------------
+
+
+def _no_members_figure(out_dir: Path, text: str) -> list[Path]:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.0, 2.6))
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+    fig.suptitle("Commitments honored per member", x=0.02, ha="left")
+    return _save(fig, out_dir, "member_honor_rates")
+
+
+def _plot_members(run: RunData, out_dir: Path) -> list[Path]:
+    plt = _pyplot()
+    if run.members is None:
+        return _no_members_figure(out_dir, "no per-member results in this run "
+                                           "(members.parquet is missing: an older engine?)")
+    ranked = members_by_reliability(run.members)
+    if ranked.height == 0:
+        return _no_members_figure(out_dir, "no member pledged in any consulted crisis")
+    totals = (ranked.group_by("alliance", maintain_order=True)
+              .agg(pl.col("pledged").sum(), pl.col("honored").sum(), pl.len().alias("n")))
+    order = np.argsort(-totals["pledged"].to_numpy(), kind="stable")
+    totals = totals[order.tolist()]
+    left_out = totals.height - MAX_MEMBER_PANELS
+    totals = totals.head(MAX_MEMBER_PANELS)
+    per_panel = max(8, MAX_MEMBER_ROWS // max(totals.height, 1))
+    panels = []
+    for rec in totals.iter_rows(named=True):
+        rows = ranked.filter(pl.col("alliance") == rec["alliance"]).head(per_panel)
+        panels.append((rec, rows))
+    heights = [rows.height + 1.6 for _, rows in panels]
+    fig_height = 0.3 * sum(heights) + 1.6
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9.6, fig_height),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for i, (ax, (rec, rows)) in enumerate(zip(axes[:, 0], panels, strict=True)):
+        color = PALETTE[i % len(PALETTE)]
+        n = rows.height
+        y = np.arange(n)[::-1]  # the least reliable at the top
+        rate = 100 * np.array([_val(v) for v in rows["honor_rate"]])
+        low = 100 * np.array([_val(v) for v in rows["honor_rate_low"]])
+        high = 100 * np.array([_val(v) for v in rows["honor_rate_high"]])
+        backed = 100 * np.array([_val(v) for v in rows["backing_rate"]])
+        err = np.vstack([np.clip(rate - low, 0, None), np.clip(high - rate, 0, None)])
+        ax.errorbar(rate, y, xerr=err, fmt="o", color=color, ecolor=color, ms=5.5,
+                    elinewidth=1.4, capsize=3, label="honored (backed and delivered), "
+                                                     "95% Wilson interval")
+        ax.scatter(backed, y, marker="|", s=90, color="0.35", zorder=3, label="backed")
+        overall = 100 * rec["honored"] / rec["pledged"]
+        ax.axvline(overall, color=color, ls="--", lw=1.1, alpha=0.8,
+                   label="the alliance (all its members)")
+        labels = [plot_safe(member_label(nm, st))
+                  for nm, st in zip(rows["name"], rows["state"], strict=True)]
+        ax.set_yticks(y, labels)
+        ax.set_xlim(0, 100)
+        ax.set_xticks(np.arange(0, 101, 20))
+        ax.set_ylim(-0.7, n - 0.3)
+        ax.grid(axis="x", alpha=0.3)
+        shown = (f"the {n} least reliable of {rec['n']:,} members" if rec["n"] > n
+                 else f"{n} members")
+        ax.set_title(f"{plot_safe(rec['alliance'])} — {overall:.1f}% of {rec['pledged']:,} "
+                     f"pledges honored; {shown}", loc="left", fontsize=10.5, pad=16)
+        ax.text(1.04, 1.0, "honored [95% CI]   pledged", transform=ax.transAxes, fontsize=8.5,
+                va="bottom", color="0.35")
+        for yi, r, lo_, hi_, k in zip(y, rate, low, high, rows["pledged"], strict=True):
+            ax.text(1.04, yi, f"{r:.1f}% [{lo_:.1f}–{hi_:.1f}]   {k:,}",
+                    transform=ax.get_yaxis_transform(), va="center", fontsize=8.5)
+    axes[-1, 0].set_xlabel("share of the crises pledged to (%)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda k: not labels[k].startswith("honored"))
+    fig.legend([handles[k] for k in order], [labels[k] for k in order], loc="lower center",
+               ncol=3, frameon=False, fontsize=8.5, bbox_to_anchor=(0.45, 0.0))
+    title = (f"Commitments honored per member — "
+             f"{plot_safe(run.manifest.get('scenario', ''))}")
+    if left_out > 0:
+        title += f"\n({left_out:,} more alliances with fewer pledges: see members.parquet)"
+    fig.suptitle(title, x=0.01, ha="left", fontsize=12.5)
+    # room for the (one or two line) title above the first panel and the legend below
+    top = 1 - (0.35 + 0.25 * title.count("\n")) / fig_height
+    fig.tight_layout(rect=(0, 0.5 / fig_height, 0.82, top))
+    return _save(fig, out_dir, "member_honor_rates")
+
+
 # ---- public API --------------------------------------------------------------------------
 
 
@@ -437,6 +533,7 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     paths += _plot_deterrence(run, out)
     paths += _plot_delay(run, out)
     paths += _plot_breakdown(run, out)
+    paths += _plot_members(run, out)
     return paths
 
 

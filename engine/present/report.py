@@ -2,8 +2,9 @@
 
 The page holds the scenario (name, hash, seed, trials and the scenario file itself), the manifest,
 the summary tables (overall, per target, alliance, attack type and aggressor; rates as percentages
-with their 95% Wilson intervals) and the figures of :func:`engine.present.plots.plot_run`, embedded
-as ``data:`` URIs (SVG), so the page needs no other file and loads nothing from the network.
+with their 95% Wilson intervals), the members (per alliance × member state, the least reliable
+first) and the figures of :func:`engine.present.plots.plot_run`, embedded as ``data:`` URIs
+(SVG), so the page needs no other file and loads nothing from the network.
 
 Bounded size: a table shows at most :data:`MAX_TABLE_ROWS` rows (the ones with the most trials),
 then one row saying how many are left out and where they are (``summary.parquet``); the figures
@@ -24,11 +25,13 @@ from pathlib import Path
 
 import polars as pl
 
+from ..core.tables import members_by_reliability
 from ..errors import UserError
-from ..runs.folder import SCENARIO
+from ..runs.folder import MEMBERS, SCENARIO
 from ..runs.io import atomic_write
 from .plots import RUN_FIGURES, plot_run, read_run
 from .sanitize import terminal_safe
+from .terminal import member_label
 
 # the most rows of one summary table (the rest: one row pointing to summary.parquet)
 MAX_TABLE_ROWS = 50
@@ -52,6 +55,9 @@ FIGURE_CAPTIONS = {
                           "response, over invoked trials.",
     "breakdown_causes": "What became of the attacks: decided and delivered, decided then "
                         "defection, deadlock, veto, or no alliance to consult.",
+    "member_honor_rates": "Share of the crises each member was pledged to in which it backed "
+                          "and delivered (honored), with 95% Wilson intervals; ticks: backed; "
+                          "dashed: the alliance as a whole. The least reliable at the top.",
 }
 
 CSS = """
@@ -152,6 +158,49 @@ def summary_html(summary: pl.DataFrame, scopes: tuple[str, ...]) -> str:
             f"</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
+# (column heading, rate) of the members table; every rate is of the crises pledged to
+MEMBER_RATE_HEADINGS = (
+    ("backed %", "backing_rate"),
+    ("delivered %", "delivery_rate"),
+    ("honored % [95% CI]", "honor_rate"),
+    ("free rode %", "free_riding_rate"),
+)
+
+
+def members_html(members: pl.DataFrame | None) -> str:
+    """The members (``members.parquet``) as an HTML table, the least reliable first (lowest
+    honor rate, ties by more pledges), at most :data:`MAX_TABLE_ROWS` rows."""
+    if members is None:
+        return (f'<p class="sub">No per-member results: this run has no {MEMBERS} (a run of an '
+                "older engine?).</p>")
+    ranked = members_by_reliability(members)
+    never = members.height - ranked.height
+    if ranked.height == 0:
+        return '<p class="sub">No member pledged in any consulted crisis.</p>'
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h, _ in MEMBER_RATE_HEADINGS)
+    rows = []
+    for rec in ranked.head(MAX_TABLE_ROWS).iter_rows(named=True):
+        tds = "".join(f"<td>{_cell(rec, rate, 'rate+ci' if rate == 'honor_rate' else 'rate')}"
+                      "</td>" for _, rate in MEMBER_RATE_HEADINGS)
+        rows.append(f'<tr><td class="key">{esc(terminal_safe(rec["alliance"]))}</td>'
+                    f'<td class="key">{esc(terminal_safe(member_label(rec["name"], rec["state"])))}'
+                    f'</td><td>{rec["pledged"]:,}</td>{tds}</tr>')
+    more = ranked.height - MAX_TABLE_ROWS
+    notes = []
+    if more > 0:
+        notes.append(f"{more:,} more members, more reliable, not shown: every one is in "
+                     f"{MEMBERS} (<code>crisis summarize RUN_DIR --format csv --table "
+                     "members</code>)")
+    if never:
+        notes.append(f"{never:,} memberships never pledged (their alliance was never consulted "
+                     "with them as an ally) are left out")
+    note = "".join(f'<p class="sub">{n}.</p>' for n in notes)
+    return (f'<div class="scroll"><table><thead><tr><th class="key">alliance</th>'
+            f'<th class="key">member</th><th>pledged</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>{note}")
+
+
 def _kv_table(items: list[tuple[str, object]]) -> str:
     rows = []
     for key, value in items:
@@ -217,6 +266,12 @@ def render_report(run_dir: str | Path) -> str:
     for scopes, heading in SECTIONS:
         if summary.filter(pl.col("scope").is_in(list(scopes))).height:
             body += [f"<h3>{esc(heading)}</h3>", summary_html(summary, scopes)]
+    body += ["<h3>By member, the least reliable first</h3>",
+             '<p class="sub">Per alliance and member state, over the crises the alliance was '
+             "consulted in with the member as an ally (neither target nor aggressor): backed in "
+             "the alliance's consultation, delivered its forces, honored (both), free rode (the "
+             "alliance acted, the member never backed).</p>",
+             members_html(run.members)]
     body += ["<h2>Figures</h2>", _figures_html(run_dir)]
     body += ["<h2>Manifest</h2>", _kv_table(list(m.items())),
              "<h2>Scenario file</h2>",

@@ -1,10 +1,15 @@
-"""The summary as a terminal table (``crisis run``, ``merge`` and ``summarize``)."""
+"""The summary and the per-member results as terminal tables (``crisis run``, ``merge`` and
+``summarize``)."""
 
 from __future__ import annotations
 
 import polars as pl
 
+from ..core.tables import members_by_reliability
 from .sanitize import terminal_safe
+
+# the most members listed by format_members (the least reliable; the rest in one line)
+MEMBER_ROWS = 20
 
 _FORMAT_ORDER = ("overall", "covered_targets", "uncovered_targets", "target", "alliance",
                  "attack_type", "aggressor")
@@ -81,4 +86,55 @@ def format_summary(summary: pl.DataFrame) -> str:
     out = [line(header), "  ".join("-" * w for w in widths)]
     for r in rows:
         out.append("" if r is None else line(r))
+    return "\n".join(out)
+
+
+def member_label(name: str | None, state: str) -> str:
+    """``Estonia (EST)``, or the id alone when the state has no name (unescaped)."""
+    return f"{name} ({state})" if name and name != state else state
+
+
+def format_members(members: pl.DataFrame, limit: int = MEMBER_ROWS,
+                   more_hint: str = "") -> str:
+    """Fixed-width view of a members table (``members.parquet``): the least reliable members
+    first (lowest honor rate, ties by more pledges; :func:`members_by_reliability`), at most
+    ``limit`` rows, then one line saying how many more there are (``more_hint`` says where to
+    find them) and how many memberships never pledged.
+
+    Per row: alliance, member (name and id), pledged crises, backed % (in this alliance's
+    consultation), delivered %, honored % with its 95% Wilson interval (backed and delivered),
+    free rode % — every rate of the pledged crises.  Names are shown with control characters
+    escaped."""
+    ranked = members_by_reliability(members)
+    never = members.height - ranked.height
+    header = ("alliance", "member", "pledged", "backed %", "delivered %",
+              "honored % [95% CI]", "free rode %")
+    rows = []
+    for rec in ranked.head(limit).iter_rows(named=True):
+        honor = rec["honor_rate"]
+        ci = ("-" if honor is None else
+              f"{_pct(honor)} [{_pct(rec['honor_rate_low'])}–{_pct(rec['honor_rate_high'])}]")
+        rows.append((terminal_safe(rec["alliance"]),
+                     terminal_safe(member_label(rec["name"], rec["state"])),
+                     f"{rec['pledged']:,}", _pct(rec["backing_rate"]),
+                     _pct(rec["delivery_rate"]), ci, _pct(rec["free_riding_rate"])))
+    if not rows:
+        text = "no member pledged in any consulted crisis"
+        return text + (f" ({never:,} memberships)" if never else "")
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(r: tuple[str, ...]) -> str:
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])] + [
+            v.rjust(w) for v, w in zip(r[2:], widths[2:], strict=True)]
+        return "  ".join(cells).rstrip()
+
+    out = [line(header), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    more = ranked.height - len(rows)
+    if more:
+        out.append(f"… {more:,} more members{more_hint}")
+    if never:
+        out.append(f"({never:,} memberships never pledged: their alliance was never consulted "
+                   f"with them as an ally)")
     return "\n".join(out)

@@ -1,7 +1,8 @@
 """One run folder: the only module that names a run folder's files, writes them and reads them back.
 
-A complete run (design §5) holds ``cells.parquet``, ``summary.parquet``, ``manifest.json``,
-``tallies.npz`` (the exact integer tallies and delay histograms, for merging), ``scenario.toml``
+A complete run (design §5, §8) holds ``cells.parquet``, ``summary.parquet``, ``members.parquet``
+(per alliance × member state), ``manifest.json``, ``tallies.npz`` (the exact integer tallies,
+per-member tallies and delay histograms, for merging), ``scenario.toml``
 (the input, byte for byte), ``run.json`` (the options, so the run can be resumed) and, with
 ``--save-trials``, ``trials.parquet``.  Every file is written atomically (:mod:`engine.runs.io`);
 ``manifest.json`` is written last, so a folder with a manifest is a complete run.  While a run
@@ -18,7 +19,9 @@ Nothing read back is trusted (:mod:`engine.runs.io`, :mod:`engine.runs.integrity
   the very bytes that were hashed; ``manifest.json`` records the SHA-256 of every output file
   (``files``) and the counts (``totals``), and every reader that has a manifest checks them;
 * ``.npz`` arrays must have exactly the expected names, dtypes and shapes (checked from their
-  headers before any is loaded; never pickles), and tallies the kernel's relations;
+  headers before any is loaded; never pickles), and tallies the kernel's relations; tallies
+  written by an older engine (without the per-member ``members`` array) are refused with a
+  message that says so;
 * ``run.json`` is validated by :class:`~engine.runs.options.RunOptions`; a checkpoint records
   the scenario hash, seed, trials, trial range and saved-trial count it belongs to, and a
   digest of its arrays;
@@ -40,19 +43,26 @@ import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from kernels.layout import N_ALLIANCE_COLUMNS, N_CELL_COLUMNS, N_HIST_BINS, N_RECORD_COLUMNS
+from kernels.layout import (
+    N_ALLIANCE_COLUMNS,
+    N_CELL_COLUMNS,
+    N_HIST_BINS,
+    N_MEMBER_COLUMNS,
+    N_RECORD_COLUMNS,
+)
 
 from ..core.simulate import Tallies
 from ..errors import UserError
 from .integrity import checkpoint_digest, record_problems, tally_problems, totals
 from .io import (
+    npz_names,
     read_json_object,
     read_npz,
     read_regular,
@@ -71,6 +81,7 @@ if TYPE_CHECKING:
 
 CELLS = "cells.parquet"
 SUMMARY = "summary.parquet"
+MEMBERS = "members.parquet"
 TRIALS = "trials.parquet"
 TALLIES = "tallies.npz"
 SCENARIO = "scenario.toml"
@@ -84,17 +95,22 @@ SHARD_NAME = "shard-%04d-of-%04d"  # printf format: shard index, shard count (al
 LOGS = "logs"  # job-array logs of a submitted run
 STATUS = "status"  # ``shard-I.failed`` markers of a submitted run
 # the files a run writes, removed by --force before it starts again
-RUN_FILES = (CELLS, SUMMARY, TALLIES, SCENARIO, TRIALS, MANIFEST, RUN_JSON, CHECKPOINT)
-TALLY_ARRAYS = ("cells", "cell_hist", "alliances", "alliance_hist")
+RUN_FILES = (CELLS, SUMMARY, MEMBERS, TALLIES, SCENARIO, TRIALS, MANIFEST, RUN_JSON,
+             CHECKPOINT)
+# the arrays of tallies.npz (and of checkpoint.npz): the fields of Tallies, in order
+TALLY_ARRAYS = tuple(f.name for f in fields(Tallies))
 SHARD_FOLDER = re.compile(r"shard-\d{4,}-of-\d{4,}")  # SHARD_NAME's names
 # dtype and shape of every array of tallies.npz and checkpoint.npz (C cells, A alliances,
-# R saved trial records)
+# M memberships, R saved trial records)
 TALLY_SPEC = {
     "cells": ("<i8", ("C", N_CELL_COLUMNS)),
     "cell_hist": ("<i8", ("C", N_HIST_BINS)),
     "alliances": ("<i8", ("A", N_ALLIANCE_COLUMNS)),
     "alliance_hist": ("<i8", ("A", N_HIST_BINS)),
+    "members": ("<i8", ("M", N_MEMBER_COLUMNS)),
 }
+# arrays added by later engines: a file without them was written by an older engine
+NEWER_TALLY_ARRAYS = ("members",)
 CHECKPOINT_SPEC = {
     **TALLY_SPEC,
     "position": ("<i8", ()),
@@ -119,8 +135,27 @@ def default_out_dir(scenario_name: str, seed: int) -> Path:
 
 
 def tallies_arrays(t: Tallies) -> dict[str, np.ndarray]:
-    return dict(zip(TALLY_ARRAYS, (t.cells, t.cell_hist, t.alliances, t.alliance_hist),
-                    strict=True))
+    return dict(zip(TALLY_ARRAYS, t.arrays(), strict=True))
+
+
+def tally_dims(compiled: CompiledScenario | None) -> dict[str, int] | None:
+    """The sizes of TALLY_SPEC's named dimensions for ``compiled`` (None: only consistent)."""
+    if compiled is None:
+        return None
+    return {"C": compiled.n_cells, "A": compiled.n_alliances, "M": compiled.n_memberships}
+
+
+def _refuse_older(data: bytes, path: Path, what: str, again: str) -> None:
+    """A :class:`UserError` when the ``.npz`` bytes are a tally file of an older engine (its
+    tallies, without the arrays added since): say so and what to do, rather than which array
+    is missing."""
+    names = npz_names(data)
+    if names is None or "cells" not in names:
+        return  # not tallies at all: read_npz says what is wrong
+    missing = [name for name in NEWER_TALLY_ARRAYS if name not in names]
+    if missing:
+        raise UserError(f"{path}: {what} written by an older engine (no per-member tallies: "
+                        f"{', '.join(missing)} missing); {again}")
 
 
 @dataclass(frozen=True)
@@ -342,9 +377,13 @@ class RunFolder:
     def write_tallies(self, tallies: Tallies) -> str:
         return write_npz(self.path / TALLIES, tallies_arrays(tallies))
 
-    def write_tables(self, cells: pl.DataFrame, summary: pl.DataFrame) -> dict[str, str]:
+    def write_tables(self, cells: pl.DataFrame, summary: pl.DataFrame,
+                     members: pl.DataFrame) -> dict[str, str]:
+        """``cells.parquet``, ``summary.parquet`` and ``members.parquet``; returns the
+        SHA-256 of each by file name."""
         return {CELLS: write_parquet(self.path / CELLS, cells),
-                SUMMARY: write_parquet(self.path / SUMMARY, summary)}
+                SUMMARY: write_parquet(self.path / SUMMARY, summary),
+                MEMBERS: write_parquet(self.path / MEMBERS, members)}
 
     def write_records(self, records: pl.DataFrame) -> str:
         return write_parquet(self.path / TRIALS, records)
@@ -354,16 +393,19 @@ class RunFolder:
         write_json(self.manifest_path, manifest)
 
     def write_results(self, tallies: Tallies, cells: pl.DataFrame | None,
-                      summary: pl.DataFrame | None, records: pl.DataFrame | None,
-                      manifest: dict) -> None:
+                      summary: pl.DataFrame | None, members: pl.DataFrame | None,
+                      records: pl.DataFrame | None, manifest: dict) -> None:
         """Every result file of a finished run (tables are None for a shard), the manifest
         last — with the SHA-256 of every file (``files``) and the counts (``totals``), which it
         gains in place; then the checkpoint goes."""
         files = {TALLIES: self.write_tallies(tallies)}
         if records is not None:
             files[TRIALS] = self.write_records(records)
-        if cells is not None and summary is not None:
-            files.update(self.write_tables(cells, summary))
+        tables = (cells, summary, members)
+        if any(t is not None for t in tables):
+            if any(t is None for t in tables):
+                raise ValueError("a whole run writes its cells, summary and members tables")
+            files.update(self.write_tables(cells, summary, members))
         if os.path.lexists(self.scenario_path):
             files[SCENARIO] = sha256_hex(read_regular(self.scenario_path, "scenario file"))
         manifest["files"] = dict(sorted(files.items()))
@@ -410,8 +452,9 @@ class RunFolder:
         satisfy every relation of :mod:`engine.runs.integrity` over its trial range."""
         path = self.path / TALLIES
         data = self._verified(TALLIES, "tallies", manifest)
-        dims = None if compiled is None else {"C": compiled.n_cells, "A": compiled.n_alliances}
-        arrays = read_npz(data, path, "tallies", TALLY_SPEC, dims)
+        _refuse_older(data, path, "tallies", "run it again with this engine (a shard: run "
+                      "that shard again, then merge)")
+        arrays = read_npz(data, path, "tallies", TALLY_SPEC, tally_dims(compiled))
         tallies = Tallies(*(arrays[k] for k in TALLY_ARRAYS))
         if manifest is not None:
             low, high = manifest["trial_range"]
@@ -431,9 +474,10 @@ class RunFolder:
         must be those of a real run of ``[start, position)``."""
         path = self.path / CHECKPOINT
         data = read_regular(path, "checkpoint")
+        _refuse_older(data, path, "checkpoint", "it cannot be resumed; start the run again "
+                      "(`crisis run … --force`)")
         start, stop = options.trial_range
-        dims = {"C": compiled.n_cells, "A": compiled.n_alliances}
-        arrays = read_npz(data, path, "checkpoint", CHECKPOINT_SPEC, dims)
+        arrays = read_npz(data, path, "checkpoint", CHECKPOINT_SPEC, tally_dims(compiled))
         run_json = self.path / RUN_JSON
         belongs = {"scenario_hash": options.scenario_hash, "seed": options.seed,
                    "trials": options.trials, "trial_range": [start, stop],
@@ -498,8 +542,9 @@ class RunFolder:
 
     def load(self) -> RunData:
         """Read a complete run: the manifest and summary must be there, readable and (where
-        the manifest records their SHA-256) unchanged; the cells table and the tallies are read
-        when present, unchanged and consistent, else a note says why."""
+        the manifest records their SHA-256) unchanged; the cells and members tables and the
+        tallies are read when present, unchanged and consistent, else a note says why (a run
+        of an older engine has no members table)."""
         path = self.path
         if not path.exists():
             raise UserError(f"{path}: no such folder (so not a complete run)")
@@ -533,6 +578,22 @@ class RunFolder:
                     run.tallies = tallies
         else:
             run.notes.append(f"{path}: no {TALLIES}")
+        if os.path.lexists(path / MEMBERS):
+            try:
+                members = self.read_table(MEMBERS, manifest)
+            except UserError as err:
+                run.notes.append(str(err))
+            else:
+                if run.tallies is not None and (
+                        "pledged" not in members.columns or not np.array_equal(
+                            members.get_column("pledged").to_numpy(),
+                            run.tallies.members[:, 0])):
+                    run.notes.append(f"{path}: {MEMBERS} does not match {TALLIES}")
+                else:
+                    run.members = members
+        else:
+            run.notes.append(f"{path}: no {MEMBERS} (a run of an older engine?): no "
+                             f"per-member results")
         if os.path.lexists(self.scenario_path):
             try:
                 run.alliance_ids = [al.id for al in self.read_scenario(manifest).alliances]
@@ -596,6 +657,7 @@ class RunData:
     summary: pl.DataFrame
     cells: pl.DataFrame | None = None
     tallies: Tallies | None = None
+    members: pl.DataFrame | None = None  # members.parquet: per alliance × member state
     alliance_ids: list[str] | None = None  # in tally order; None when scenario.toml is unreadable
     notes: list[str] = field(default_factory=list)
 

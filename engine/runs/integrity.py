@@ -7,15 +7,17 @@ configuration); a file that breaks one was damaged, mixed up or forged.  Per cel
 * every count, sum and histogram bin is ≥ 0, and the trials add up to the trial range;
 * ``deterred + attacked = trials``, ``repelled + succeeded = attacked``,
   ``deterred_no_alliance ≤ trials``;
-* ``consulted`` is ``attacked`` where the target has a covering alliance and 0 elsewhere;
-  ``invoked + deadlock + veto = consulted``; ``veto`` is 0 unless a covering alliance decides
-  by veto;
+* ``consulted`` is ``attacked`` where the cell has a covering alliance (per aggressor and
+  target, design §8) and 0 elsewhere; ``invoked + deadlock + veto = consulted``; ``veto`` is 0
+  unless a covering alliance decides by veto;
 * ``defection``, ``with_allied_backers`` and ``repelled_invoked`` are ≤ ``invoked``, and
   ``repelled_invoked ≤ repelled``;
 * ``invoked ≤ rounds_sum ≤ invoked · max_rounds``; the delay histogram holds ``invoked``
   trials; ``backing_share_sum_fx ≤ consulted · 2²⁴``; ``delivered_share_sum_fx ≤
   with_allied_backers · 2²⁴``; ``free_riders_sum ≤ invoked · states``; ``honored_sum ≤
-  allies_sum ≤ consulted · states``.
+  allies_sum ≤ consulted · memberships``, and (with the scenario) ``allies_sum`` is exactly
+  ``consulted`` times the pledges of one consulted trial of the cell (Σ over its covering
+  alliances of their members other than the target and the aggressor).
 
 Per alliance (A rows): ``covered``, ``deterred``, ``consulted`` and ``repelled`` are the sums of
 the cell ``trials``, ``deterred``, ``attacked`` and ``repelled`` over the cells it covers;
@@ -24,6 +26,14 @@ the cell ``trials``, ``deterred``, ``attacked`` and ``repelled`` over the cells 
 trials; ``backing_share_sum_fx ≤ consulted · 2²⁴``; ``free_riders_sum ≤ decided · members``.
 Across both: Σ ``first`` = Σ ``invoked``, the delay sums agree, and so do the histograms bin by
 bin (every invoked trial is tallied once in its cell and once in its earliest alliance).
+
+Per membership (rows of the member CSR, design §8): ``backed``, ``delivered`` and ``free_rode``
+are ≤ ``pledged``, ``backed + free_rode ≤ pledged`` (a pledge is backed, free-ridden or
+neither), ``honored ≤ backed`` and ``honored ≤ delivered``; Σ ``pledged`` = Σ the cells'
+``allies_sum`` and Σ ``honored`` = Σ their ``honored_sum`` (the same pledges, counted per member
+and per cell).  With the scenario: each row's ``pledged`` is exactly the ``consulted`` trials of
+the cells its alliance covers in which the member is neither the target nor the aggressor, and
+an alliance's Σ ``free_rode`` is its ``free_riders_sum``.
 
 These checks stop accidents, mix-ups and crashes; they cannot tell a consistent forgery from a
 real result (nothing in a run folder is secret).
@@ -41,6 +51,7 @@ from kernels.layout import (
     CAUSES,
     CELL_COLUMNS,
     MAX_ROUNDS,
+    MEMBER_COLUMNS,
     N_RECORD_COLUMNS,
     R_AGGRESSOR,
     R_ALLIANCE,
@@ -120,13 +131,15 @@ def tally_problems(tallies: Tallies, n_trials: int,
         _need(problems, ok, what)
 
     for name, array in (("cells", cells), ("cell_hist", tallies.cell_hist),
-                        ("alliances", alliances), ("alliance_hist", tallies.alliance_hist)):
+                        ("alliances", alliances), ("alliance_hist", tallies.alliance_hist),
+                        ("members", tallies.members)):
         if array.size and int(array.min()) < 0:
             problems.append(f"{name}: negative counts")
     if problems:
         return problems
     c = {name: _exact(cells[:, i]) for i, name in enumerate(CELL_COLUMNS)}
     a = {name: _exact(alliances[:, i]) for i, name in enumerate(ALLIANCE_COLUMNS)}
+    m = {name: _exact(tallies.members[:, i]) for i, name in enumerate(MEMBER_COLUMNS)}
     if sum(c["trials"]) != n_trials:
         problems.append(f"cells: {sum(c['trials']):,} trials where the range holds {n_trials:,}")
         return problems
@@ -150,7 +163,9 @@ def tally_problems(tallies: Tallies, n_trials: int,
          "cells: delivered_share_sum_fx too large")
     need(c["free_riders_sum"] <= c["invoked"] * n_states, "cells: free_riders_sum too large")
     need(c["honored_sum"] <= c["allies_sum"], "cells: honored_sum > allies_sum")
-    need(c["allies_sum"] <= c["consulted"] * n_states, "cells: allies_sum too large")
+    # a consulted trial pledges each member of each covering alliance at most once
+    need(c["allies_sum"] <= c["consulted"] * tallies.members.shape[0],
+         "cells: allies_sum too large")
     need(_row_sums(tallies.cell_hist) == c["invoked"],
          "cell_hist: the delay histogram does not hold the invoked trials")
 
@@ -173,12 +188,37 @@ def tally_problems(tallies: Tallies, n_trials: int,
                           _column_sums(tallies.cell_hist)):
         problems.append("alliance_hist: does not add up to cell_hist bin by bin")
 
+    for name in ("backed", "delivered", "free_rode"):
+        need(m[name] <= m["pledged"], f"members: {name} > pledged")
+    need(m["backed"] + m["free_rode"] <= m["pledged"], "members: backed + free_rode > pledged")
+    need(m["honored"] <= m["backed"], "members: honored > backed")
+    need(m["honored"] <= m["delivered"], "members: honored > delivered")
+    if sum(m["pledged"]) != sum(c["allies_sum"]):
+        problems.append("members: the pledges do not add up to the cells' allies_sum")
+    if sum(m["honored"]) != sum(c["honored_sum"]):
+        problems.append("members: the honored pledges do not add up to the cells' honored_sum")
+
     if compiled is not None:
-        problems += _scenario_problems(c, a, compiled)
+        problems += _scenario_problems(c, a, m, compiled)
     return problems[:MAX_PROBLEMS]
 
 
-def _scenario_problems(c: dict, a: dict, compiled: CompiledScenario) -> list[str]:
+def cell_cover_pairs(compiled: CompiledScenario) -> tuple[np.ndarray, np.ndarray]:
+    """(cell, alliance) int64 arrays: every covering alliance of every cell (design §8: the
+    alliances of the cell's (aggressor, target) entry, ``entry_cover_ptr/idx``), cells in
+    order, each one's alliances ascending."""
+    cp = compiled
+    ptr = np.asarray(cp.entry_cover_ptr, dtype=np.int64)
+    entry = np.asarray(cp.cell_entry, dtype=np.int64)
+    starts, counts = ptr[entry], ptr[entry + 1] - ptr[entry]
+    cell = np.repeat(np.arange(entry.size, dtype=np.int64), counts)
+    # position within each cell's run of pairs, added to the run's start in entry_cover_idx
+    offset = np.arange(cell.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    alliance = np.asarray(cp.entry_cover_idx, dtype=np.int64)[np.repeat(starts, counts) + offset]
+    return cell, alliance
+
+
+def _scenario_problems(c: dict, a: dict, m: dict, compiled: CompiledScenario) -> list[str]:
     """The relations that need the scenario: cover, veto rules, rounds, members."""
     problems: list[str] = []
 
@@ -187,31 +227,70 @@ def _scenario_problems(c: dict, a: dict, compiled: CompiledScenario) -> list[str
 
     cp = compiled
     n_cells, n_alliances = len(cp.cell_target), len(cp.rule)
-    cover_of_cell = [cp.cover_idx[cp.cover_ptr[t]:cp.cover_ptr[t + 1]] for t in cp.cell_target]
-    covered_cell = np.array([len(cov) > 0 for cov in cover_of_cell], dtype=bool)
+    pair_cell, pair_alliance = cell_cover_pairs(cp)
+    covered_cell = np.bincount(pair_cell, minlength=n_cells) > 0
     vetoing = np.asarray(cp.rule) == RULE_VETO
-    veto_possible = np.array([bool(vetoing[cov].any()) for cov in cover_of_cell], dtype=bool)
+    veto_possible = np.bincount(pair_cell, weights=vetoing[pair_alliance],
+                                minlength=n_cells) > 0
     rounds = np.asarray(cp.max_rounds, dtype=np.int64)
-    rounds_cell = np.array([int(rounds[cov].max()) if len(cov) else 0 for cov in cover_of_cell],
-                           dtype=object)
+    rounds_cell = np.zeros(n_cells, dtype=np.int64)
+    np.maximum.at(rounds_cell, pair_cell, rounds[pair_alliance])
     need(np.where(covered_cell, c["consulted"] == c["attacked"], c["consulted"] == 0),
-         "cells: consulted ≠ attacked on covered targets (or ≠ 0 on the others)")
+         "cells: consulted ≠ attacked on covered cells (or ≠ 0 on the others)")
     need(veto_possible | (c["veto"] == 0), "cells: vetoes where no alliance decides by veto")
-    need(c["rounds_sum"] <= c["invoked"] * rounds_cell, "cells: rounds_sum too large")
+    need(c["rounds_sum"] <= c["invoked"] * rounds_cell.astype(object),
+         "cells: rounds_sum too large")
     expect = {name: np.zeros(n_alliances, dtype=object)
               for name in ("trials", "deterred", "attacked", "repelled")}
-    for cell in range(n_cells):
-        for al in cover_of_cell[cell]:
-            for name in expect:
-                expect[name][al] += c[name][cell]
+    for name, values in expect.items():
+        np.add.at(values, pair_alliance, c[name][pair_cell])
     for mine, theirs in (("covered", "trials"), ("deterred", "deterred"),
                          ("consulted", "attacked"), ("repelled", "repelled")):
         need(a[mine] == expect[theirs], f"alliances: {mine} ≠ the cells' {theirs} it covers")
     need(vetoing | (a["veto"] == 0), "alliances: vetoes in an alliance without a veto rule")
     need(a["rounds_sum"] <= a["decided"] * rounds.astype(object),
          "alliances: rounds_sum too large")
-    members = np.diff(np.asarray(cp.member_ptr, dtype=np.int64)).astype(object)
-    need(a["free_riders_sum"] <= a["decided"] * members, "alliances: free_riders_sum too large")
+    member_ptr = np.asarray(cp.member_ptr, dtype=np.int64)
+    members = np.diff(member_ptr)
+    need(a["free_riders_sum"] <= a["decided"] * members.astype(object),
+         "alliances: free_riders_sum too large")
+
+    # pledges (design §8): in every consulted trial of a cell, each covering alliance's members
+    # other than the target and the aggressor pledge once
+    aggressor = np.asarray(cp.aggressor_state, dtype=np.int64)[
+        np.asarray(cp.cell_aggressor, dtype=np.int64)]
+    target = np.asarray(cp.cell_target, dtype=np.int64)
+    membership = np.asarray(cp.membership)
+    aggressor_member = membership[aggressor[pair_cell], pair_alliance].astype(np.int64)
+    per_trial = np.zeros(n_cells, dtype=np.int64)
+    np.add.at(per_trial, pair_cell, members[pair_alliance] - 1 - aggressor_member)
+    need(c["allies_sum"] == c["consulted"] * per_trial.astype(object),
+         "cells: allies_sum is not the pledges of the consulted trials")
+    # each membership row pledged in the consulted trials of the cells its alliance covers,
+    # except those where the member is the target or the aggressor
+    consulted = c["consulted"][pair_cell]
+    by_alliance = np.zeros(n_alliances, dtype=object)
+    np.add.at(by_alliance, pair_alliance, consulted)
+    # consulted trials per (alliance, state) where the state is the target or the aggressor,
+    # summed sparsely over the keys alliance · S + state
+    n_states = cp.n_states
+    keys = np.concatenate([pair_alliance * n_states + target[pair_cell],
+                           pair_alliance * n_states + aggressor[pair_cell]])
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    as_party = np.zeros(uniq.size, dtype=object)
+    np.add.at(as_party, inverse, np.concatenate([consulted, consulted]))
+    row_alliance = np.repeat(np.arange(n_alliances, dtype=np.int64), members)
+    row_key = row_alliance * n_states + np.asarray(cp.member_idx, dtype=np.int64)
+    at = np.minimum(np.searchsorted(uniq, row_key), max(uniq.size - 1, 0))
+    hit = (uniq[at] == row_key) if uniq.size else np.zeros(row_key.size, dtype=bool)
+    party = np.where(hit, as_party[at] if uniq.size else 0, 0).astype(object)
+    expected = by_alliance[row_alliance] - party
+    need(m["pledged"] == expected, "members: pledged ≠ the consulted trials of the cells its "
+                                   "alliance covers (member neither target nor aggressor)")
+    free_rode = np.zeros(n_alliances, dtype=object)
+    np.add.at(free_rode, row_alliance, m["free_rode"])
+    need(free_rode == a["free_riders_sum"], "members: free_rode does not add up to the "
+                                            "alliance's free_riders_sum")
     return problems
 
 

@@ -157,6 +157,15 @@ def read_json_object(path: Path, what: str) -> dict:
     return value
 
 
+def npz_names(data: bytes) -> set[str] | None:
+    """The array names in an ``.npz`` file's bytes (None when they are not a zip archive)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return {name.removesuffix(".npy") for name in archive.namelist()}
+    except Exception:  # noqa: BLE001 - whatever the bytes are, they are not an npz
+        return None
+
+
 # An array's expected dtype and shape: each dimension a number, or a name that must take the
 # same value in every array where it appears (and the value given in ``dims`` if given).
 ArraySpec = tuple[str, tuple[int | str, ...]]

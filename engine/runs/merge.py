@@ -5,9 +5,11 @@ version and shard count; shard ranges complete and non-overlapping; the SHA-256 
 files recorded — and nothing is merged from a partial or inconsistent set.  Then each shard's
 tallies must match the SHA-256 and totals its manifest records, have the scenario's shapes and
 satisfy the kernel's relations over the shard's range (:mod:`engine.runs.integrity`), and its
-saved trial records must be the first trials of its range.  Tallies are integers, summed in
-shard order (an overflow is refused), so the merged ``cells.parquet`` / ``summary.parquet``
-equal a single run's, byte for byte.
+saved trial records must be the first trials of its range.  Tallies (per-member tallies
+included) are integers, summed in shard order (an overflow is refused), so the merged
+``cells.parquet`` / ``summary.parquet`` / ``members.parquet`` equal a single run's, byte for
+byte.  Shards written by an older engine (tallies without per-member arrays) are refused with a
+message that says so.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ import polars as pl
 from kernels.layout import N_RECORD_COLUMNS
 
 from ..core.simulate import Tallies
-from ..core.tables import cells_table, records_table, summary_table
+from ..core.tables import records_table
 from ..errors import UserError
 from ..model.compile import CompiledScenario, compile_scenario
 from ..model.config import scenario_hash
 from ..model.limits import check_scenario_size
 from ..version import __version__
 from .folder import MANIFEST, SHARDS, TALLIES, TRIALS, RunFolder, shard_range
-from .runner import RunResult
+from .runner import RUN_MANIFEST_KEYS, RunResult, add_tables
 
 
 def _folder(run_dir: str | Path | RunFolder) -> RunFolder:
@@ -100,9 +102,7 @@ def check_shards(run_dir: str | Path | RunFolder) -> tuple[dict, list[tuple[RunF
 
 def _add_exactly(total: Tallies, part: Tallies, where: Path) -> None:
     """``total += part``, refusing an int64 overflow (both hold only non-negative counts)."""
-    for mine, theirs in zip((total.cells, total.cell_hist, total.alliances, total.alliance_hist),
-                            (part.cells, part.cell_hist, part.alliances, part.alliance_hist),
-                            strict=True):
+    for mine, theirs in zip(total.arrays(), part.arrays(), strict=True):
         mine += theirs
         if np.any(mine < theirs):
             raise UserError(f"{where}: the merged tallies would overflow")
@@ -145,12 +145,8 @@ def merge_run(run_dir: str | Path | RunFolder) -> RunResult:
             expected = records_table(compiled, np.zeros((0, N_RECORD_COLUMNS))).schema
             parts = [_shard_records(folder, m, save, expected) for folder, m in shards]
             result.records = pl.concat(parts).sort("trial").head(save)
-        result.cells = cells_table(compiled, total)
-        result.summary = summary_table(compiled, total)
-        manifest = {
-            key: first[key] for key in ("scenario", "scenario_file", "scenario_hash", "seed",
-                                        "trials", "block_size", "save_trials", "versions")
-        }
+        add_tables(result, compiled, scenario)
+        manifest = {key: first[key] for key in RUN_MANIFEST_KEYS if key in first}
         manifest.update({
             "trial_range": [0, first["trials"]],
             "shards": len(shards),
@@ -159,7 +155,8 @@ def merge_run(run_dir: str | Path | RunFolder) -> RunResult:
             "threads": sorted({m["threads"] for _, m in shards}),
         })
         result.manifest = manifest
-        run_dir.write_results(total, result.cells, result.summary, result.records, manifest)
+        run_dir.write_results(total, result.cells, result.summary, result.members,
+                              result.records, manifest)
     return result
 
 
@@ -167,7 +164,7 @@ def _merged_tallies(run_dir: RunFolder, shards: list[tuple[RunFolder, dict]],
                     compiled: CompiledScenario) -> Tallies:
     """Each shard's tallies checked against its manifest and the scenario, summed in shard
     order (integer sums are exact in any order anyway)."""
-    total = Tallies.zeros(compiled.n_cells, compiled.n_alliances)
+    total = Tallies.zeros(compiled.n_cells, compiled.n_alliances, compiled.n_memberships)
     for folder, manifest in shards:
         _add_exactly(total, folder.read_tallies(manifest, compiled), folder / TALLIES)
     trials = int(total.cells[:, 0].sum())

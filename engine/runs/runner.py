@@ -25,10 +25,17 @@ import polars as pl
 
 from kernels.layout import N_RECORD_COLUMNS
 
-from ..core.simulate import DEFAULT_BLOCK_SIZE, Tallies, set_threads, simulate
-from ..core.tables import cells_table, records_table, summary_table
+from ..core.simulate import (
+    DEFAULT_BLOCK_SIZE,
+    DeterrenceTables,
+    Tallies,
+    deterrence_tables,
+    set_threads,
+    simulate,
+)
+from ..core.tables import cells_table, members_table, records_table, summary_table
 from ..errors import UserError
-from ..model.compile import compile_scenario
+from ..model.compile import CompiledScenario, compile_scenario
 from ..model.config import Scenario, load_scenario, scenario_hash
 from ..model.limits import check_request, check_scenario_size
 from ..version import __version__
@@ -51,10 +58,11 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 @dataclass
 class RunResult:
-    """The results of a run: ``summary`` and ``cells`` (Polars DataFrames; None for a shard),
-    ``records`` (``trials.parquet``'s rows with ``save_trials``), the exact integer ``tallies``
-    and the ``manifest``.  ``out_dir`` is the run folder, None for a run kept in memory until
-    :meth:`save` writes one."""
+    """The results of a run: ``summary``, ``cells`` and ``members`` (Polars DataFrames, the
+    run folder's ``summary.parquet``, ``cells.parquet`` and ``members.parquet``; None for a
+    shard), ``records`` (``trials.parquet``'s rows with ``save_trials``), the exact integer
+    ``tallies`` and the ``manifest``.  ``out_dir`` is the run folder, None for a run kept in
+    memory until :meth:`save` writes one."""
 
     out_dir: Path | None
     manifest: dict
@@ -62,11 +70,13 @@ class RunResult:
     cells: pl.DataFrame | None = None
     summary: pl.DataFrame | None = None
     records: pl.DataFrame | None = None
+    members: pl.DataFrame | None = None
     scenario: Scenario | None = None
     options: dict | None = None  # what run.json records
 
     def save(self, folder: str | Path, *, force: bool = False) -> Path:
-        """Write the run folder (``cells.parquet``, ``summary.parquet``, ``tallies.npz``,
+        """Write the run folder (``cells.parquet``, ``summary.parquet``, ``members.parquet``,
+        ``tallies.npz``,
         ``scenario.toml``, ``run.json``, ``manifest.json``, ``trials.parquet`` with saved
         trials) — the same tables, byte for byte, as ``crisis run`` writes; returns the folder.
         An existing non-empty folder is refused unless ``force``."""
@@ -147,8 +157,8 @@ def save_run(result: RunResult, folder: str | Path, *, force: bool = False) -> R
         target.prepare(force)
         target.write_scenario(result.scenario.source_text())
         target.write_options(result.options)
-        target.write_results(result.tallies, result.cells, result.summary, result.records,
-                             result.manifest)
+        target.write_results(result.tallies, result.cells, result.summary, result.members,
+                             result.records, result.manifest)
     result.out_dir = target.path
     return target
 
@@ -171,8 +181,9 @@ def run_to_folder(
     """Run a validated scenario (or one shard of it) and write its run folder, checkpointing as
     it goes.  The folder's ``scenario.toml`` is :meth:`Scenario.source_text`.
 
-    ``executor(compiled, seed, trials, block_size, save_trials, progress) -> (tallies,
-    records)`` replaces the in-process simulation of the whole range (the Dask backend)."""
+    ``executor(compiled, seed, trials, block_size, save_trials, progress, deterrence) ->
+    (tallies, records)`` replaces the in-process simulation of the whole range (the Dask
+    backend); ``deterrence`` is step 2, computed once (:func:`deterrence_tables`)."""
     seed, trials = check_options(scenario, trials=trials, seed=seed, block_size=block_size,
                                  save_trials=save_trials)
     options = run_options(scenario, trials=trials, seed=seed, block_size=block_size,
@@ -265,7 +276,7 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
     compiled = compile_scenario(scenario)
     n_threads = set_threads(threads)
 
-    done = Tallies.zeros(compiled.n_cells, compiled.n_alliances)
+    done = Tallies.zeros(compiled.n_cells, compiled.n_alliances, compiled.n_memberships)
     position = start
     records = None
     if resume and target is not None and target.has_checkpoint:
@@ -280,8 +291,15 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     if executor is None:
-        simulate(compiled, seed, start, start + 1 if start < stop else start)  # compile/load
+        simulate(compiled, seed, start, start + 1 if start < stop else start,  # compile/load
+                 deterrence=DeterrenceTables("capability", np.zeros(compiled.n_cells),
+                                             np.zeros(compiled.n_cells)))
     compile_s = time.perf_counter() - t0
+    # step 2 once per run: in expected_response mode a pilot per cell (design §8), keyed by the
+    # seed and the cell only, so every shard, resume and thread count gets the same tables
+    t0 = time.perf_counter()
+    step2 = deterrence_tables(compiled, seed)
+    deterrence_s = time.perf_counter() - t0
     last_checkpoint = time.perf_counter()
 
     def checkpoint(pos: int, snapshot: Callable[[], Tallies], recs: np.ndarray) -> None:
@@ -297,43 +315,74 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
     t0 = time.perf_counter()
     if executor is not None:
         new, records = executor(compiled, seed, trials, options.block_size,
-                                options.save_trials, progress)
+                                options.save_trials, progress, step2)
         n_threads = "dask"
     else:
         new, records = simulate(compiled, seed, position, stop,
                                 block_size=options.block_size, progress=progress,
-                                records=records, record_start=start, on_wave=checkpoint)
+                                records=records, record_start=start, on_wave=checkpoint,
+                                deterrence=step2)
     wall = time.perf_counter() - t0
     new.add(done)
     tallies = new
 
-    manifest = {
-        "scenario": scenario.scenario.name,
-        "scenario_file": options.scenario_file,
-        "scenario_hash": options.scenario_hash,
-        "seed": seed,
-        "trials": trials,
-        "trial_range": [start, stop],
-        "shard": list(shard) if shard else None,
-        "threads": n_threads,
-        "block_size": options.block_size,
-        "save_trials": options.save_trials,
-        "resumed_at": position if resume else None,
-        "wall_time_s": round(wall, 3),
-        "compile_s": round(compile_s, 3),
-        "trials_per_s": round((stop - position) / wall, 1) if wall > 0 else None,
-        "started_utc": started.isoformat(timespec="seconds"),
-        "versions": versions(),
-        "machine": {"platform": platform.platform(), "processor": platform.machine()},
-        "command": sys.argv,
-    }
+    manifest = run_manifest(scenario, compiled, options, threads=n_threads,
+                            resumed_at=position if resume else None, wall_s=wall,
+                            compile_s=compile_s, simulated=stop - position, started=started,
+                            deterrence={**step2.manifest(), "seconds": round(deterrence_s, 3)})
     result = RunResult(None if target is None else target.path, manifest, tallies,
                        scenario=scenario, options=options.model_dump(mode="json"))
     if options.save_trials:
         result.records = records_table(compiled, records)
     if not shard:
-        result.cells = cells_table(compiled, tallies)
-        result.summary = summary_table(compiled, tallies)
+        add_tables(result, compiled, scenario)
     if target is not None:
-        target.write_results(tallies, result.cells, result.summary, result.records, manifest)
+        target.write_results(tallies, result.cells, result.summary, result.members,
+                             result.records, manifest)
     return result
+
+
+# The manifest fields that describe what was run (not how it was executed): a merged run takes
+# them from its first shard (engine.runs.merge), so a field added here reaches merged runs too.
+RUN_MANIFEST_KEYS = ("scenario", "scenario_file", "scenario_hash", "seed", "trials",
+                     "block_size", "save_trials", "versions", "deterrence")
+
+
+def run_manifest(scenario: Scenario, compiled: CompiledScenario, options: RunOptions, *,
+                 threads: int | str, resumed_at: int | None, wall_s: float, compile_s: float,
+                 simulated: int, started: datetime, deterrence: dict | None = None) -> dict:
+    """``manifest.json`` of a run or shard (the one place that builds it; the folder adds the
+    SHA-256 of its files and the totals when it writes it).  ``simulated`` trials took
+    ``wall_s`` seconds (those after ``resumed_at`` for a resumed run).  ``deterrence`` says how
+    step 2 was computed (:meth:`DeterrenceTables.manifest`: mode, exact and pilot cells, the
+    pilot's samples and largest error on P(deterred), seconds)."""
+    start, stop = options.trial_range
+    return {
+        "scenario": scenario.scenario.name,
+        "scenario_file": options.scenario_file,
+        "scenario_hash": options.scenario_hash,
+        "seed": options.seed,
+        "trials": options.trials,
+        "trial_range": [start, stop],
+        "shard": list(options.shard) if options.shard else None,
+        "threads": threads,
+        "block_size": options.block_size,
+        "save_trials": options.save_trials,
+        "resumed_at": resumed_at,
+        "wall_time_s": round(wall_s, 3),
+        "compile_s": round(compile_s, 3),
+        "trials_per_s": round(simulated / wall_s, 1) if wall_s > 0 else None,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "versions": versions(),
+        "machine": {"platform": platform.platform(), "processor": platform.machine()},
+        "command": sys.argv,
+        "deterrence": deterrence,
+    }
+
+
+def add_tables(result: RunResult, compiled: CompiledScenario, scenario: Scenario) -> None:
+    """The tables of a whole run from its tallies: ``cells``, ``summary`` and ``members``."""
+    result.cells = cells_table(compiled, result.tallies)
+    result.summary = summary_table(compiled, result.tallies)
+    result.members = members_table(compiled, result.tallies,
+                                   [state.name for state in scenario.states])

@@ -20,14 +20,17 @@ TASKS_PER_WORKER = 4
 
 
 def simulate_task(compiled, seed: int, start: int, stop: int, block_size: int,
-                  save_trials: int, threads: int | None):
-    """One task: trials ``[start, stop)`` on a worker; returns (tallies arrays, records)."""
+                  save_trials: int, threads: int | None, deterrence=None):
+    """One task: trials ``[start, stop)`` on a worker; returns (tallies arrays, records), the
+    arrays in :class:`~engine.core.simulate.Tallies` field order.  ``deterrence`` is step 2,
+    computed once by the client (a pilot per cell is not repeated per task)."""
     from ..core.simulate import set_threads, simulate
 
     set_threads(threads)
     tallies, records = simulate(compiled, seed, start, stop, block_size=block_size,
-                                save_trials=max(0, min(save_trials - start, stop - start)))
-    return (tallies.cells, tallies.cell_hist, tallies.alliances, tallies.alliance_hist), records
+                                save_trials=max(0, min(save_trials - start, stop - start)),
+                                deterrence=deterrence)
+    return tallies.arrays(), records
 
 
 def task_ranges(trials: int, block_size: int, n_tasks: int) -> list[tuple[int, int]]:
@@ -47,7 +50,7 @@ def dask_executor(*, address: str | None = None, workers: int = 2, threads: int 
     except ImportError:
         raise UserError("--executor dask needs Dask: pip install 'crisis-engine[dask]'") from None
 
-    def execute(compiled, seed, trials, block_size, save_trials, progress):
+    def execute(compiled, seed, trials, block_size, save_trials, progress, deterrence=None):
         cluster = None
         if address is None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -62,8 +65,10 @@ def dask_executor(*, address: str | None = None, workers: int = 2, threads: int 
             n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
             ranges = task_ranges(trials, block_size, n_workers * TASKS_PER_WORKER)
             shared = client.scatter(compiled, broadcast=True)
+            step2 = client.scatter(deterrence, broadcast=True) if deterrence is not None else None
             futures = [client.submit(simulate_task, shared, seed, lo, hi, block_size,
-                                     save_trials, threads, pure=False) for lo, hi in ranges]
+                                     save_trials, threads, step2, pure=False)
+                       for lo, hi in ranges]
             if progress is not None:
                 sizes = {f.key: hi - lo for f, (lo, hi) in zip(futures, ranges, strict=True)}
                 for done in as_completed(futures):
@@ -73,16 +78,18 @@ def dask_executor(*, address: str | None = None, workers: int = 2, threads: int 
             client.close()
             if cluster is not None:
                 cluster.close()
-        return combine(results, compiled.n_cells, compiled.n_alliances, save_trials)
+        return combine(results, compiled.n_cells, compiled.n_alliances, compiled.n_memberships,
+                       save_trials)
 
     return execute
 
 
-def combine(results, n_cells: int, n_alliances: int, save_trials: int):
-    """Sum task tallies in order and stack the records of the first tasks."""
+def combine(results, n_cells: int, n_alliances: int, n_memberships: int, save_trials: int):
+    """Sum task tallies in order (per-member tallies included) and stack the records of the
+    first tasks."""
     from ..core.simulate import Tallies
 
-    total = Tallies.zeros(n_cells, n_alliances)
+    total = Tallies.zeros(n_cells, n_alliances, n_memberships)
     records = []
     for arrays, recs in results:
         total.add(Tallies(*arrays))
