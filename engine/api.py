@@ -28,8 +28,8 @@ from .runs.runner import RunResult, resume_run, run_in_memory, run_to_folder
 
 Result = RunResult
 
-__all__ = ["ConfigError", "Result", "RunData", "Scenario", "UserError", "load_scenario",
-           "merge", "open_run", "resume", "run"]
+__all__ = ["ConfigError", "Result", "RunData", "Scenario", "UserError", "backtest",
+           "load_scenario", "merge", "open_run", "resume", "run"]
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -102,6 +102,22 @@ def open_run(run_dir: str | Path) -> RunData:
     """Read a complete run folder back: ``.manifest``, ``.summary``, ``.cells``, ``.members``
     (None for a run of an older engine), ``.tallies``."""
     return RunFolder(run_dir).load()
+
+
+def backtest(data_dir: str | Path, *, coding: str = "BF", split: int = 1944,
+             trials: int = 20_000, seed: int = 2018, fit: bool = True,
+             out: str | Path | None = None):
+    """Predict the coded commitments of Berkemeier & Fuhrmann (2018) out of sample from the
+    public datasets in ``data_dir`` (see :mod:`engine.experiments.backtest`); with ``out`` the
+    tables are written there too.  Returns a ``Backtest`` (``.predictions``, ``.unpredicted``,
+    ``.scores``, ``.info``)."""
+    from .experiments.backtest import run_backtest
+
+    result = run_backtest(data_dir, coding=coding, split=split, trials=trials, seed=seed,
+                          fit=fit)
+    if out is not None:
+        result.save(out)
+    return result
 
 
 def _scenario(scenario: Scenario | str | Path) -> Scenario:

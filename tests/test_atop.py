@@ -268,16 +268,22 @@ def test_us_japan_guarantee_is_directed():
     assert sorted(usj["members"]) == ["JPN", "USA"] and usj["protected"] == ["JPN"]
 
 
-def test_later_year_uses_last_cinc_year_and_says_so():
-    world = import_world(2015, ALLIANCES, MEMBERS, CINC, aggressors=["CHN"])
-    assert (world.year, world.cinc_year) == (2015, 2012)
-    head = " ".join(line.lstrip("# ") for line in world.toml.split("[scenario]")[0].splitlines())
-    assert "CINC ends in 2012: capabilities are CINC 2012, the latest year with data" in head
+def test_later_year_needs_capabilities_for_it(tmp_path):
+    # CINC ends in 2012: a later year is an error naming the limit (no silent stand-in) ...
+    with pytest.raises(UserError, match=r"year 2015 is past the capability data, which ends "
+                                        r"in 2012 .*--capabilities"):
+        import_world(2015, ALLIANCES, MEMBERS, CINC, aggressors=["CHN"])
+    # ... and a user CSV with rows for the later year (same columns) is read as given.
+    later = (pl.read_csv(CINC, infer_schema_length=0).filter(pl.col("year") == "2012")
+             .select("stateabb", "ccode", pl.lit("2015").alias("year"), "cinc"))
+    path = tmp_path / "cinc-2015.csv"
+    later.write_csv(path)
+    world = import_world(2015, ALLIANCES, MEMBERS, path, aggressors=["CHN"])
+    assert (world.year, world.cinc_year) == (2015, 2015)
     data = parsed(world)
     assert data["scenario"]["seed"] == 2015 and data["scenario"]["trials"] == 1_000_000
     cap = {s["id"]: s["capability"] for s in data["states"]}
-    cinc = pl.read_csv(CINC, infer_schema_length=0).filter(pl.col("year") == "2012")
-    assert cap["USA"] == float(cinc.filter(pl.col("stateabb") == "USA")["cinc"].item())
+    assert cap["USA"] == float(later.filter(pl.col("stateabb") == "USA")["cinc"].item())
 
 
 def test_missing_cinc_gets_a_floor(tmp_path):

@@ -24,32 +24,57 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 @import_group.command()
-@click.option("--year", type=int, required=True,
+@click.option("--year", type=int,
               help="Year of the world (ATOP alliances in force; CINC ends in 2012).")
+@click.option("--date", "day", metavar="YYYY-MM-DD",
+              help="Instead of --year: alliances and members in force that day "
+                   "(capabilities of its year).")
 @click.option("--alliances", "alliances_csv", type=_FILE, required=True,
               help="ATOP v4.01 alliance-level CSV (atop-alliance-level.csv).")
 @click.option("--members", "members_csv", type=_FILE, required=True,
               help="ATOP v4.01 member-level CSV (atop-member-level.csv).")
 @click.option("--capabilities", "capabilities_csv", type=_FILE, required=True,
-              help="COW capabilities CSV with stateabb, ccode, year, cinc (cinc-polity.csv).")
+              help="COW capabilities CSV (cinc-polity.csv), or your own with the columns "
+                   "stateabb, ccode, year and cinc (or milex, milper) for later years.")
+@click.option("--capability", "measure", default="cinc", show_default=True,
+              type=click.Choice(["cinc", "milex", "milper", "military"]),
+              help="Capability measure: CINC, military expenditure or personnel share, or "
+                   "military = mean of the milex and milper shares.")
 @click.option("--disputes", "disputes_csv", type=_FILE,
               help="GML MID dyad-year CSV: aggressors = top dispute originators of Y-10..Y-1.")
+@click.option("--rivalries", "rivalries_csv", type=_FILE,
+              help="Thompson & Dreyer strategic rivalries CSV (for --dyads rivalries|all).")
+@click.option("--dyads", type=click.Choice(["disputes", "rivalries", "all"]),
+              help="Aggressor -> target pairs from the directed disputes (side A -> side B) "
+                   "and/or the strategic rivalries of the --window years before, weighted "
+                   "by count (default: the top dispute originators, see --disputes).")
+@click.option("--window", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Years before the world's year that --dyads looks at.")
 @click.option("--aggressor", "aggressors", multiple=True, metavar="CODE",
-              help="Aggressor state (COW abbreviation, e.g. RUS); repeatable.")
+              help="Aggressor state (COW abbreviation or code, e.g. RUS or 365); repeatable.")
+@click.option("--target", "targets", multiple=True, metavar="CODE",
+              help="Target state (COW abbreviation or code, e.g. POL or 290); repeatable: "
+                   "restricts the targets to these.")
 @click.option("--out", type=_FILE, required=True, help="Scenario file to write (TOML).")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def atop(year, alliances_csv, members_csv, capabilities_csv, disputes_csv, aggressors, out,
-         force):
-    """Scenario of YEAR from ATOP alliances and COW capabilities (and GML disputes)."""
-    from ..data.atop import import_world
+def atop(year, day, alliances_csv, members_csv, capabilities_csv, measure, disputes_csv,
+         rivalries_csv, dyads, window, aggressors, targets, out, force):
+    """Scenario of a year (or day) from ATOP alliances and COW capabilities (and GML
+    disputes, strategic rivalries)."""
+    from ..data.atop import import_world, parse_date
     from ..runs.io import write_bytes
 
+    if (year is None) == (day is None):
+        raise UserError("give exactly one of --year YEAR and --date YYYY-MM-DD")
+    date = parse_date(day) if day is not None else None
     if out.exists() and not force:
         raise UserError(f"{out}: exists; pass --force to overwrite")
     if out.exists() and out.is_dir():
         raise UserError(f"{out}: is a folder, not a file")
-    world = import_world(year, alliances_csv, members_csv, capabilities_csv, disputes_csv,
-                         tuple(a.strip() for a in aggressors))
+    world = import_world(date.year if date else year, alliances_csv, members_csv,
+                         capabilities_csv, disputes_csv, tuple(a.strip() for a in aggressors),
+                         date=date, targets=tuple(t.strip() for t in targets), dyads=dyads,
+                         rivalries_csv=rivalries_csv, window=window, capability=measure)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(out, world.toml.encode("utf-8"))

@@ -108,6 +108,15 @@ def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, 
     where = "on Dask" if m["threads"] == "dask" else f"{m['threads']} threads"
     click.echo(f"{what}, seed {m['seed']}, {where}, {m['wall_time_s']:.2f} s{rate} → "
                f"{result.out_dir}")
+    step2 = m.get("deterrence") or {}
+    if step2.get("mode") == "expected_response":
+        piloted = step2.get("cells_pilot", 0)
+        how = (f"{piloted} of {piloted + step2.get('cells_exact', 0)} cells by a pilot of "
+               f"{step2.get('pilot_samples', 0):,} samples (largest error on P(deterred) "
+               f"±{step2.get('pilot_max_probability_error', 0.0):.4f}), the rest exact"
+               if piloted else "every cell exact")
+        click.echo(f"deterrence: expected response, {how}; {step2.get('seconds', 0.0):.2f} s "
+                   f"once per run")
 
 
 class _progress_bar:
@@ -472,6 +481,36 @@ def calibrate(config, target_text, parameter, observations, era, obligation, cod
     if out is not None:
         write_calibrated(scenario, fit, config, out)
         click.echo(f"calibrated scenario → {out}")
+
+
+@main.command()
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder with the ATOP, COW, alliance-wars, rivalry and major-power CSVs.")
+@click.option("--coding", type=click.Choice(["BF", "LLM"]), default="BF", show_default=True,
+              help="Berkemeier–Fuhrmann or Leeds–Long–Mitchell honor coding.")
+@click.option("--split", type=int, default=1944, show_default=True,
+              help="Train on wars starting up to this year, test on later ones.")
+@click.option("--trials", type=click.IntRange(min=100), default=20_000, show_default=True,
+              help="Trials per crisis (the same trials for every crisis and fit step).")
+@click.option("--seed", type=SEED, default=2018, show_default=True)
+@click.option("--no-fit", is_flag=True, help="Leave commitment_scale at 1 (engine uncalibrated).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for predictions, scores and figures.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def backtest(data_dir, coding, split, trials, seed, no_fit, out_dir, quiet):
+    """Predict the coded alliance commitments of Berkemeier & Fuhrmann (2018) out of sample."""
+    from ..experiments.backtest import format_scores, run_backtest
+    from ..present.plots import plot_reliability, plot_roc
+
+    say = None if quiet else (lambda text: click.echo(text, err=True))
+    result = run_backtest(data_dir, coding=coding, split=split, trials=trials, seed=seed,
+                          fit=not no_fit, progress=say)
+    written = result.save(out_dir)
+    written += plot_reliability(result.predictions, out_dir)
+    written += plot_roc(result.predictions, out_dir)
+    click.echo(format_scores(result.scores, result.info))
+    click.echo(f"wrote {', '.join(p.name for p in written)} → {out_dir}")
 
 
 @main.command()

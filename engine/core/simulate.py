@@ -198,11 +198,12 @@ def _compiled_digest(c: CompiledScenario) -> str:
 
 
 def deterrence_tables(compiled: CompiledScenario, seed: int,
-                      prepared: _Prepared | None = None) -> DeterrenceTables:
-    """Step 2 of every cell of the scenario under ``seed`` (memoized per process: a pure
-    function of the compiled scenario and the seed, so repeated runs of one scenario — tests,
-    notebooks, resumed waves — compute an expected-response pilot once)."""
-    if compiled.deterrence == 0:  # capability mode is cheap: no cache
+                      prepared: _Prepared | None = None, *, cache: bool = True) -> DeterrenceTables:
+    """Step 2 of every cell of the scenario under ``seed`` (memoized per process unless
+    ``cache=False``: a pure function of the compiled scenario and the seed, so repeated runs of
+    one scenario — tests, notebooks, resumed waves — compute an expected-response pilot once;
+    do not modify the arrays of the tables it returns)."""
+    if compiled.deterrence == 0 or not cache:  # capability mode is cheap: no cache
         return _deterrence_tables(compiled, seed, prepared)
     key = (_compiled_digest(compiled), int(seed))
     if key not in _STEP2_CACHE:

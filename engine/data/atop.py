@@ -1,19 +1,27 @@
 """Build a scenario of a real year from ATOP alliances, COW capabilities and GML disputes.
 
-``crisis import atop --year Y`` (see :mod:`engine.cli.importing`) calls :func:`import_world`, which
-reads the public datasets from user-given paths and writes an ordinary, editable scenario file
-(design §4).  Every rule below is also written into the generated file's header.
+``crisis import atop --year Y`` (or ``--date YYYY-MM-DD``; see :mod:`engine.cli.importing`)
+calls :func:`import_world`, which reads the public datasets from user-given paths and writes an
+ordinary, editable scenario file (design §4).  Every rule below is also written into the
+generated file's header.
 
 States (COW National Material Capabilities, ``cinc-polity.csv``)
-    Every state with a row for the CINC year: ``Y`` itself, or the last year with data (2012)
-    when ``Y`` is later.  ``id`` and ``name`` are the COW abbreviation ``stateabb``; ATOP's COW
-    codes map to it through the ``ccode`` ↔ ``stateabb`` pairs of the same file.
-    ``capability`` = ``cinc``; a missing or zero ``cinc`` gets the floor :data:`CINC_FLOOR`
-    (the engine needs capability > 0).  A ``cinc`` that is not a share in [0, 1] (negative,
-    above 1, inf, NaN) and a ``stateabb`` that cannot be a state id (1–64 letters, digits, ``_``
-    or ``-``) are errors naming the file, row and column, as is any whole-number column holding
-    a fraction, text or a number beyond ±2^53.  ``commitment`` = 0.5, ``stability`` = 1,
-    ``free_riding`` = 0 are assumptions.
+    Every state with a row for ``Y``.  A year past the file's last year (CINC ends in 2012) is
+    an error naming that limit: ``--capabilities`` then takes a user CSV with rows for the
+    later years and the same columns (``stateabb``, ``ccode``, ``year`` and the measure's
+    columns: ``cinc``, or ``milex`` / ``milper``).  ``id`` is the COW abbreviation
+    ``stateabb``; ATOP's COW codes map to it through the ``ccode`` ↔ ``stateabb`` pairs of the
+    same file; ``name`` is the COW state name where :mod:`engine.data.names` has it, else the
+    abbreviation.  ``capability`` follows ``--capability``: ``cinc`` (default; it counts
+    population, so China outweighs Japan in 1939), ``milex`` or ``milper`` (the state's share
+    of that year's total over all states of the file) or ``military`` (the mean of the milex
+    and milper shares; where one is missing, the other).  A missing or zero value gets the
+    floor :data:`CINC_FLOOR` (the engine needs capability > 0).  A ``cinc`` that is not a
+    share in [0, 1] (negative, above 1, inf, NaN), a negative ``milex``/``milper`` and a
+    ``stateabb`` that cannot be a state id (1–64 letters, digits, ``_`` or ``-``) are errors
+    naming the file, row and column, as is any whole-number column holding a fraction, text or
+    a number beyond ±2^53.  ``commitment`` = 0.5, ``stability`` = 1, ``free_riding`` = 0 are
+    assumptions.
 
 Membership (ATOP v4.01 member level, phases respected)
     An alliance is in force in ``Y`` when ``begyr ≤ Y`` and (``endyr`` = 0 or ``endyr ≥ Y``); a
@@ -27,6 +35,14 @@ Membership (ATOP v4.01 member level, phases respected)
     merged into Z (GFR and GDR into GMY and YAR and YPR into YEM, all 1990): X is dropped from the
     world of ``Y`` and from all its alliances, so united Germany is not counted twice.  Without
     this rule NATO would have 17 members in 1990.
+
+    ``--date YYYY-MM-DD`` (in year ``Y``) narrows the member rows to those in force that day:
+    entry day ≤ date and (``yrexit`` = 0 or exit day ≥ date; the exit day itself counts).  A
+    missing (0) entry month or day counts as January / the 1st, a missing exit month or day as
+    December / the 31st, so a row dated only by its years is in force throughout them, as
+    under the year rule.  The Anglo-Polish alliance (ATOP 2440) thus enters on 6 April 1939 and
+    is in force on 1 September, not in January.  A same-day succession applies only from its
+    day on.
 
     Members without a CINC row in the CINC year (not a COW state then, or unknown code) are
     dropped; alliances left with fewer than 2 members are dropped.  Both are listed in the header.
@@ -57,6 +73,11 @@ Asymmetric pacts (member kinds differ, ATOP ``asymm``/``obvary``)
     when a protected member is attacked, the other protected members still sit in the
     consultation (and count as allies in deterrence); the direction of non-defense kinds.
 
+Names
+    Well-known alliances get their common name (NATO, Warsaw Pact, Anglo-Polish alliance, …;
+    :data:`engine.data.names.ALLIANCE_NAMES`, by ATOP id) as a comment above them; their ids
+    stay ``ATOP<id>`` (the scenario schema has no alliance name field).
+
 integration (ATOP alliance level; missing values count as 0)
     mean of five treaty-design components, in [0, 1]:
     ``intcom`` (integrated military command, 0/1), ``milcon / 3`` (military contact 0–3),
@@ -82,10 +103,24 @@ Aggressors
     disputes.  With both, the named aggressors keep weight 1 and take their dispute targets
     (falling back to the 10 most capable non-allies).  After the last dispute year the window is
     the last ten years with data.  ``attack_mix = {conventional = 1.0}``, severity 1.
+
+    ``--aggressor`` and ``--target`` take COW abbreviations or numeric COW codes.  ``--target``
+    restricts every aggressor's targets to the named states (aggressors left without one are
+    dropped); named aggressors with named targets attack exactly those, weight 1 each.
+
+    ``--dyads disputes|rivalries|all`` (the default without it is the rule above) takes the
+    aggressor → target pairs of the ``--window`` years before ``Y`` (default 10): the directed
+    GML MID disputes, side A (the side whose state took the first militarized action: the
+    challenger; ``revstate`` is not used) → side B, weight = distinct disputes of the pair; or
+    the Thompson & Dreyer strategic rivalries active in the window, both directions, weight 1
+    each; ``all`` sums both.  Every state with a pair is an aggressor, weight = the sum of its
+    pairs' weights; ``--aggressor`` / ``--target`` restrict them (a named aggressor without
+    pairs falls back as above).  See :func:`read_dyads`.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import textwrap
@@ -98,6 +133,7 @@ import polars as pl
 
 from ..errors import ConfigError, UserError
 from ..model.config import scenario_from_dict
+from .names import alliance_name, state_name
 
 CINC_FLOOR = 1e-6
 # COW abbreviations become state ids (engine.model.config.Identifier)
@@ -126,6 +162,12 @@ MEMBER_COLUMNS = ("atopid", "member", "yrent", "moent", "dayent", "yrexit", "moe
                   "phase", *OBLIGATION_COLUMNS)
 CINC_COLUMNS = ("stateabb", "ccode", "year", "cinc")
 DISPUTE_COLUMNS = ("dispnum", "ccode1", "ccode2", "year", "sidea1", "sidea2", "orig1", "orig2")
+DYAD_DISPUTE_COLUMNS = ("dispnum", "ccode1", "ccode2", "year", "sidea1", "sidea2")
+RIVALRY_COLUMNS = ("ccode1", "ccode2", "styear", "endyear")
+# --capability: the capability-file columns each measure reads
+CAPABILITY_MEASURES = {"cinc": ("cinc",), "milex": ("milex",), "milper": ("milper",),
+                       "military": ("milex", "milper")}
+DYAD_SOURCES = ("disputes", "rivalries", "all")
 
 CITATIONS = (
     "ATOP v4.01: Leeds, Ritter, Mitchell & Long (2002), Alliance Treaty Obligations and "
@@ -135,6 +177,8 @@ CITATIONS = (
     "GML MID 2.03: Gibler, Miller & Little (2016), An Analysis of the Militarized Interstate "
     "Dispute (MID) Dataset, 1816-2001, International Studies Quarterly 60(4): 719-730.",
 )
+RIVALRY_CITATION = ("Strategic rivalries: Thompson & Dreyer (2012), Handbook of International "
+                    "Rivalries, 1494-2010, CQ Press.")
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -196,14 +240,20 @@ class Sources:
     cinc_last: int
     atop_first: int
     atop_last: int
+    measure: str = "cinc"
 
     def cinc_year(self, year: int) -> int:
-        """The CINC year that stands in for ``year``; a UserError outside the data."""
+        """The capability year of ``year`` (itself); a UserError outside the data, naming the
+        limit (CINC ends in 2012: a later year needs a user CSV with its rows)."""
         if year < self.cinc_first:
             raise UserError(f"{self.capabilities_path}: year {year} is not covered: CINC starts "
                             f"in {self.cinc_first}")
         if year > self.cinc_last:
-            return self.cinc_last
+            raise UserError(
+                f"{self.capabilities_path}: year {year} is past the capability data, which "
+                f"ends in {self.cinc_last} (COW CINC ends in 2012); give --capabilities a CSV "
+                f"with rows for {year} (columns stateabb, ccode, year and "
+                f"{' and '.join(CAPABILITY_MEASURES[self.measure])})")
         if self.cinc.filter(pl.col("year") == year).is_empty():
             raise UserError(f"{self.capabilities_path}: no CINC rows for year {year}")
         return year
@@ -215,8 +265,16 @@ class Sources:
 
 
 def read_sources(alliances_csv: str | Path, members_csv: str | Path,
-                 capabilities_csv: str | Path) -> Sources:
-    """Read the ATOP alliance- and member-level files and ``cinc-polity.csv``."""
+                 capabilities_csv: str | Path, *, capability: str = "cinc") -> Sources:
+    """Read the ATOP alliance- and member-level files and ``cinc-polity.csv``.
+
+    ``capability`` (see :data:`CAPABILITY_MEASURES`) picks the columns the capabilities file
+    must have and adds a column ``capability``: ``cinc`` as is; ``milex`` / ``milper`` as shares
+    of the year's total over all states of the file; ``military`` the mean of the two shares
+    (the one available where the other is missing).  Missing values stay missing (null)."""
+    if capability not in CAPABILITY_MEASURES:
+        raise UserError(f"capability must be one of {', '.join(CAPABILITY_MEASURES)}, "
+                        f"got {capability!r}")
     a_path, m_path, c_path = Path(alliances_csv), Path(members_csv), Path(capabilities_csv)
     alliances = _integers(_read_csv(a_path, ALLIANCE_COLUMNS, "ATOP alliance-level"), a_path,
                           ("atopid", "begyr", "endyr"),
@@ -226,18 +284,26 @@ def read_sources(alliances_csv: str | Path, members_csv: str | Path,
                         ("moent", "dayent", "moexit", "dayexit", *OBLIGATION_COLUMNS))
     members = members.with_columns(pl.col(*OBLIGATION_COLUMNS, "moent", "dayent", "moexit",
                                           "dayexit").fill_null(0))
-    cinc = _read_csv(c_path, CINC_COLUMNS, "COW capabilities (cinc-polity.csv)")
+    needed = ("stateabb", "ccode", "year", *CAPABILITY_MEASURES[capability])
+    cinc = _read_csv(c_path, needed, "COW capabilities (cinc-polity.csv)")
     cinc = _integers(cinc, c_path, ("ccode", "year"))
-    raw_cinc = cinc["cinc"]
-    number = raw_cinc.cast(pl.Float64, strict=False)
-    bad = (raw_cinc.is_not_null() & (number.is_null() | ~number.is_finite() | (number < 0)
-                                     | (number > 1))).fill_null(True)
-    if bad.any():
-        row = int(bad.arg_max())
-        raise UserError(f"{c_path}: row {row + 2}, column 'cinc': needs a share of world "
-                        f"capability in [0, 1] (0 or empty when missing), got "
-                        f"{raw_cinc[row]!r}")
-    cinc = cinc.with_columns(number.alias("cinc"))
+    for column in ("cinc", "milex", "milper"):
+        if column not in cinc.columns:
+            cinc = cinc.with_columns(pl.lit(None, dtype=pl.Float64).alias(column))
+            continue
+        raw = cinc[column]
+        number = raw.cast(pl.Float64, strict=False)
+        top = 1 if column == "cinc" else math.inf
+        bad = (raw.is_not_null() & (number.is_null() | ~number.is_finite() | (number < 0)
+                                    | (number > top))).fill_null(True)
+        if bad.any():
+            row = int(bad.arg_max())
+            want = ("a share of world capability in [0, 1]" if column == "cinc"
+                    else "a finite number >= 0")
+            raise UserError(f"{c_path}: row {row + 2}, column {column!r}: needs {want} "
+                            f"(0 or empty when missing), got {raw[row]!r}")
+        cinc = cinc.with_columns(number.alias(column))
+    cinc = cinc.with_columns(_capability_expr(capability).alias("capability"))
     if cinc.is_empty() or alliances.is_empty() or members.is_empty():
         empty = c_path if cinc.is_empty() else a_path if alliances.is_empty() else m_path
         raise UserError(f"{empty}: the file has no data rows")
@@ -260,7 +326,21 @@ def read_sources(alliances_csv: str | Path, members_csv: str | Path,
                     members["yrexit"].max())
     return Sources(a_path, m_path, c_path, alliances, members, cinc, abbreviations,
                    int(cinc["year"].min()), int(cinc["year"].max()), int(min(atop_years)),
-                   int(atop_last))
+                   int(atop_last), capability)
+
+
+def _capability_expr(measure: str) -> pl.Expr:
+    """The capability of a state-year under ``measure``; null where its data are missing."""
+    def share(column: str) -> pl.Expr:
+        value = pl.col(column).fill_null(0.0)
+        total = value.sum().over("year")
+        return pl.when(pl.col(column).is_null() | (total <= 0)).then(None) \
+            .otherwise(value / total)
+    if measure == "cinc":
+        return pl.col("cinc")
+    if measure in ("milex", "milper"):
+        return share(measure)
+    return pl.mean_horizontal(share("milex"), share("milper"))  # nulls are skipped
 
 
 # ---- mappings --------------------------------------------------------------------------------
@@ -332,7 +412,26 @@ class Membership:
     merged: dict[str, str]  # predecessor abbreviation -> successor abbreviation
 
 
-def _membership(year: int, sources: Sources) -> Membership:
+def _day_key(year: pl.Expr, month: pl.Expr, day: pl.Expr, missing_month: int,
+             missing_day: int) -> pl.Expr:
+    """``year·10000 + month·100 + day`` with 0 (missing) month/day replaced."""
+    month = pl.when(month <= 0).then(missing_month).otherwise(month)
+    day = pl.when(day <= 0).then(missing_day).otherwise(day)
+    return year * 10000 + month * 100 + day
+
+
+def _in_force_on(day: datetime.date) -> pl.Expr:
+    """Member rows in force on ``day``: entered on or before it and (still a member, or left
+    on or after it).  A missing entry month/day counts as January / the 1st, a missing exit
+    month/day as December / the 31st, so a row with dates known only to the year is in force
+    on every day of its years, as under the year rule."""
+    key = day.year * 10000 + day.month * 100 + day.day
+    entry = _day_key(pl.col("yrent"), pl.col("moent"), pl.col("dayent"), 1, 1)
+    leave = _day_key(pl.col("yrexit"), pl.col("moexit"), pl.col("dayexit"), 12, 31)
+    return (entry <= key) & ((pl.col("yrexit") == 0) | (leave >= key))
+
+
+def _membership(year: int, sources: Sources, date: datetime.date | None = None) -> Membership:
     sources.check_atop_year(year)
     al = sources.alliances.filter(
         (pl.col("begyr") <= year) & ((pl.col("endyr") == 0) | (pl.col("endyr") >= year))
@@ -341,7 +440,8 @@ def _membership(year: int, sources: Sources) -> Membership:
                 .filter((pl.col("yrent") <= year)
                         & ((pl.col("yrexit") == 0) | (pl.col("yrexit") >= year)))
                 .join(al, on="atopid", how="semi"))
-    rows = (touching.sort("atopid", "member", "phase", "yrent", "moent", "dayent")
+    in_force = touching if date is None else touching.filter(_in_force_on(date))
+    rows = (in_force.sort("atopid", "member", "phase", "yrent", "moent", "dayent")
             .unique(["atopid", "member"], keep="last", maintain_order=True))
 
     # Same-day succession (see the module docstring).
@@ -365,6 +465,9 @@ def _membership(year: int, sources: Sources) -> Membership:
                  .filter(pl.col("predecessor") != pl.col("successor"))
                  .join(continuing, on=["atopid", "successor", "y", "m", "d"], how="anti")
                  .sort("predecessor", "successor"))
+        if date is not None:  # before the succession day both states stay
+            key = date.year * 10000 + date.month * 100 + date.day
+            pairs = pairs.filter(pl.col("y") * 10000 + pl.col("m") * 100 + pl.col("d") <= key)
         for pred, succ in pairs.select("predecessor", "successor").iter_rows():
             if pred in in_year and pred not in next_year:
                 drop_codes.add(pred)
@@ -454,6 +557,95 @@ def read_disputes(disputes_csv: str | Path, year: int, abbreviations: dict[int, 
     return DisputeRecord(first, last, note, initiators, targets)
 
 
+@dataclass(frozen=True)
+class DyadRecord:
+    """Directed aggressor → target pairs of a window of years, weighted by count."""
+
+    first_year: int
+    last_year: int
+    source: str                               # disputes | rivalries | all
+    notes: tuple[str, ...]
+    pairs: dict[str, dict[str, float]]        # aggressor -> target -> weight
+    detail: dict[tuple[str, str], str]        # (aggressor, target) -> "2 dispute(s), 1 rivalry"
+
+
+def read_dyads(source: str, year: int, abbreviations: dict[int, str], *,
+               disputes_csv: str | Path | None = None, rivalries_csv: str | Path | None = None,
+               window: int = DISPUTE_WINDOW_YEARS,
+               world: set[str] | None = None) -> DyadRecord:
+    """Directed pairs of ``year − window … year − 1`` (``--dyads``, see the module docstring).
+
+    ``disputes``: every GML MID dyad-year with ``sidea1 = 1`` and ``sidea2 = 0``: side A (the
+    side whose state took the first militarized action, the challenger) → side B, originators
+    and joiners alike; the weight of a pair is its number of distinct disputes (``dispnum``).
+    ``revstate`` is not used: a revisionist can sit on side B.  ``rivalries``: every
+    Thompson–Dreyer strategic rivalry active in the window (``styear ≤ year − 1`` and
+    ``endyear ≥ year − window``; 2010 = ongoing, so it stays active later), both directions,
+    weight 1 per rivalry.  ``all``: the sum of both weights."""
+    if source not in DYAD_SOURCES:
+        raise UserError(f"dyads must be one of {', '.join(DYAD_SOURCES)}, got {source!r}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise UserError(f"--window must be a whole number of years >= 1, got {window!r}")
+    first, last = year - window, year - 1
+    counts: dict[tuple[str, str], list[int]] = {}   # pair -> [disputes, rivalries]
+    notes: list[str] = []
+
+    def add(c1: int, c2: int, slot: int, n: int) -> None:
+        a, t = abbreviations.get(int(c1)), abbreviations.get(int(c2))
+        if a is None or t is None or a == t:
+            return
+        if world is not None and (a not in world or t not in world):
+            return
+        counts.setdefault((a, t), [0, 0])[slot] += n
+
+    if source in ("disputes", "all"):
+        if disputes_csv is None:
+            raise UserError(f"--dyads {source} needs --disputes FILE (GML MID dyad-years)")
+        path = Path(disputes_csv)
+        frame = _integers(_read_csv(path, DYAD_DISPUTE_COLUMNS, "GML MID dyad-year disputes"),
+                          path, ("dispnum", "ccode1", "ccode2", "year"), ("sidea1", "sidea2"))
+        if frame.is_empty():
+            raise UserError(f"{path}: the file has no data rows")
+        data_last = int(frame["year"].max())
+        if last > data_last:
+            notes.append(f"the disputes file ends in {data_last}: dispute pairs cover "
+                         f"{first}-{data_last} only")
+        sel = (frame.filter(pl.col("year").is_between(first, last) & (pl.col("sidea1") == 1)
+                            & (pl.col("sidea2") == 0))
+               .group_by("ccode1", "ccode2").agg(pl.col("dispnum").n_unique().alias("n"))
+               .sort("ccode1", "ccode2"))
+        for c1, c2, n in sel.iter_rows():
+            add(c1, c2, 0, int(n))
+    if source in ("rivalries", "all"):
+        if rivalries_csv is None:
+            raise UserError(f"--dyads {source} needs --rivalries FILE "
+                            f"(Thompson & Dreyer strategic rivalries)")
+        path = Path(rivalries_csv)
+        frame = _integers(_read_csv(path, RIVALRY_COLUMNS, "strategic rivalries"), path,
+                          RIVALRY_COLUMNS)
+        if frame.is_empty():
+            raise UserError(f"{path}: the file has no data rows")
+        data_last = int(frame["endyear"].max())
+        ongoing = pl.when(pl.col("endyear") >= data_last).then(10**6) \
+            .otherwise(pl.col("endyear"))
+        active = frame.filter((pl.col("styear") <= last) & (ongoing >= first))
+        for c1, c2 in active.select("ccode1", "ccode2").iter_rows():
+            add(c1, c2, 1, 1)
+            add(c2, c1, 1, 1)
+    if not counts:
+        raise UserError(f"no {source} pairs in {first}-{last} among the states of this world; "
+                        f"name aggressors and targets with --aggressor and --target instead")
+    pairs: dict[str, dict[str, float]] = {}
+    detail: dict[tuple[str, str], str] = {}
+    for (a, t), (nd, nr) in sorted(counts.items()):
+        pairs.setdefault(a, {})[t] = float(nd + nr)
+        parts = ([f"{nd} dispute(s)"] if nd else []) + ([f"{nr} rivalry"] if nr else [])
+        detail[(a, t)] = ", ".join(parts)
+    pairs = {a: dict(sorted(ts.items(), key=lambda kv: (-kv[1], kv[0])))
+             for a, ts in pairs.items()}
+    return DyadRecord(first, last, source, tuple(notes), pairs, detail)
+
+
 # ---- the world -------------------------------------------------------------------------------
 
 @dataclass
@@ -488,11 +680,14 @@ class ImportedWorld:
     alliances: int
     aggressors: int
     notes: tuple[str, ...]
+    date: str | None = None        # YYYY-MM-DD when members were taken in force on that day
+    capability: str = "cinc"       # the --capability measure
 
     def summary(self) -> str:
         cinc = "" if self.cinc_year == self.year else f", CINC {self.cinc_year}"
+        measure = "" if self.capability == "cinc" else f", capability {self.capability}"
         return (f"{self.states} states, {self.alliances} alliances, {self.aggressors} aggressors "
-                f"(ATOP {self.year}{cinc})")
+                f"(ATOP {self.date or self.year}{cinc}{measure})")
 
 
 def _q(text: str) -> str:
@@ -534,16 +729,152 @@ def _most_capable_non_allies(aggressor: str, capability: dict[str, float],
     return pool[:n]
 
 
+_MEASURE_LABEL = {"cinc": "CINC", "milex": "milex share", "milper": "milper share",
+                  "military": "military index"}
+
+
+def parse_date(text: str) -> datetime.date:
+    """``YYYY-MM-DD`` → a date; a UserError otherwise."""
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return datetime.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise UserError(f"--date {text!r}: needs a day as YYYY-MM-DD, e.g. 1939-09-01") from None
+
+
+def _resolve_codes(codes: Sequence[str], option: str, year: int, sources: Sources,
+                   world: dict[str, float]) -> list[str]:
+    """COW abbreviations or numeric COW codes → abbreviations of states in the world, once
+    each, in the order given."""
+    out: list[str] = []
+    for raw in codes:
+        code = str(raw).strip()
+        if code.isdigit() and int(code) in sources.abbreviations:
+            code = sources.abbreviations[int(code)]
+        if code not in world:
+            known = "" if code in sources.abbreviations.values() else " (not a COW abbreviation)"
+            raise UserError(f"{option} {raw}: no such state in the {year} world"
+                            f"{known}; ids are COW abbreviations such as USA, RUS, GMY "
+                            f"or COW codes such as 2, 365, 255")
+        if code not in out:
+            out.append(code)
+    return out
+
+
+def _dyad_aggressors(record: DyadRecord, aggressors: list[str], targets: list[str],
+                     capability: dict[str, float],
+                     allied: dict[str, set[str]]) -> list[_Aggressor]:
+    """Aggressors from ``--dyads`` pairs, restricted to the named aggressors and targets."""
+    what = {"disputes": "directed disputes (GML MID, side A -> side B)",
+            "rivalries": "strategic rivalries (Thompson & Dreyer)",
+            "all": "directed disputes (GML MID, side A -> side B) and strategic rivalries"}
+    window = f"{record.first_year}-{record.last_year}"
+    chosen: list[_Aggressor] = []
+    pool = aggressors or list(record.pairs)
+    for a in pool:
+        hits = {t: w for t, w in record.pairs.get(a, {}).items() if not targets or t in targets}
+        if hits:
+            chosen.append(_Aggressor(
+                a, float(sum(hits.values())), hits,
+                f"{what[record.source]} in {window}: weight = the count of its pairs"
+                + ("" if not aggressors else " (named with --aggressor)")
+                + ("" if not targets else "; targets restricted by --target"),
+                {t: record.detail[(a, t)] for t in hits}))
+        elif aggressors:
+            chosen.append(_fallback_aggressor(a, targets, capability, allied,
+                                              f" (no {record.source} pair in {window})"))
+    if not aggressors:
+        chosen.sort(key=lambda ag: (-ag.weight, ag.state))
+    return chosen
+
+
+def _fallback_aggressor(a: str, targets: list[str], capability: dict[str, float],
+                        allied: dict[str, set[str]], why: str = "") -> _Aggressor:
+    """A named aggressor without data pairs: the named targets, else the most capable
+    non-allies, weight 1 each."""
+    named = [t for t in targets if t != a]
+    if targets and not named:
+        raise UserError(f"--aggressor {a}: its only --target is itself")
+    if named:
+        return _Aggressor(a, 1.0, {t: 1.0 for t in named},
+                          "named with --aggressor; targets named with --target, weight 1 each"
+                          + why)
+    pool = _most_capable_non_allies(a, capability, allied, TOP_TARGETS)
+    if not pool:
+        raise UserError(f"--aggressor {a}: every other state is allied to it; no target")
+    return _Aggressor(a, 1.0, {t: 1.0 for t in pool},
+                      f"named with --aggressor; targets: the {TOP_TARGETS} most capable states "
+                      f"sharing no alliance with it, weight 1 each" + why)
+
+
+def _default_aggressors(year, sources, disputes_csv, aggressors, targets, capability, allied,
+                        notes) -> list[_Aggressor]:
+    """The rule without ``--dyads`` (module docstring, Aggressors)."""
+    chosen: list[_Aggressor] = []
+    disputes = None
+    if disputes_csv is not None:
+        disputes = read_disputes(disputes_csv, year, sources.abbreviations, set(capability))
+        if disputes.note:
+            notes.append(disputes.note)
+    window = (f"{disputes.first_year}-{disputes.last_year}" if disputes else "")
+    for code in aggressors:
+        hits = disputes.targets.get(code, {}) if disputes else {}
+        if targets:
+            chosen.append(_fallback_aggressor(code, targets, capability, allied))
+            continue
+        if hits:
+            chosen.append(_Aggressor(
+                code, 1.0, {t: float(n) for t, n in hits.items()},
+                f"named with --aggressor; targets: the states it originated disputes against "
+                f"in {window} (weight = disputes)",
+                {t: f"{n} dispute(s)" for t, n in hits.items()}))
+            continue
+        chosen.append(_fallback_aggressor(
+            code, [], capability, allied,
+            f" (it originated no dispute in {window})" if disputes else ""))
+    if not aggressors and disputes is not None:
+        ranked = sorted(((a, n) for a, n in disputes.initiators.items() if disputes.targets[a]),
+                        key=lambda kv: (-kv[1], kv[0]))[:TOP_INITIATORS]
+        for a, n in ranked:
+            hits = {t: k for t, k in disputes.targets[a].items() if not targets or t in targets}
+            if not hits:
+                continue
+            chosen.append(_Aggressor(
+                a, float(n), {t: float(k) for t, k in hits.items()},
+                f"originated {n} militarized dispute(s) in {window} (GML MID, side A); "
+                f"weight = that count; targets weighted by disputes against them"
+                + ("; targets restricted by --target" if targets else ""),
+                {t: f"{k} dispute(s)" for t, k in hits.items()}))
+    return chosen
+
+
 def import_world(year: int, alliances_csv: str | Path, members_csv: str | Path,
                  capabilities_csv: str | Path, disputes_csv: str | Path | None = None,
-                 aggressors: Sequence[str] = (), *, seed: int | None = None) -> ImportedWorld:
-    """Build the scenario of ``year`` (see the module docstring); raises UserError on bad input."""
+                 aggressors: Sequence[str] = (), *, seed: int | None = None,
+                 date: datetime.date | str | None = None, targets: Sequence[str] = (),
+                 dyads: str | None = None, rivalries_csv: str | Path | None = None,
+                 window: int = DISPUTE_WINDOW_YEARS,
+                 capability: str = "cinc") -> ImportedWorld:
+    """Build the scenario of ``year`` (see the module docstring); raises UserError on bad input.
+
+    ``date`` (a :class:`datetime.date` or ``YYYY-MM-DD`` in ``year``) takes the members in
+    force that day; ``targets`` restricts or names the targets; ``dyads`` (disputes, rivalries,
+    all) takes aggressor → target pairs from :func:`read_dyads` over ``window`` years;
+    ``capability`` picks the measure (:data:`CAPABILITY_MEASURES`)."""
     if isinstance(year, bool) or not isinstance(year, int):
         raise UserError(f"year must be a whole number, got {year!r}")
-    sources = read_sources(alliances_csv, members_csv, capabilities_csv)
+    if isinstance(date, str):
+        date = parse_date(date)
+    if date is not None and date.year != year:
+        raise UserError(f"date {date.isoformat()} is not in year {year}")
+    if dyads is not None and dyads not in DYAD_SOURCES:
+        raise UserError(f"dyads must be one of {', '.join(DYAD_SOURCES)}, got {dyads!r}")
+    measure = capability  # the name `capability` is the states' values below
+    sources = read_sources(alliances_csv, members_csv, capabilities_csv, capability=measure)
     sources.check_atop_year(year)
     cinc_year = sources.cinc_year(year)
-    membership = _membership(year, sources)
+    membership = _membership(year, sources, date)
     notes: list[str] = []
 
     # States.
@@ -551,7 +882,7 @@ def import_world(year: int, alliances_csv: str | Path, members_csv: str | Path,
     capability: dict[str, float] = {}
     ccode_of: dict[str, int] = {}
     floored: list[str] = []
-    for abb, code, value in cinc_rows.select("stateabb", "ccode", "cinc").iter_rows():
+    for abb, code, value in cinc_rows.select("stateabb", "ccode", "capability").iter_rows():
         if abb in membership.merged:
             continue
         if abb in capability:
@@ -566,7 +897,8 @@ def import_world(year: int, alliances_csv: str | Path, members_csv: str | Path,
             f"{p} merged into {s}" for p, s in sorted(membership.merged.items()))
             + " (predecessors dropped from the world and its alliances)")
     if floored:
-        notes.append(f"CINC missing or 0 in {cinc_year}, capability floored at "
+        notes.append(f"{_MEASURE_LABEL[measure]} missing or 0 in {cinc_year}, capability "
+                     f"floored at "
                      f"{_f(CINC_FLOOR)}: " + ", ".join(floored))
 
     # Alliances.
@@ -651,59 +983,33 @@ def import_world(year: int, alliances_csv: str | Path, members_csv: str | Path,
             allied.setdefault(m, set()).update(x for x in al.members if x != m)
 
     # Aggressors.
-    chosen: list[_Aggressor] = []
-    disputes = None
-    if disputes_csv is not None:
-        disputes = read_disputes(disputes_csv, year, sources.abbreviations, set(capability))
-        if disputes.note:
-            notes.append(disputes.note)
-    window = (f"{disputes.first_year}-{disputes.last_year}" if disputes else "")
-    seen: set[str] = set()
-    for code in aggressors:
-        if code in seen:
-            continue
-        seen.add(code)
-        if code not in capability:
-            known = "" if code in sources.abbreviations.values() else " (not a COW abbreviation)"
-            raise UserError(f"--aggressor {code}: no such state in the {year} world"
-                            f"{known}; ids are COW abbreviations such as USA, RUS, GMY")
-        hits = disputes.targets.get(code, {}) if disputes else {}
-        if hits:
-            chosen.append(_Aggressor(
-                code, 1.0, {t: float(n) for t, n in hits.items()},
-                f"named with --aggressor; targets: the states it originated disputes against "
-                f"in {window} (weight = disputes)",
-                {t: f"{n} dispute(s)" for t, n in hits.items()}))
-            continue
-        targets = _most_capable_non_allies(code, capability, allied, TOP_TARGETS)
-        if not targets:
-            raise UserError(f"--aggressor {code}: every other state is allied to it; no target")
-        chosen.append(_Aggressor(
-            code, 1.0, {t: 1.0 for t in targets},
-            f"named with --aggressor; targets: the {TOP_TARGETS} most capable states sharing "
-            f"no alliance with it, weight 1 each"
-            + (f" (it originated no dispute in {window})" if disputes else "")))
-    if not aggressors and disputes is not None:
-        ranked = sorted(((a, n) for a, n in disputes.initiators.items() if disputes.targets[a]),
-                        key=lambda kv: (-kv[1], kv[0]))[:TOP_INITIATORS]
-        for a, n in ranked:
-            hits = disputes.targets[a]
-            chosen.append(_Aggressor(
-                a, float(n), {t: float(k) for t, k in hits.items()},
-                f"originated {n} militarized dispute(s) in {window} (GML MID, side A); "
-                f"weight = that count; targets weighted by disputes against them",
-                {t: f"{k} dispute(s)" for t, k in hits.items()}))
+    aggressors = _resolve_codes(aggressors, "--aggressor", year, sources, capability)
+    targets = _resolve_codes(targets, "--target", year, sources, capability)
+    if dyads is not None:
+        record = read_dyads(dyads, year, sources.abbreviations, disputes_csv=disputes_csv,
+                            rivalries_csv=rivalries_csv, window=window, world=set(capability))
+        notes.extend(record.notes)
+        chosen = _dyad_aggressors(record, aggressors, targets, capability, allied)
+    else:
+        chosen = _default_aggressors(year, sources, disputes_csv, aggressors, targets,
+                                     capability, allied, notes)
     if not chosen:
+        if targets:
+            raise UserError(f"no aggressor with a pair against --target "
+                            f"{', '.join(targets)}; name one with --aggressor CODE")
         raise UserError("no aggressor: name one with --aggressor CODE or give --disputes FILE")
 
     text = _render(year, cinc_year, sources, disputes_csv, capability, ccode_of, alliances,
-                   chosen, notes, seed if seed is not None else year)
+                   chosen, notes, seed if seed is not None else year, date=date,
+                   disputes_used=dyads != "rivalries",
+                   measure=measure, rivalries_csv=rivalries_csv if dyads in ("rivalries", "all")
+                   else None)
     try:
         scenario_from_dict(tomllib.loads(text), f"<world {year}>")
     except (ConfigError, tomllib.TOMLDecodeError) as err:  # a bug here, not a user mistake
         raise RuntimeError(f"the generated world {year} does not validate: {err}") from err
     return ImportedWorld(text, year, cinc_year, len(capability), len(alliances), len(chosen),
-                         tuple(notes))
+                         tuple(notes), date.isoformat() if date is not None else None, measure)
 
 
 def build_world(year: int, alliances_csv: str | Path, members_csv: str | Path,
@@ -716,38 +1022,56 @@ def build_world(year: int, alliances_csv: str | Path, members_csv: str | Path,
 
 # ---- rendering -------------------------------------------------------------------------------
 
+_MEASURE_RULE = {
+    "cinc": "CINC (COW composite index: military, industry, population)",
+    "milex": "military expenditure share (milex / all states' milex that year)",
+    "milper": "military personnel share (milper / all states' milper that year)",
+    "military": "military index = mean of milex share and milper share (each over all states "
+                "of that year; the one available where the other is missing)",
+}
+
+
 def _render(year, cinc_year, sources, disputes_csv, capability, ccode_of, alliances, chosen,
-            notes, seed) -> str:
+            notes, seed, *, date=None, measure="cinc", rivalries_csv=None,
+            disputes_used=True) -> str:
     out: list[str] = []
     w = out.append
+    label = date.isoformat() if date is not None else str(year)
+    when = f"on {label}" if date is not None else f"in {year}"
+    option = f"--date {label}" if date is not None else f"--year {year}"
     for text in (
-        f"World {year} (ATOP/COW): every state of the {cinc_year} COW state system and every "
-        f"ATOP alliance in force in {year}. Generated by `crisis import atop --year {year}` "
-        "(engine/atop.py); an ordinary scenario file: edit it freely.",
+        f"World {label} (ATOP/COW): every state of the {cinc_year} COW state system and every "
+        f"ATOP alliance in force {when}. Generated by `crisis import atop {option}` "
+        "(engine/data/atop.py); an ordinary scenario file: edit it freely.",
     ):
         out.extend(_wrap("", text))
     w("#")
     w("# Sources (cite them in any output that uses this file):")
-    for c in CITATIONS:
+    for c in CITATIONS + ((RIVALRY_CITATION,) if rivalries_csv is not None else ()):
         out.extend(_wrap("- ", c))
     files = (f"Files read: alliances {sources.alliances_path.name} and "
              f"{sources.members_path.name}; capabilities {sources.capabilities_path.name}"
-             + (f"; disputes {Path(disputes_csv).name}" if disputes_csv is not None else "")
+             + (f"; disputes {Path(disputes_csv).name}"
+                if disputes_csv is not None and disputes_used else "")
+             + (f"; rivalries {Path(rivalries_csv).name}" if rivalries_csv is not None else "")
              + ".")
     out.extend(_wrap("", files))
     w("#")
-    if cinc_year != year:
-        out.extend(_wrap("", f"Year: alliances in force in {year}. CINC ends in "
-                             f"{sources.cinc_last}: capabilities are CINC {cinc_year}, the latest "
-                             f"year with data, standing in for {year}."))
+    if date is not None:
+        out.extend(_wrap("", f"Date: members in force on {label} (ATOP member-level entry and "
+                             f"exit days, the exit day included; a missing month or day counts "
+                             f"as January / the 1st on entry and December / the 31st on exit); "
+                             f"capabilities of {cinc_year}."))
     else:
-        w(f"# Year: alliances in force in {year}; capabilities CINC {cinc_year}.")
+        w(f"# Year: alliances in force in {year}; capabilities of {cinc_year}.")
+    out.extend(_wrap("", f"Capability: {_MEASURE_RULE[measure]}."))
     w("#")
-    w("# Mapping rules (details in the engine/atop.py docstring):")
+    w("# Mapping rules (details in the engine/data/atop.py docstring):")
     for line in (
-        "- states: every state with a CINC row in the CINC year; id = name = COW abbreviation",
-        "  (stateabb, mapped from ATOP's COW codes through cinc-polity.csv); capability = cinc,",
-        f"  floored at {_f(CINC_FLOOR)} where cinc is missing or 0.",
+        "- states: every state with a row in the capability year; id = COW abbreviation",
+        "  (stateabb, mapped from ATOP's COW codes through cinc-polity.csv); name = COW state",
+        "  name where engine/data/names.py has it, else the abbreviation; capability = the",
+        f"  measure above, floored at {_f(CINC_FLOOR)} where it is missing or 0.",
         "- membership: alliance begyr <= Y and (endyr = 0 or endyr >= Y); member row yrent <= Y",
         "  and (yrexit = 0 or yrexit >= Y); the later phase wins where two phases touch Y; a",
         "  member leaving on the day another enters, and leaving the state system in Y, is",
@@ -787,7 +1111,7 @@ def _render(year, cinc_year, sources, disputes_csv, capability, ccode_of, allian
             out.extend(_wrap("- ", note))
     w("")
     w("[scenario]")
-    w(f"name = {_q(f'World {year} (ATOP/COW)')}")
+    w(f"name = {_q(f'World {label} (ATOP/COW)')}")
     w(f"seed = {int(seed)}")
     w("trials = 1_000_000")
     w("misperception = 0.5          # assumption")
@@ -802,24 +1126,28 @@ def _render(year, cinc_year, sources, disputes_csv, capability, ccode_of, allian
       'assumptions, not data')
     w("")
     w("# " + "-" * 94)
-    w(f"# States ({len(capability)}): capability = CINC {cinc_year} (COW NMC).")
+    w(f"# States ({len(capability)}): capability = {_MEASURE_LABEL[measure]} {cinc_year} "
+      f"(COW NMC).")
     w("# " + "-" * 94)
     for abb, cap in capability.items():
         w("")
         w("[[states]]")
         w(f"id = {_q(abb)}")
-        w(f"name = {_q(abb)}                # COW code {ccode_of[abb]}")
-        note = ("  # CINC missing or 0: floor" if cap == CINC_FLOOR else "")
+        w(f"name = {_q(state_name(abb))}                # COW code {ccode_of[abb]}")
+        note = ("  # missing or 0: floor" if cap == CINC_FLOOR else "")
         w(f"capability = {_f(cap)}{note}")
         w(f"commitment = {_f(DEFAULT_COMMITMENT)}   # assumption")
         w("stability = 1.0    # assumption")
         w("free_riding = 0.0  # assumption")
     w("")
     w("# " + "-" * 94)
-    w(f"# Alliances ({len(alliances)}): ATOP v4.01, in force in {year}.")
+    w(f"# Alliances ({len(alliances)}): ATOP v4.01, in force {when}.")
     w("# " + "-" * 94)
     for al in alliances:
         w("")
+        known = alliance_name(al.atopid)
+        if known is not None:
+            w(f"# {known}")
         for c in al.comment:
             out.extend(_wrap("", c))
         w("[[alliances]]")

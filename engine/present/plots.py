@@ -618,3 +618,71 @@ def plot_sweep(frame: pl.DataFrame, x: str, measures: Sequence[str], hue: str | 
                  ha="left", fontsize=12.5)
     fig.tight_layout(rect=(0, 0.06 if labels else 0, 1, 1))
     return _save(fig, out_stem.parent, out_stem.name)
+
+
+# ---- backtest (crisis backtest) ------------------------------------------------------------
+
+BACKTEST_MODELS = ("engine", "base_rate", "logit")
+
+
+def plot_reliability(predictions: pl.DataFrame, out_dir: str | Path, *,
+                     bins: int = 5) -> list[Path]:
+    """Reliability diagram of the backtest's test split: per model, the observed honor rate
+    (with its 95% Wilson interval) against the mean predicted probability in ``bins`` equal-width
+    probability bins; the diagonal is perfect calibration.  ``reliability.png/.svg``."""
+    plt = _pyplot()
+    out = Path(out_dir)
+    test = predictions.filter(pl.col("split") == "test")
+    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect calibration")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for k, model in enumerate(BACKTEST_MODELS):
+        p = test[model].to_numpy().astype(np.float64)
+        y = test["observed"].to_numpy().astype(np.int64)
+        which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+        xs, ys, lo, hi = [], [], [], []
+        for b in range(bins):
+            sel = which == b
+            if not sel.any():
+                continue
+            n, x = int(sel.sum()), int(y[sel].sum())
+            low, high = wilson_interval(np.array([x]), np.array([n]))
+            xs.append(float(p[sel].mean()))
+            ys.append(x / n)
+            lo.append(x / n - float(low[0]))
+            hi.append(float(high[0]) - x / n)
+        ax.errorbar(np.array(xs) + (k - 1) * 0.008, ys, yerr=[lo, hi], marker="o", capsize=3,
+                    lw=1.2, label=f"{model} (n = {test.height})")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("predicted probability of honoring")
+    ax.set_ylabel("observed share honored (95% Wilson)")
+    ax.set_title("Backtest reliability, test split")
+    ax.legend(loc="upper left")
+    return _save(fig, out, "reliability")
+
+
+def plot_roc(predictions: pl.DataFrame, out_dir: str | Path) -> list[Path]:
+    """ROC curves of the backtest's test split, one per model, with the AUC in the legend.
+    ``roc.png/.svg``."""
+    plt = _pyplot()
+    out = Path(out_dir)
+    test = predictions.filter(pl.col("split") == "test")
+    y = test["observed"].to_numpy().astype(np.int64)
+    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="chance")
+    positives, negatives = int(y.sum()), int((1 - y).sum())
+    for model in BACKTEST_MODELS:
+        p = test[model].to_numpy().astype(np.float64)
+        if positives == 0 or negatives == 0:
+            break
+        thresholds = np.unique(p)[::-1]
+        tpr = [0.0] + [float((p[y == 1] >= t).sum()) / positives for t in thresholds]
+        fpr = [0.0] + [float((p[y == 0] >= t).sum()) / negatives for t in thresholds]
+        area = float(np.trapezoid(tpr, fpr))
+        ax.plot(fpr, tpr, marker=".", lw=1.4, label=f"{model} (AUC {area:.2f})")
+    ax.set_xlabel("false positive rate (violations predicted honored)")
+    ax.set_ylabel("true positive rate (honors predicted honored)")
+    ax.set_title(f"Backtest ROC, test split (n = {test.height})")
+    ax.legend(loc="lower right")
+    return _save(fig, out, "roc")

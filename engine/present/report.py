@@ -227,9 +227,92 @@ def _figures_html(run_dir: Path) -> str:
     return "\n".join(parts)
 
 
+def _frame_html(frame: pl.DataFrame, limit: int = MAX_TABLE_ROWS) -> str:
+    esc = html.escape
+
+    def fmt(x) -> str:
+        if x is None:
+            return "—"
+        if isinstance(x, float):
+            return f"{x:.3f}" if math.isfinite(x) else "—"
+        return terminal_safe(str(x))
+
+    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
+    rows = ["<tr>" + "".join(f"<td>{esc(fmt(v))}</td>" for v in r) + "</tr>"
+            for r in frame.head(limit).iter_rows()]
+    note = ("" if frame.height <= limit else
+            f'<p class="sub">{frame.height - limit} more rows in the parquet file.</p>')
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>{note}")
+
+
+def is_backtest_folder(folder: Path) -> bool:
+    """A ``crisis backtest`` output folder (scores and predictions, no run manifest)."""
+    return (folder / "scores.parquet").is_file() and (folder / "predictions.parquet").is_file()
+
+
+def render_backtest(folder: str | Path) -> str:
+    """The HTML page of a ``crisis backtest`` output folder: scores, the reading, the figures,
+    the commitments not predicted (by reason) and the predictions."""
+    folder = Path(folder)
+    esc = html.escape
+    try:
+        scores = pl.read_parquet(folder / "scores.parquet")
+        predictions = pl.read_parquet(folder / "predictions.parquet")
+        unpredicted = (pl.read_parquet(folder / "unpredicted.parquet")
+                       if (folder / "unpredicted.parquet").is_file() else None)
+        info = (json.loads((folder / "backtest.json").read_text(encoding="utf-8"))
+                if (folder / "backtest.json").is_file() else {})
+    except (OSError, ValueError, pl.exceptions.PolarsError) as err:
+        raise UserError(f"{folder}: cannot read the backtest ({err})") from None
+    fit = info.get("fit", {})
+    facts = [("coding", info.get("coding")), ("split (train ≤)", info.get("split")),
+             ("trials per crisis", info.get("trials")), ("seed", info.get("seed")),
+             ("coded commitments", info.get("commitments")),
+             ("predicted / not", f"{info.get('predicted')} / {info.get('unpredicted')}"),
+             ("commitment_scale", f"{fit.get('value')} ({fit.get('how')})"),
+             ("logit", (info.get("logit") or {}).get("method")),
+             ("logit covariates", (info.get("logit") or {}).get("covariates"))]
+    body = ["<h1>Backtest: alliance commitments in war</h1>",
+            '<p class="sub">Each coded commitment of Berkemeier &amp; Fuhrmann (2018) predicted by '
+            "the engine, the train-split base rate and a logistic regression; fitted on wars up "
+            "to the split year, scored on later wars.</p>",
+            "<h2>Settings</h2>", _kv_table(facts),
+            "<h2>Scores</h2>",
+            '<p class="sub">Brier score and log loss: lower is better; AUC: 0.5 is no '
+            "discrimination.</p>", _frame_html(scores), "<h2>Figures</h2>"]
+    for name, caption in (("reliability", "Reliability diagram, test split"),
+                          ("roc", "ROC curves, test split")):
+        svg = folder / f"{name}.svg"
+        if svg.is_file():
+            data = base64.b64encode(svg.read_bytes()).decode("ascii")
+            body.append(f'<figure id="fig-{name}"><img alt="{name}" '
+                        f'src="data:image/svg+xml;base64,{data}"><figcaption>{esc(caption)}'
+                        "</figcaption></figure>")
+    if unpredicted is not None and unpredicted.height:
+        body += ["<h2>Not predicted, by reason</h2>",
+                 _frame_html(unpredicted.group_by("reason", "split").len()
+                             .sort("len", "reason", descending=[True, False]))]
+    body += ["<h2>Predictions</h2>",
+             _frame_html(predictions.select("war", "year", "atopid", "pledgers", "aggressor",
+                                            "target", "split", "observed", "engine",
+                                            "base_rate", "logit"), limit=500)]
+    citations = info.get("citations") or []
+    if citations:
+        body += ["<h2>Sources</h2><ul>"] + [f"<li>{esc(c)}</li>" for c in citations] + ["</ul>"]
+    body.append(f'<p class="sub">Generated {esc(datetime.now(UTC).isoformat(timespec="seconds"))}'
+                " by crisis-engine.</p>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>Backtest — crisis-engine report</title>\n<style>{CSS}</style>\n"
+            "</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
+
+
 def render_report(run_dir: str | Path) -> str:
     """The HTML page of the run in ``run_dir``."""
     run_dir = Path(run_dir)
+    if is_backtest_folder(run_dir) and not (run_dir / "manifest.json").is_file():
+        return render_backtest(run_dir)
     run = read_run(run_dir)
     m, summary = run.manifest, run.summary
     scenario_text = run.folder.read_scenario_text()
