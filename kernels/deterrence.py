@@ -73,6 +73,21 @@ def attribution_factor(mean_days, window_days):
 
 
 @njit(cache=True)
+def decided_force(t, lo, hi, e_state, capability, stability, integration_al,
+                  interoperability_bonus):
+    """``E[F | decided]`` of a consultation under unanimity (entries ``lo … hi − 1``): every
+    member backs and delivers with its stability, so ``(cap_t + Σ_{i≠t} stability_i · cap_i) ·
+    (1 + integration · bonus)``, summed in entry (ascending state) order.  Shared by the closed
+    form and the pilot's conditional estimate."""
+    force = capability[t]
+    for e in range(lo, hi):
+        i = e_state[e]
+        if i != t:
+            force = force + stability[i] * capability[i]
+    return force * (1.0 + integration_al * interoperability_bonus)
+
+
+@njit(cache=True)
 def unanimity_expected_response(
     cc, t, capability, stability, round_days, max_rounds, integration, cc_alliance,
     cc_entry_ptr, e_state, e_static, mobilization_days, window_days, interoperability_bonus,
@@ -90,12 +105,8 @@ def unanimity_expected_response(
     al = cc_alliance[cc]
     lo = cc_entry_ptr[cc]
     hi = cc_entry_ptr[cc + 1]
-    force = capability[t]
-    for e in range(lo, hi):
-        i = e_state[e]
-        if i != t:
-            force = force + stability[i] * capability[i]
-    force = force * (1.0 + integration[al] * interoperability_bonus)
+    force = decided_force(t, lo, hi, e_state, capability, stability, integration[al],
+                          interoperability_bonus)
     mobilization = mobilization_days * (1.0 - integration[al])
     decided_before = 0.0
     total = 0.0

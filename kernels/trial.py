@@ -52,7 +52,7 @@ import math
 import numpy as np
 from numba import get_thread_id, njit, prange
 
-from .deterrence import attribution_factor, normal_cdf
+from .deterrence import attribution_factor, decided_force, normal_cdf
 from .histogram import delay_bin
 from .layout import (
     A_BACKING_SHARE_SUM,
@@ -491,15 +491,12 @@ def _run_trials(
                         factor[p] = e_static[lo + p]
                     need = cc_need[cc]
                     force_decided = 0.0
-                    mobilization_al = mobilization_days * (1.0 - integration[al])
+                    mobilization_al = 0.0
                     if hazard_on:  # E[F | decided] under unanimity: every member delivers
-                        force_decided = capability[t]
-                        for p in range(m):
-                            i = e_state[lo + p]
-                            if i != t:
-                                force_decided = force_decided + stability[i] * capability[i]
-                        force_decided = force_decided * (
-                            1.0 + integration[al] * interoperability_bonus)
+                        force_decided = decided_force(t, lo, lo + m, e_state, capability,
+                                                      stability, integration[al],
+                                                      interoperability_bonus)
+                        mobilization_al = mobilization_days * (1.0 - integration[al])
                         for q in range(n):
                             hazard_sum[q] = 0.0
                             hazard_tail[q] = 0.0
