@@ -106,15 +106,19 @@ def open_run(run_dir: str | Path) -> RunData:
 
 def backtest(data_dir: str | Path, *, coding: str = "BF", split: int = 1944,
              trials: int = 20_000, seed: int = 2018, fit: bool = True,
-             out: str | Path | None = None):
+             deterrence_step: int = 1, out: str | Path | None = None,
+             progress: Callable[[str], None] | None = None):
     """Predict the coded commitments of Berkemeier & Fuhrmann (2018) out of sample from the
-    public datasets in ``data_dir`` (see :mod:`engine.experiments.backtest`); with ``out`` the
-    tables are written there too.  Returns a ``Backtest`` (``.predictions``, ``.unpredicted``,
-    ``.scores``, ``.info``)."""
+    public datasets in ``data_dir`` (see :mod:`engine.experiments.backtest`), and compare the
+    deterrence relative risk of defense pacts in the MID data with the engine's on the worlds
+    of every ``deterrence_step``-th year (0 skips it; :mod:`engine.experiments.
+    deterrence_evidence`); with ``out`` the tables are written there too.  Returns a
+    ``Backtest`` (``.predictions``, ``.unpredicted``, ``.scores``, ``.info``,
+    ``.deterrence``, ``.deterrence_dyads``)."""
     from .experiments.backtest import run_backtest
 
     result = run_backtest(data_dir, coding=coding, split=split, trials=trials, seed=seed,
-                          fit=fit)
+                          fit=fit, deterrence_step=deterrence_step, progress=progress)
     if out is not None:
         result.save(out)
     return result

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from engine.experiments import backtest as bt
 from engine.experiments.backtest import (
     CLIP,
     PREDICTION_COLUMNS,
@@ -25,7 +26,9 @@ pytestmark = pytest.mark.skipif(not BF_FILE.is_file(), reason="../shared/data no
 
 @pytest.fixture(scope="module")
 def result():
-    return run_backtest(DATA, trials=2000, seed=7)
+    # every 40th year of the MID data for the deterrence comparison: 5 worlds, enough to test
+    # the plumbing (tests/test_deterrence_evidence.py checks the numbers)
+    return run_backtest(DATA, trials=2000, seed=7, deterrence_step=40)
 
 
 def _coded() -> pl.DataFrame:
@@ -97,6 +100,53 @@ def test_scores_recomputed_from_predictions(result, tmp_path):
             assert row["auc"] == pytest.approx(_auc(y, p), rel=1e-12)
 
 
+def test_engine_fit_ignores_test_outcomes(result, tmp_path):
+    """Flip every test-split outcome in a copy of the data: the fitted commitment_scale, the
+    engine's and the base rate's probabilities (train and test) are unchanged, bit for bit."""
+    import shutil
+
+    test_wars = set(result.predictions.filter(pl.col("split") == "test")["war"]) | set(
+        result.unpredicted.filter(pl.col("split") == "test")["war"])
+    for name in bt.FILES.values():
+        shutil.copyfile(DATA / name, tmp_path / name)
+    bf = pl.read_csv(BF_FILE, infer_schema_length=100_000)
+    flip = pl.col("warname").is_in(sorted(test_wars))
+    bf.with_columns(pl.when(flip).then(pl.col("violateBF")).otherwise(pl.col("honorBF"))
+                    .alias("honorBF"),
+                    pl.when(flip).then(pl.col("honorBF")).otherwise(pl.col("violateBF"))
+                    .alias("violateBF")).write_csv(tmp_path / BF_FILE.name)
+    flipped = run_backtest(tmp_path, trials=2000, seed=7, deterrence_step=0)
+    test = flipped.predictions.filter(pl.col("split") == "test")
+    original = result.predictions.filter(pl.col("split") == "test")
+    assert (test["observed"] == 1 - original["observed"]).all()  # the flip took
+    assert flipped.info["fit"] == result.info["fit"]
+    for model in ("engine", "base_rate"):
+        assert flipped.predictions[model].equals(result.predictions[model]), model
+
+
+def test_deterrence_comparison_is_written_and_reported(result, tmp_path):
+    from engine.experiments.deterrence_evidence import COLUMNS, DYAD_COLUMNS
+    from engine.present.plots import plot_relative_risk
+    from engine.present.report import write_report
+
+    result.save(tmp_path)
+    table = pl.read_parquet(tmp_path / "deterrence.parquet")
+    dyads = pl.read_parquet(tmp_path / "deterrence_dyads.parquet")
+    assert tuple(table.columns) == COLUMNS and tuple(dyads.columns) == DYAD_COLUMNS
+    assert sorted(dyads["year"].unique()) == [1816, 1856, 1896, 1936, 1976]
+    info = result.info["deterrence"]
+    assert info["dyad_years"] == dyads.height and info["events"] == dyads["observed"].sum()
+    obs = table.filter((pl.col("source") == "observed") & (pl.col("period") == "all")
+                       & (pl.col("estimate") == "crude")).row(0, named=True)
+    cov = dyads.filter(pl.col("covered") == 1)["observed"].mean()
+    unc = dyads.filter(pl.col("covered") == 0)["observed"].mean()
+    assert obs["relative_risk"] == pytest.approx(cov / unc, rel=1e-12)
+    assert any("Leeds (2003)" in c for c in result.info["citations"])
+    plot_relative_risk(table, tmp_path)
+    page = write_report(tmp_path).read_text(encoding="utf-8")
+    assert "Deterrence: do defense pacts deter?" in page and 'id="fig-relative_risk"' in page
+
+
 def test_logit_is_fitted_on_train_only(result):
     pred = result.predictions
     before, _ = fit_logit(pred)
@@ -114,12 +164,16 @@ def test_cli_writes_every_file(tmp_path):
 
     out = tmp_path / "bt"
     res = CliRunner().invoke(main, ["backtest", "--data", str(DATA), "--trials", "500",
-                                    "--seed", "3", "--out", str(out), "-q"])
+                                    "--seed", "3", "--deterrence-step", "50", "--out", str(out),
+                                    "-q"])
     assert res.exit_code == 0, res.output
     for name in ("predictions.parquet", "unpredicted.parquet", "scores.parquet",
-                 "backtest.json", "reliability.png", "reliability.svg", "roc.png", "roc.svg"):
+                 "deterrence.parquet", "deterrence_dyads.parquet", "backtest.json",
+                 "reliability.png", "reliability.svg", "roc.png", "roc.svg",
+                 "relative_risk.png", "relative_risk.svg"):
         assert (out / name).is_file(), name
     assert "brier" in res.output and "Reading (test split" in res.output
+    assert "Deterrence: relative risk" in res.output
 
 
 def test_report_renders_a_backtest_folder(result, tmp_path):

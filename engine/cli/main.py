@@ -495,21 +495,32 @@ def calibrate(config, target_text, parameter, observations, era, obligation, cod
               help="Trials per crisis (the same trials for every crisis and fit step).")
 @click.option("--seed", type=SEED, default=2018, show_default=True)
 @click.option("--no-fit", is_flag=True, help="Leave commitment_scale at 1 (engine uncalibrated).")
+@click.option("--deterrence-step", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Compare the deterrence relative risk on the worlds of every N-th year "
+                   "1816-2010 (0: skip it).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for predictions, scores and figures.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def backtest(data_dir, coding, split, trials, seed, no_fit, out_dir, quiet):
-    """Predict the coded alliance commitments of Berkemeier & Fuhrmann (2018) out of sample."""
-    from ..experiments.backtest import format_scores, run_backtest
-    from ..present.plots import plot_reliability, plot_roc
+def backtest(data_dir, coding, split, trials, seed, no_fit, deterrence_step, out_dir, quiet):
+    """Predict the coded alliance commitments of Berkemeier & Fuhrmann (2018) out of sample,
+    and compare the deterrence relative risk of defense pacts with the MID data."""
+    from .. import api
+    from ..experiments.backtest import format_scores
+    from ..experiments.deterrence_evidence import format_relative_risks
+    from ..present.plots import plot_relative_risk, plot_reliability, plot_roc
 
     say = None if quiet else (lambda text: click.echo(text, err=True))
-    result = run_backtest(data_dir, coding=coding, split=split, trials=trials, seed=seed,
-                          fit=not no_fit, progress=say)
+    result = api.backtest(data_dir, coding=coding, split=split, trials=trials, seed=seed,
+                          fit=not no_fit, deterrence_step=deterrence_step, progress=say)
     written = result.save(out_dir)
     written += plot_reliability(result.predictions, out_dir)
     written += plot_roc(result.predictions, out_dir)
+    if result.deterrence is not None:
+        written += plot_relative_risk(result.deterrence, out_dir)
     click.echo(format_scores(result.scores, result.info))
+    if result.deterrence is not None:
+        click.echo("")
+        click.echo(format_relative_risks(result.deterrence, result.info["deterrence"]))
     click.echo(f"wrote {', '.join(p.name for p in written)} → {out_dir}")
 
 

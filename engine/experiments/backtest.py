@@ -56,6 +56,12 @@ Fit (train only, frozen for test)
 
 Scores (per model × split): Brier score, log loss (probabilities clipped to [1e-6, 1 − 1e-6]) and
 the ROC AUC (Mann–Whitney, ties counted one half; null when a split has one class only).
+
+Deterrence (issue 13, item 2): with ``deterrence_step`` > 0 the backtest also compares the
+relative risk that a challenger starts a dispute against a target covered by a defense pact in
+the GML MID data with the engine's, at the fitted ``commitment_scale``, on the worlds of every
+``deterrence_step``-th year 1816–2010 (:mod:`.deterrence_evidence`; ``deterrence.parquet``,
+``deterrence_dyads.parquet`` and the ``deterrence`` section of ``backtest.json``).
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ from ..model.compile import CompiledScenario, compile_scenario
 from ..model.config import scenario_from_dict
 from ..runs.io import write_json, write_parquet
 from .calibrate import WAR_START_YEARS, apply_parameter
+from .deterrence_evidence import FIRST_YEAR, LAST_YEAR, deterrence_evidence
 
 FILES = {
     "alliances": "atop-alliance-level.csv",
@@ -87,6 +94,7 @@ FILES = {
     "wars": "cow-war-inter-4.0.csv",
     "rivalries": "td-strategic-rivalries.csv",
     "major_powers": "cow-major-powers-2016.csv",
+    "disputes": "gml-ddy-disputes-2.03.csv",
 }
 # Wars of the alliance-wars file without a COW war number: (initiators, attacked states), COW
 # codes.  Italy invaded Albania in April 1939; Indonesia's "Konfrontasi" (1963–66) was waged
@@ -375,16 +383,24 @@ class Backtest:
     unpredicted: pl.DataFrame
     scores: pl.DataFrame
     info: dict
+    deterrence: pl.DataFrame | None = None  # relative risks (deterrence_evidence.COLUMNS)
+    deterrence_dyads: pl.DataFrame | None = None
 
     def save(self, out_dir: str | Path) -> list[Path]:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "predictions.parquet", out / "unpredicted.parquet",
-                 out / "scores.parquet", out / "backtest.json"]
+                 out / "scores.parquet"]
         write_parquet(paths[0], self.predictions)
         write_parquet(paths[1], self.unpredicted)
         write_parquet(paths[2], self.scores)
-        write_json(paths[3], self.info)
+        if self.deterrence is not None and self.deterrence_dyads is not None:
+            paths += [out / "deterrence.parquet", out / "deterrence_dyads.parquet"]
+            write_parquet(paths[-2], self.deterrence)
+            write_parquet(paths[-1], self.deterrence_dyads)
+        # last: a folder with backtest.json is complete
+        paths.append(out / "backtest.json")
+        write_json(paths[-1], self.info)
         return paths
 
 
@@ -403,11 +419,19 @@ def _year_tables(data_dir: Path):
 
 def run_backtest(data_dir: str | Path, *, coding: str = "BF", split: int = DEFAULT_SPLIT,
                  trials: int = DEFAULT_TRIALS, seed: int = DEFAULT_SEED,
-                 fit: bool = True, progress: Callable[[str], None] | None = None) -> Backtest:
-    """The backtest of the module docstring, in memory."""
+                 fit: bool = True, deterrence_step: int = 1,
+                 progress: Callable[[str], None] | None = None) -> Backtest:
+    """The backtest of the module docstring, in memory; with ``deterrence_step`` > 0 also the
+    deterrence relative risk (:mod:`.deterrence_evidence`) on the worlds of every
+    ``deterrence_step``-th year of the MID data, with the fitted engine (0 skips it)."""
     data_dir = Path(data_dir)
     if coding not in ("BF", "LLM"):
         raise UserError(f"--coding {coding!r}: choose BF or LLM")
+    if isinstance(deterrence_step, bool) or not isinstance(deterrence_step, int) \
+            or deterrence_step < 0:
+        raise UserError(f"--deterrence-step must be a whole number >= 0, got {deterrence_step!r}")
+    if deterrence_step:
+        _path(data_dir, "disputes")  # fail before any work when the MID file is missing
     say = progress or (lambda _text: None)
     commitments = coded_commitments(data_dir, coding, split)
     wars = read_wars(data_dir)
@@ -639,24 +663,44 @@ def run_backtest(data_dir: str | Path, *, coding: str = "BF", split: int = DEFAU
         "war": pl.String, "cowwarid": pl.Int64, "year": pl.Int64, "atopid": pl.Int64,
         "split": pl.String, "observed": pl.Int64, "reason": pl.String})
     scores = scores_table(frame)
+    evidence = None
+    if deterrence_step:
+        say(f"deterrence evidence: worlds {FIRST_YEAR}-{LAST_YEAR} every {deterrence_step} "
+            f"year(s), the engine at commitment_scale = {theta:.4f}")
+        evidence = deterrence_evidence(
+            {**paths, "disputes": _path(data_dir, "disputes")},
+            _abbreviations(data_dir), majors, rivals, split=split,
+            years=list(range(FIRST_YEAR, LAST_YEAR + 1, deterrence_step)),
+            transform=(None if theta == 1.0 else
+                       (lambda s: apply_parameter(s, "commitment_scale", theta))),
+            seed=seed, progress=say)
     info = {"coding": coding, "split": split, "trials": trials, "seed": seed,
             "commitments": commitments.height,
             "per_split": {s: int((commitments["split"] == s).sum()) for s in ("train", "test")},
             "predicted": frame.height, "unpredicted": missing.height,
             "crises": len(all_keys), "fit": fit_info, "logit": logit_info,
             "citations": list(CITATIONS)}
-    return Backtest(frame, missing, scores, info)
+    if evidence is None:
+        return Backtest(frame, missing, scores, info)
+    info["deterrence"] = evidence.info
+    info["citations"] += [c for c in evidence.info["citations"] if c not in info["citations"]]
+    return Backtest(frame, missing, scores, info, evidence.table, evidence.dyads)
 
 
 _ABBREVIATIONS: dict[Path, dict[int, str]] = {}
 
 
-def _abb(code: int, data_dir: Path) -> str:
+def _abbreviations(data_dir: Path) -> dict[int, str]:
+    """COW code -> abbreviation, from the capabilities file (read once per process)."""
     path = _path(data_dir, "capabilities")
     if path not in _ABBREVIATIONS:
         frame = _read(path).select(pl.col("ccode").cast(pl.Int64), "stateabb").unique()
         _ABBREVIATIONS[path] = dict(frame.iter_rows())
-    return _ABBREVIATIONS[path].get(code, str(code))
+    return _ABBREVIATIONS[path]
+
+
+def _abb(code: int, data_dir: Path) -> str:
+    return _abbreviations(data_dir).get(code, str(code))
 
 
 def format_scores(scores: pl.DataFrame, info: dict) -> str:

@@ -686,3 +686,46 @@ def plot_roc(predictions: pl.DataFrame, out_dir: str | Path) -> list[Path]:
     ax.set_title(f"Backtest ROC, test split (n = {test.height})")
     ax.legend(loc="lower right")
     return _save(fig, out, "roc")
+
+
+def plot_relative_risk(table: pl.DataFrame, out_dir: str | Path) -> list[Path]:
+    """The deterrence relative risk of a covering defense pact: observed (MID data, with its 95%
+    interval) and the engine's, per period and estimate, on a log axis with 1 (no effect)
+    marked.  ``relative_risk.png/.svg``."""
+    plt = _pyplot()
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    out = Path(out_dir)
+    rows = [r for r in table.iter_rows(named=True) if r["relative_risk"] is not None]
+    fig, ax = plt.subplots(figsize=(7.0, 0.36 * max(len(rows), 4) + 1.4))
+    colours = {"observed": "#0072B2", "engine": "#D55E00",
+               "engine_without_alliances": "#999999"}
+    labels, seen = [], set()
+    for i, r in enumerate(rows):
+        y = len(rows) - 1 - i
+        colour = colours.get(r["source"], "#000000")
+        label = r["source"].replace("_", " ") if r["source"] not in seen else None
+        seen.add(r["source"])
+        if r["ci_low"] is not None:
+            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, lw=2)
+        ax.plot([r["relative_risk"]], [y], "o", color=colour, label=label)
+        labels.append(f"{r['source'].replace('_', ' ')} · {r['period']} · {r['estimate']}")
+    ax.axvline(1.0, color="0.5", lw=1, ls="--")
+    ax.set_xscale("log")
+    values = [v for r in rows for v in (r["relative_risk"], r["ci_low"], r["ci_high"])
+              if v is not None]
+    lo, hi = min(values + [1.0]) / 1.25, max(values + [1.0]) * 1.25
+    ax.set_xlim(lo, hi)
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+             if lo <= t <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels[::-1], fontsize=8)
+    ax.set_xlabel("relative risk of a dispute against a covered target (log scale; 1 = no effect)")
+    ax.set_title("Do defense pacts deter? Data and engine, same dyad-years", fontsize=11)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8,
+              frameon=False)
+    fig.tight_layout()
+    return _save(fig, out, "relative_risk")

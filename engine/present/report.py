@@ -251,6 +251,31 @@ def is_backtest_folder(folder: Path) -> bool:
     return (folder / "scores.parquet").is_file() and (folder / "predictions.parquet").is_file()
 
 
+def _deterrence_section(folder: Path, path: Path, info: dict) -> list[str]:
+    """The backtest's deterrence comparison: the relative-risk table, its figure and the
+    choices behind it."""
+    try:
+        table = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as err:
+        raise UserError(f"{path}: cannot read ({err})") from None
+    out = ["<h2>Deterrence: do defense pacts deter?</h2>",
+           '<p class="sub">Relative risk that a challenger originates a militarized dispute '
+           "against a target covered by a defense pact, against an uncovered one, on the same "
+           "directed dyad-years: observed in the GML MID data, and the engine's probability of "
+           "attack (1 − P(deterred)) on the imported world of each year. Adjusted: modified "
+           "Poisson regression with capabilities, major-power status, rivalry, shared alliance "
+           "and decade controls.</p>", _frame_html(table)]
+    if isinstance(info.get("reading"), str):
+        out.append(f"<p>{html.escape(info['reading'])}</p>")
+    svg = folder / "relative_risk.svg"
+    if svg.is_file():
+        data = base64.b64encode(svg.read_bytes()).decode("ascii")
+        out.append('<figure id="fig-relative_risk"><img alt="relative risk" '
+                   f'src="data:image/svg+xml;base64,{data}"><figcaption>Relative risk, data '
+                   "and engine</figcaption></figure>")
+    return out
+
+
 def render_backtest(folder: str | Path) -> str:
     """The HTML page of a ``crisis backtest`` output folder: scores, the reading, the figures,
     the commitments not predicted (by reason) and the predictions."""
@@ -289,6 +314,9 @@ def render_backtest(folder: str | Path) -> str:
             body.append(f'<figure id="fig-{name}"><img alt="{name}" '
                         f'src="data:image/svg+xml;base64,{data}"><figcaption>{esc(caption)}'
                         "</figcaption></figure>")
+    deterrence = folder / "deterrence.parquet"
+    if deterrence.is_file():
+        body += _deterrence_section(folder, deterrence, info.get("deterrence") or {})
     if unpredicted is not None and unpredicted.height:
         body += ["<h2>Not predicted, by reason</h2>",
                  _frame_html(unpredicted.group_by("reason", "split").len()
