@@ -124,6 +124,38 @@ def backtest(data_dir: str | Path, *, coding: str = "BF", split: int = 1944,
     return result
 
 
+def calibrate_mcmc(configs: list[str | Path], targets: list[str], parameters: list[str], *,
+                   observations: str | Path | None = None, coding: str = "BF",
+                   trials: int = 20_000, seed: int | None = None, priors: list[str] = (),
+                   walkers: int | None = None, steps: int = 400, burn: int | None = None,
+                   out: str | Path | None = None,
+                   progress: Callable[[int], None] | None = None):
+    """Joint Bayesian calibration (:mod:`engine.experiments.bayes`) of ``parameters`` of the
+    scenarios in ``configs`` to the ``targets`` (``[N@]MEASURE=VALUE:SE`` or
+    ``[N@]honor_rate=observed[:FROM-TO][:OBLIGATION]``).  With ``out`` the posterior,
+    calibrated scenarios, diagnostics and trace/corner figures are written there
+    (``.written`` lists them).  Returns a ``Calibration`` (``.posterior``, ``.info``)."""
+    from .experiments.bayes import calibrate_mcmc as sample
+    from .experiments.bayes import parse_prior, parse_target
+
+    scenarios = [_load_scenario(c) for c in configs]
+    if seed is None:
+        seed = scenarios[0].scenario.seed
+    obs = None if observations is None else Path(observations)
+    parsed = [t for text in targets for t in parse_target(text, len(scenarios), obs, coding)]
+    prior_map = dict(parse_prior(text) for text in priors)
+    result = sample(scenarios, parameters, parsed, seed=seed, trials=trials, priors=prior_map,
+                    walkers=walkers, steps=steps, burn=burn, progress=progress)
+    result.written = []
+    if out is not None:
+        from .present.plots import plot_corner, plot_trace
+
+        result.written = result.save(Path(out), [Path(c) for c in configs])
+        result.written += plot_trace(result.posterior, parameters, out)
+        result.written += plot_corner(result.posterior, parameters, out)
+    return result
+
+
 def _scenario(scenario: Scenario | str | Path) -> Scenario:
     if isinstance(scenario, Scenario):
         return scenario

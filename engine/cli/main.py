@@ -304,14 +304,21 @@ def status(run_dir, fmt):
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--method", type=click.Choice(["oat", "sobol"]), default="oat", show_default=True,
+              help="oat: one-at-a-time swings (2 runs per knob); sobol: variance-based "
+                   "first-order and total indices (N·(k+2) runs).")
 @click.option("--trials", type=click.IntRange(min=1000), default=200_000, show_default=True,
               help="Trials per run (the same trials for every run).")
 @click.option("--seed", type=SEED, help="Seed (default: the file's).")
+@click.option("--samples", type=int,
+              help="sobol: base samples N, a power of 2 [default: 256].")
+@click.option("--knob", "knob_paths", multiple=True,
+              help="sobol: vary only this knob (repeat; default: every knob).")
 @click.option("--top", type=click.IntRange(min=1), default=15, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the full table (Parquet or CSV).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sensitivity(config, trials, seed, top, out, quiet):
+def sensitivity(config, method, trials, seed, samples, knob_paths, top, out, quiet):
     """Rank the knobs of CONFIG by how much they move deterrence, delay and breakdowns."""
     import polars as pl
 
@@ -321,22 +328,42 @@ def sensitivity(config, trials, seed, top, out, quiet):
     from ..present.sanitize import csv_safe_frame, terminal_safe_frame
     from ..runs.io import atomic_write, write_parquet
 
+    if method == "oat" and (samples is not None or knob_paths):
+        raise UserError("--samples and --knob apply to --method sobol only")
     scenario = load_scenario(config)
     seed = scenario.scenario.seed if seed is None else seed
     bar = _progress_bar(quiet)
-    bar.start(len(knobs(scenario)))
-    try:
-        frame, base = analyse(scenario, seed=seed, trials=trials, progress=bar.advance)
-    finally:
-        bar.close()
-    click.echo("baseline: " + ", ".join(f"{m} = {base[m]:.4g}" for m in MEASURES
-                                        if base[m] is not None))
-    shown = ["knob", "value", "low", "high"] + [f"{m}_swing" for m in MEASURES]
-    with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True,
-                   tbl_hide_column_data_types=True, tbl_width_chars=170, float_precision=4):
-        click.echo(terminal_safe_frame(frame.select(shown).head(top)))
-    click.echo(f"one-at-a-time swings (down → up), {trials:,} trials per run, common random "
-               f"numbers; ranked by the largest scaled swing")
+    if method == "sobol":
+        from ..experiments.sensitivity import SOBOL_SAMPLES, format_sobol, sobol_sensitivity
+
+        def start(evaluations: int) -> None:
+            if not quiet:
+                click.echo(f"sobol: {evaluations:,} engine evaluations of {trials:,} trials "
+                           f"(restrict with --knob, --samples)", err=True)
+            bar.start(evaluations)
+
+        try:
+            frame, info = sobol_sensitivity(
+                scenario, seed=seed, trials=trials,
+                samples=SOBOL_SAMPLES if samples is None else samples,
+                knob_paths=knob_paths, progress=bar.advance, progress_total=start)
+        finally:
+            bar.close()
+        click.echo(format_sobol(terminal_safe_frame(frame), info, top=top, trials=trials))
+    else:
+        bar.start(len(knobs(scenario)))
+        try:
+            frame, base = analyse(scenario, seed=seed, trials=trials, progress=bar.advance)
+        finally:
+            bar.close()
+        click.echo("baseline: " + ", ".join(f"{m} = {base[m]:.4g}" for m in MEASURES
+                                            if base[m] is not None))
+        shown = ["knob", "value", "low", "high"] + [f"{m}_swing" for m in MEASURES]
+        with pl.Config(tbl_rows=top, tbl_cols=-1, tbl_hide_dataframe_shape=True,
+                       tbl_hide_column_data_types=True, tbl_width_chars=170, float_precision=4):
+            click.echo(terminal_safe_frame(frame.select(shown).head(top)))
+        click.echo(f"one-at-a-time swings (down → up), {trials:,} trials per run, common random "
+                   f"numbers; ranked by the largest scaled swing")
     if out is not None:
         if out.suffix == ".csv":
             atomic_write(out, lambda tmp: csv_safe_frame(frame).write_csv(tmp))
@@ -410,33 +437,62 @@ def sweep(config, sets, grid_file, trials, seed, threads, out, force, quiet):
 
 
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--target", "target_text", required=True,
-              help="MEASURE=VALUE (e.g. honor_rate=0.5) or MEASURE=observed (--observations).")
+@click.argument("configs", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", "target_texts", required=True, multiple=True,
+              help="bisect: MEASURE=VALUE or MEASURE=observed (--observations). mcmc "
+                   "(repeatable): [N@]MEASURE=VALUE:SE or [N@]honor_rate=observed[:FROM-TO]"
+                   "[:OBLIGATION]; N = the scenario's position (default: every scenario).")
 @click.option("--fit", "parameter", default="commitment_scale", show_default=True,
-              help="commitment_scale, bindingness_scale or bindingness_scale:<obligation>.")
+              help="commitment_scale, resolve_scale, bindingness_scale[:<obligation>], "
+                   "misperception or a path (states.EST.commitment); mcmc: several, "
+                   "comma-separated.")
+@click.option("--method", type=click.Choice(["bisect", "mcmc"]), default="bisect",
+              show_default=True,
+              help="bisect: one parameter to one target; mcmc: joint Bayesian calibration.")
 @click.option("--observations", type=click.Path(dir_okay=False, path_type=Path),
               help="Alliance-wars file for MEASURE=observed (Berkemeier & Fuhrmann 2018).")
-@click.option("--era", help="Filter observations by war start year, e.g. 1816-1944.")
+@click.option("--era", help="bisect: filter observations by war start year, e.g. 1816-1944.")
 @click.option("--obligation", type=click.Choice(["defense", "offense", "neutrality",
                                                   "nonaggression", "consultation"]),
-              help="Filter observations by obligation kind.")
+              help="bisect: filter observations by obligation kind.")
 @click.option("--coding", type=click.Choice(["BF", "LLM"]), default="BF", show_default=True,
               help="Berkemeier–Fuhrmann or Leeds–Long–Mitchell honor coding.")
-@click.option("--trials", type=click.IntRange(min=1000), default=200_000, show_default=True,
-              help="Trials per evaluation (the same trials every time).")
-@click.option("--seed", type=SEED, help="Seed (default: the file's).")
-@click.option("--bounds", default="0:4", show_default=True, help="Search interval LO:HI.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the calibrated scenario here.")
+@click.option("--trials", type=click.IntRange(min=1000), default=None,
+              help="Trials per evaluation, the same trials every time [bisect: 200000; "
+                   "mcmc: 20000].")
+@click.option("--seed", type=SEED, help="Seed (default: the first file's).")
+@click.option("--bounds", default="0:4", show_default=True, help="bisect: search interval LO:HI.")
+@click.option("--prior", "prior_texts", multiple=True,
+              help="mcmc: NAME=lognormal:MEDIAN:SIGMA|beta:A:B|uniform:LO:HI (repeatable).")
+@click.option("--walkers", type=click.IntRange(min=2), help="mcmc: walkers [max(8, 4 × k)].")
+@click.option("--steps", type=click.IntRange(min=10), default=400, show_default=True,
+              help="mcmc: steps per walker.")
+@click.option("--burn", type=click.IntRange(min=0), help="mcmc: burn-in steps [steps / 3].")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="bisect: the calibrated scenario (FILE); mcmc: a folder for the posterior, "
+                   "calibrated scenario(s), diagnostics and figures (required).")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
-def calibrate(config, target_text, parameter, observations, era, obligation, coding, trials,
-              seed, bounds, out, force):
-    """Fit one parameter of CONFIG so that a simulated rate matches a target."""
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def calibrate(configs, target_texts, parameter, method, observations, era, obligation, coding,
+              trials, seed, bounds, prior_texts, walkers, steps, burn, out, force, quiet):
+    """Fit parameters of CONFIG so that simulated measures match targets: one by bisection, or
+    several jointly by MCMC (posterior draws, diagnostics, figures)."""
     from ..experiments.calibrate import calibrate as fit_parameter
     from ..experiments.calibrate import observed_honor_rate, write_calibrated
     from ..model.config import load_scenario
 
+    if method == "mcmc":
+        _calibrate_mcmc(configs, target_texts, parameter, observations, coding, trials, seed,
+                        prior_texts, walkers, steps, burn, out, force, quiet)
+        return
+    if len(configs) != 1 or len(target_texts) != 1 or "," in parameter:
+        raise UserError("--method bisect fits one parameter of one CONFIG to one --target; "
+                        "use --method mcmc for several")
+    if prior_texts or walkers or burn is not None:
+        raise UserError("--prior, --walkers and --burn apply to --method mcmc only")
+    config, target_text = configs[0], target_texts[0]
+    trials = 200_000 if trials is None else trials
     measure, eq, value = target_text.partition("=")
     if not eq:
         raise UserError(f"--target {target_text!r}: expected MEASURE=VALUE")
@@ -481,6 +537,34 @@ def calibrate(config, target_text, parameter, observations, era, obligation, cod
     if out is not None:
         write_calibrated(scenario, fit, config, out)
         click.echo(f"calibrated scenario → {out}")
+
+
+def _calibrate_mcmc(configs, target_texts, parameter, observations, coding, trials, seed,
+                    prior_texts, walkers, steps, burn, out, force, quiet):
+    from .. import api
+    from ..experiments.bayes import format_calibration
+
+    if out is None:
+        raise UserError("--method mcmc needs --out DIR")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise UserError(f"{out}: exists; pass --force to overwrite")
+    names = [n.strip() for n in parameter.split(",") if n.strip()]
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, unit="step", desc="mcmc", file=sys.stderr)
+    try:
+        result = api.calibrate_mcmc(
+            list(configs), target_texts, names, observations=observations, coding=coding,
+            trials=20_000 if trials is None else trials, seed=seed, priors=prior_texts,
+            walkers=walkers, steps=steps, burn=burn, out=out,
+            progress=None if bar is None else (lambda i: bar.update(i - bar.n)))
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(format_calibration(result))
+    click.echo(f"wrote {', '.join(p.name for p in result.written)} → {out}")
 
 
 @main.command()

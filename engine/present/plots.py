@@ -729,3 +729,58 @@ def plot_relative_risk(table: pl.DataFrame, out_dir: str | Path) -> list[Path]:
               frameon=False)
     fig.tight_layout()
     return _save(fig, out, "relative_risk")
+
+
+# ---- calibration (crisis calibrate --method mcmc) -----------------------------------------
+
+def plot_trace(posterior: pl.DataFrame, names: list[str], out_dir: str | Path) -> list[Path]:
+    """Per parameter: every walker's path over the kept steps (left) and the pooled marginal
+    histogram (right).  ``trace.png/.svg``."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(names), 2, figsize=(9.0, 2.2 * len(names) + 0.6),
+                             squeeze=False, gridspec_kw={"width_ratios": [3, 1]})
+    for j, name in enumerate(names):
+        left, right = axes[j]
+        for _, walker in posterior.group_by("walker", maintain_order=True):
+            left.plot(walker["step"].to_numpy(), walker[name].to_numpy(), lw=0.5, alpha=0.6)
+        left.set_ylabel(plot_safe(name), fontsize=9)
+        right.hist(posterior[name].to_numpy(), bins=40, color="#0072B2", alpha=0.8,
+                   orientation="horizontal")
+        right.set_ylim(left.get_ylim())
+        right.set_xticks([])
+    axes[-1][0].set_xlabel("step (after burn-in)")
+    fig.suptitle("Posterior traces, one line per walker", x=0.01, ha="left", fontsize=12)
+    fig.tight_layout()
+    return _save(fig, Path(out_dir), "trace")
+
+
+def plot_corner(posterior: pl.DataFrame, names: list[str], out_dir: str | Path) -> list[Path]:
+    """Corner plot: marginal histograms with the median and 95% interval on the diagonal,
+    pairwise scatter of the draws below it.  ``corner.png/.svg``."""
+    plt = _pyplot()
+    k = len(names)
+    fig, axes = plt.subplots(k, k, figsize=(2.6 * k + 0.8, 2.6 * k + 0.6), squeeze=False)
+    data = {n: posterior[n].to_numpy() for n in names}
+    for i, yi in enumerate(names):
+        for j, xj in enumerate(names):
+            ax = axes[i][j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            if i == j:
+                x = data[xj]
+                ax.hist(x, bins=40, color="#0072B2", alpha=0.8)
+                for q, style in ((0.025, ":"), (0.5, "-"), (0.975, ":")):
+                    ax.axvline(float(np.quantile(x, q)), color="#D55E00", ls=style, lw=1)
+                ax.set_yticks([])
+            else:
+                ax.scatter(data[xj], data[yi], s=2, alpha=0.25, color="#0072B2",
+                           rasterized=True)
+            if i == k - 1:
+                ax.set_xlabel(plot_safe(xj), fontsize=9)
+            if j == 0 and i != j:
+                ax.set_ylabel(plot_safe(yi), fontsize=9)
+    fig.suptitle("Posterior: marginals (median, 95% interval) and pairs", x=0.01, ha="left",
+                 fontsize=12)
+    fig.tight_layout()
+    return _save(fig, Path(out_dir), "corner")
