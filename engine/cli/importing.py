@@ -29,21 +29,30 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--date", "day", metavar="YYYY-MM-DD",
               help="Instead of --year: alliances and members in force that day "
                    "(capabilities of its year).")
-@click.option("--alliances", "alliances_csv", type=_FILE, required=True,
-              help="ATOP v4.01 alliance-level CSV (atop-alliance-level.csv).")
-@click.option("--members", "members_csv", type=_FILE, required=True,
-              help="ATOP v4.01 member-level CSV (atop-member-level.csv).")
-@click.option("--capabilities", "capabilities_csv", type=_FILE, required=True,
-              help="COW capabilities CSV (cinc-polity.csv), or your own with the columns "
-                   "stateabb, ccode, year and cinc (or milex, milper) for later years.")
+@click.option("--data", "data_folder", type=click.Path(file_okay=False, exists=True,
+                                                       path_type=Path),
+              help="Folder holding the dataset files under their usual names, used for every "
+                   "file option omitted (default: the `crisis data` cache).")
+@click.option("--alliances", "alliances_csv", type=_FILE,
+              help="ATOP v4.01 alliance-level CSV (default: atop-alliance-level.csv of the "
+                   "data folder).")
+@click.option("--members", "members_csv", type=_FILE,
+              help="ATOP v4.01 member-level CSV (default: atop-member-level.csv of the data "
+                   "folder).")
+@click.option("--capabilities", "capabilities_csv", type=_FILE,
+              help="COW capabilities CSV (default: cinc-polity.csv of the data folder), or "
+                   "your own with the columns stateabb, ccode, year and cinc (or milex, "
+                   "milper) for later years.")
 @click.option("--capability", "measure", default="cinc", show_default=True,
               type=click.Choice(["cinc", "milex", "milper", "military"]),
               help="Capability measure: CINC, military expenditure or personnel share, or "
                    "military = mean of the milex and milper shares.")
 @click.option("--disputes", "disputes_csv", type=_FILE,
-              help="GML MID dyad-year CSV: aggressors = top dispute originators of Y-10..Y-1.")
+              help="GML MID dyad-year CSV: aggressors = top dispute originators of Y-10..Y-1 "
+                   "(default when the data folder is used: its gml-ddy-disputes-2.03.csv).")
 @click.option("--rivalries", "rivalries_csv", type=_FILE,
-              help="Thompson & Dreyer strategic rivalries CSV (for --dyads rivalries|all).")
+              help="Thompson & Dreyer strategic rivalries CSV (for --dyads rivalries|all; "
+                   "default when the data folder is used: its td-strategic-rivalries.csv).")
 @click.option("--dyads", type=click.Choice(["disputes", "rivalries", "all"]),
               help="Aggressor -> target pairs from the directed disputes (side A -> side B) "
                    "and/or the strategic rivalries of the --window years before, weighted "
@@ -57,10 +66,14 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
                    "restricts the targets to these.")
 @click.option("--out", type=_FILE, required=True, help="Scenario file to write (TOML).")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-def atop(year, day, alliances_csv, members_csv, capabilities_csv, measure, disputes_csv,
-         rivalries_csv, dyads, window, aggressors, targets, out, force):
+def atop(year, day, data_folder, alliances_csv, members_csv, capabilities_csv, measure,
+         disputes_csv, rivalries_csv, dyads, window, aggressors, targets, out, force):
     """Scenario of a year (or day) from ATOP alliances and COW capabilities (and GML
-    disputes, strategic rivalries)."""
+    disputes, strategic rivalries).
+
+    Without --alliances, --members or --capabilities (or with --data DIR), the omitted files
+    come from the data folder (--data, else the verified `crisis data` cache), the GML disputes
+    and rivalries included where the folder has them."""
     from ..data.atop import import_world, parse_date
     from ..runs.io import write_bytes
 
@@ -71,6 +84,10 @@ def atop(year, day, alliances_csv, members_csv, capabilities_csv, measure, dispu
         raise UserError(f"{out}: exists; pass --force to overwrite")
     if out.exists() and out.is_dir():
         raise UserError(f"{out}: is a folder, not a file")
+    if data_folder is not None or None in (alliances_csv, members_csv, capabilities_csv):
+        alliances_csv, members_csv, capabilities_csv, disputes_csv, rivalries_csv = \
+            _from_data_folder(data_folder, alliances_csv, members_csv, capabilities_csv,
+                              disputes_csv, rivalries_csv)
     world = import_world(date.year if date else year, alliances_csv, members_csv,
                          capabilities_csv, disputes_csv, tuple(a.strip() for a in aggressors),
                          date=date, targets=tuple(t.strip() for t in targets), dyads=dyads,
@@ -81,3 +98,28 @@ def atop(year, day, alliances_csv, members_csv, capabilities_csv, measure, dispu
     except OSError as err:
         raise UserError(f"{out}: cannot write: {err.strerror or err}") from None
     click.echo(f"wrote {out}: {world.summary()}")
+
+
+def _from_data_folder(folder, alliances, members, capabilities, disputes, rivalries):
+    """The file options, each omitted one taken from the data folder: ``--data`` as given,
+    else the cache, which must hold the needed files verified.  Disputes and rivalries come
+    from it only where the folder has them (from the cache: verified)."""
+    from ..data.registry import BY_NAME, data_dir, verify
+
+    given = {"atop-alliances": alliances, "atop-members": members, "cinc": capabilities}
+    root = data_dir(folder, names=[name for name, path in given.items() if path is None])
+
+    def pick(path, name, optional=False):
+        if path is not None:
+            return path
+        candidate = root / BY_NAME[name].file
+        if optional:
+            if not candidate.is_file():
+                return None
+            if folder is None:
+                verify(candidate, BY_NAME[name])
+        return candidate
+
+    return (pick(alliances, "atop-alliances"), pick(members, "atop-members"),
+            pick(capabilities, "cinc"), pick(disputes, "gml-mids", optional=True),
+            pick(rivalries, "rivalries", optional=True))

@@ -568,9 +568,10 @@ def _calibrate_mcmc(configs, target_texts, parameter, observations, coding, tria
 
 
 @main.command()
-@click.option("--data", "data_dir", required=True,
+@click.option("--data", "data_dir", required=False, default=None,
               type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Folder with the ATOP, COW, alliance-wars, rivalry and major-power CSVs.")
+              help="Folder with the ATOP, COW, alliance-wars, rivalry and major-power CSVs "
+                   "(default: the `crisis data` cache).")
 @click.option("--coding", type=click.Choice(["BF", "LLM"]), default="BF", show_default=True,
               help="Berkemeier–Fuhrmann or Leeds–Long–Mitchell honor coding.")
 @click.option("--split", type=int, default=1944, show_default=True,
@@ -589,11 +590,13 @@ def backtest(data_dir, coding, split, trials, seed, no_fit, deterrence_step, out
     """Predict the coded alliance commitments of Berkemeier & Fuhrmann (2018) out of sample,
     and compare the deterrence relative risk of defense pacts with the MID data."""
     from .. import api
+    from ..data.registry import data_dir as resolve_data_dir
     from ..experiments.backtest import format_scores
     from ..experiments.deterrence_evidence import format_relative_risks
     from ..present.plots import plot_relative_risk, plot_reliability, plot_roc
 
     say = None if quiet else (lambda text: click.echo(text, err=True))
+    data_dir = resolve_data_dir(data_dir)  # --data, else the verified `crisis data` cache
     result = api.backtest(data_dir, coding=coding, split=split, trials=trials, seed=seed,
                           fit=not no_fit, deterrence_step=deterrence_step, progress=say)
     written = result.save(out_dir)
@@ -653,6 +656,7 @@ def bench(quick, do_compare, do_plot, names, history, no_record, no_baselines, r
 def _register_commands() -> None:
     """Commands that live in their own modules (each imports its library lazily)."""
     from .compare import check_command, compare_command
+    from .data import data_group
     from .importing import import_group
     from .plot import plot_command, report_command
     from .similarity import similarity_command
@@ -663,6 +667,7 @@ def _register_commands() -> None:
     main.add_command(check_command, "check")
     main.add_command(plot_command, "plot")
     main.add_command(report_command, "report")
+    main.add_command(data_group, "data")
 
 
 _register_commands()
