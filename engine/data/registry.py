@@ -36,6 +36,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import UserError
+from ..fs import fsync_dir
 
 APP_NAME = "crisis-engine"
 ENV_DATA_DIR = "CRISIS_DATA_DIR"
@@ -448,7 +449,7 @@ def add(source: Path, keys: Iterable[str] = (), *, folder: Path | None = None,
             if echo is not None:
                 echo(f"{entry.name}: {entry.file} verified, installed ({entry.size_bytes:,} "
                      f"bytes)")
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as err:
         raise UserError(f"{folder}: cannot install ({err.strerror or err}); files not yet "
                         f"renamed into place were not installed") from None
@@ -481,14 +482,3 @@ def _copy_hashing(path: Path, folder: Path, name: str) -> tuple[Path, str]:
     return tmp, digest.hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import UserError
+from ..fs import fsync_dir
 
 # JSON files of a run (manifest.json, run.json, submit.json) are small; a larger one is not ours
 MAX_JSON_BYTES = 64 * 2**20
@@ -55,7 +56,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> str:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return digest.hexdigest()
 
 
@@ -63,19 +64,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_parquet(path: Path, frame: pl.DataFrame) -> str:
