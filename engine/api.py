@@ -54,8 +54,14 @@ def run(
     dask_workers: int = 2,
     progress: Callable[[int], None] | None = None,
     progress_total: Callable[[int], None] | None = None,
+    posterior: str | Path | None = None,
 ) -> Result:
     """Simulate ``scenario`` (a :class:`Scenario` or a scenario file).
+
+    ``posterior`` (a ``posterior.parquet`` of :func:`calibrate_mcmc`) gives each block of
+    trials its parameters from a posterior draw (:mod:`engine.runs.posterior`): point
+    estimates are posterior means and every summary interval holds parameter and Monte Carlo
+    uncertainty together (in one process: not with ``shard`` or Dask yet).
 
     ``trials`` and ``seed`` default to the scenario's; ``threads`` to all cores.  Without
     ``out`` the results stay in memory; with it they go to that run folder (refused when it is
@@ -79,6 +85,10 @@ def run(
     options = dict(trials=trials, seed=seed, threads=threads, block_size=block_size,
                    save_trials=save_trials, progress=progress, progress_total=progress_total,
                    executor=execute)
+    if posterior is not None:
+        from .runs.posterior import read_posterior
+
+        options["posterior"] = read_posterior(posterior)
     if out is None and shard is None:
         return run_in_memory(scenario, **options)
     return run_to_folder(scenario, out_dir=out, force=force, shard=shard, **options)

@@ -25,6 +25,7 @@ S11 = np.uint64(11)
 ONE = np.uint64(1)
 TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
 PILOT_SALT = np.uint64(0xD1B54A32D192ED03)
+POSTERIOR_SALT = np.uint64(0x8CB92BA72F3D8DD7)
 
 
 @njit(cache=True)
@@ -53,6 +54,14 @@ def pilot_key(base, cell, sample):
     ``base = seed_base(seed)``: a stream of its own, never a trial's key (design §8)."""
     cell_base = mix64((base ^ PILOT_SALT) + (np.uint64(cell) + ONE) * GOLDEN)
     return mix64(cell_base + (np.uint64(sample) + ONE) * GOLDEN)
+
+
+@njit(cache=True)
+def posterior_key(base, block):
+    """Key of trial block ``block`` (int64 ≥ 0) of a run with parameters from a posterior: the
+    block's draw is ``⌊uniform(posterior_key(base, block), 0) · draws⌋``, a stream of its own,
+    never a trial's or a pilot's key."""
+    return mix64((base ^ POSTERIOR_SALT) + (np.uint64(block) + ONE) * GOLDEN)
 
 
 @njit(cache=True)

@@ -59,10 +59,14 @@ def _stderr_is_tty() -> bool:
 @click.option("--scheduler-address", help="Dask scheduler (default: a LocalCluster).")
 @click.option("--dask-workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Worker processes of the LocalCluster.")
+@click.option("--posterior", type=click.Path(dir_okay=False, path_type=Path),
+              help="posterior.parquet of `crisis calibrate --method mcmc`: each block of trials "
+                   "takes its parameters from a posterior draw; intervals then hold parameter "
+                   "and Monte Carlo uncertainty together.")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty output folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table.")
 def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, resume_dir,
-        executor, scheduler_address, dask_workers, force, quiet):
+        executor, scheduler_address, dask_workers, posterior, force, quiet):
     """Run the scenario CONFIG and write cells.parquet, summary.parquet and manifest.json."""
     if threads is not None and threads > int(os.environ.get("NUMBA_NUM_THREADS", "0") or 0):
         # Numba reads its thread ceiling at import; raise it before the first import.
@@ -78,6 +82,8 @@ def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, 
     if executor == "dask" and (shard or resume_dir):
         raise UserError("--executor dask runs whole runs; it does not combine with --shard "
                         "or --resume")
+    if posterior is not None and resume_dir is not None:
+        raise UserError("--posterior starts a run; it does not combine with --resume")
     bar = _progress_bar(quiet)
     try:
         if resume_dir is not None:
@@ -93,13 +99,19 @@ def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, 
                              force=force, shard=parse_shard(shard) if shard else None,
                              executor=executor, scheduler_address=scheduler_address,
                              dask_workers=dask_workers, progress=bar.advance,
-                             progress_total=bar.start)
+                             progress_total=bar.start, posterior=posterior)
     finally:
         bar.close()
     m = result.manifest
+    post = m.get("posterior")
     if not quiet and result.summary is not None:
         from ..present.terminal import format_summary
 
+        if post:
+            click.echo(f"intervals: parameter and Monte Carlo uncertainty together — 2.5–97.5% "
+                       f"over {post['blocks']} blocks of {post['trials_per_draw']:,} trials, "
+                       f"each at a draw of {post['file']} ({post['draws_used']} of "
+                       f"{post['draws']:,} draws used)")
         click.echo(format_summary(result.summary))
         click.echo("")
     lo, hi = m["trial_range"]
@@ -109,7 +121,11 @@ def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, 
     click.echo(f"{what}, seed {m['seed']}, {where}, {m['wall_time_s']:.2f} s{rate} → "
                f"{result.out_dir}")
     step2 = m.get("deterrence") or {}
-    if step2.get("mode") == "expected_response":
+    if post:
+        click.echo(f"parameters from the posterior {post['file']} (sha256 {post['sha256'][:12]}…): "
+                   f"{', '.join(post['parameters'])}; step 2 computed per draw in "
+                   f"{step2.get('seconds', 0.0):.2f} s")
+    elif step2.get("mode") == "expected_response":
         piloted = step2.get("cells_pilot", 0)
         how = (f"{piloted} of {piloted + step2.get('cells_exact', 0)} cells by a pilot of "
                f"{step2.get('pilot_samples', 0):,} samples (largest error on P(deterred) "

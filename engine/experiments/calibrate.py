@@ -20,20 +20,17 @@ applicable commitments honored, optionally filtered by era (war start year) and 
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.statistics import Z_95
-from ..errors import ConfigError, UserError
-from ..model.config import Scenario, scenario_from_dict
-from ..model.paths import set_value
+from ..errors import UserError
+from ..model.config import Scenario
+from ..model.parameters import PARAMETERS, apply_values  # noqa: F401 (re-exported)
 from ..runs.io import write_bytes
 from .overall import overall_summary
 
-PARAMETERS = ("commitment_scale", "resolve_scale", "bindingness_scale", "misperception")
 # start years of the wars whose names carry none (COW inter-state wars 106 and 139)
 WAR_START_YEARS = {"WorldWarI": 1914, "WorldWarII": 1939}
 
@@ -92,38 +89,6 @@ def observed_honor_rate(path: str | Path, *, era: tuple[int, int] | None = None,
 def apply_parameter(scenario: Scenario, name: str, value: float) -> Scenario:
     """A copy of the scenario with parameter ``name`` set to ``value``."""
     return apply_values(scenario, {name: value})
-
-
-def apply_values(scenario: Scenario, values: Mapping[str, float]) -> Scenario:
-    """A copy of the scenario with every parameter of ``values`` applied, in order:
-    ``commitment_scale`` (every commitment × θ, capped at 1), ``resolve_scale`` (every
-    aggressor's resolve × θ), ``bindingness_scale[:<obligation>]`` (× θ, capped at 1),
-    ``misperception`` (set) or a sweep path (``states.EST.commitment``: set)."""
-    data = copy.deepcopy(scenario.to_toml_dict())
-    for name, value in values.items():
-        base, _, kind = name.partition(":")
-        if base == "commitment_scale" and not kind:
-            for st in data["states"]:
-                st["commitment"] = min(1.0, st["commitment"] * value)
-        elif base == "resolve_scale" and not kind:
-            for ag in data["aggressors"]:
-                ag["resolve"] = ag["resolve"] * value
-        elif base == "bindingness_scale":
-            for al in data["alliances"]:
-                if not kind or al["obligation"] == kind:
-                    al["bindingness"] = min(1.0, al["bindingness"] * value)
-        elif name == "misperception":
-            data["scenario"]["misperception"] = value
-        elif "." in name:
-            set_value(data, name, value, option="--fit")
-        else:
-            raise UserError(f"--fit {name}: unknown parameter; choose from "
-                            f"{', '.join(PARAMETERS)} (bindingness_scale:<obligation> too) or a "
-                            f"parameter path such as states.EST.commitment")
-    try:
-        return scenario_from_dict(data, "<calibrated>")
-    except ConfigError as err:
-        raise UserError(str(err)) from None
 
 
 def measure_of(scenario: Scenario, measure: str, seed: int, trials: int) -> tuple[float, int]:

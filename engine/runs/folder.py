@@ -72,7 +72,7 @@ from .io import (
     write_npz,
     write_parquet,
 )
-from .options import RunOptions, parse_manifest, parse_options
+from .options import RunOptions, options_json, parse_manifest, parse_options
 from .options import shard_range as shard_range  # re-exported: shard folders and ranges
 
 if TYPE_CHECKING:
@@ -355,7 +355,7 @@ class RunFolder:
         path = self.path / RUN_JSON
         if not isinstance(options, RunOptions):
             options = parse_options(options, str(path))
-        write_json(path, options.model_dump(mode="json"))
+        write_json(path, options_json(options))
 
     def write_checkpoint(self, tallies: Tallies, position: int, records: np.ndarray,
                          options: RunOptions) -> None:

@@ -51,6 +51,9 @@ class RunOptions(Strict):
     scenario_hash: ScenarioHash
     scenario_file: Annotated[str, Field(max_length=4096)] | None = None
     engine: EngineVersion
+    # SHA-256 of the posterior.parquet the run's parameters come from (``run --posterior``);
+    # absent for a run of the scenario's own values
+    posterior_sha256: Sha256 | None = None
 
     @model_validator(mode="after")
     def _shard_in_range(self):
@@ -128,6 +131,15 @@ def validation_problems(err: ValidationError, limit: int = 10) -> str:
     if len(errors) > limit:
         parts.append(f"and {len(errors) - limit} more problems")
     return "; ".join(parts)
+
+
+def options_json(options: RunOptions) -> dict:
+    """``run.json``'s content: the options, without ``posterior_sha256`` when there is no
+    posterior (so a plain run's file is what it always was)."""
+    data = options.model_dump(mode="json")
+    if data.get("posterior_sha256") is None:
+        data.pop("posterior_sha256", None)
+    return data
 
 
 def parse_options(data: object, where: str) -> RunOptions:

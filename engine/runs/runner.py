@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kernels.layout import N_RECORD_COLUMNS
+from kernels.layout import DETERRENCE_MODES, N_RECORD_COLUMNS
 
 from ..core.simulate import (
     DEFAULT_BLOCK_SIZE,
@@ -40,7 +40,8 @@ from ..model.config import Scenario, load_scenario, scenario_hash
 from ..model.limits import check_request, check_scenario_size
 from ..version import __version__
 from .folder import MANIFEST, RUN_JSON, RunFolder, default_out_dir
-from .options import MAX_BLOCK_SIZE, MAX_SEED, RunOptions, parse_options
+from .options import MAX_BLOCK_SIZE, MAX_SEED, RunOptions, options_json, parse_options
+from .posterior import Posterior
 
 # seconds between checkpoints of a running run (CRISIS_CHECKPOINT_SECONDS overrides)
 CHECKPOINT_EVERY_S = 10.0
@@ -115,14 +116,38 @@ def run_scenario(
 
 
 def run_options(scenario: Scenario, *, trials: int, seed: int, block_size: int,
-                save_trials: int, shard: tuple[int, int] | None = None) -> RunOptions:
+                save_trials: int, shard: tuple[int, int] | None = None,
+                posterior: Posterior | None = None) -> RunOptions:
     """What ``run.json`` records of a run: enough to resume it and to tie it to its scenario
     (validated by the same rules that check ``run.json`` on ``--resume``)."""
-    return parse_options({
+    data = {
         "trials": trials, "seed": seed, "block_size": block_size, "save_trials": save_trials,
         "shard": list(shard) if shard else None, "scenario_hash": scenario_hash(scenario),
         "scenario_file": scenario.source_file, "engine": __version__,
-    }, "the run's options (--trials, --seed, --block-size, --save-trials, --shard)")
+    }
+    if posterior is not None:
+        data["posterior_sha256"] = posterior.sha256
+    return parse_options(data, "the run's options (--trials, --seed, --block-size, "
+                               "--save-trials, --shard)")
+
+
+def _check_posterior(scenario: Scenario, posterior: Posterior | None, *, shard=None,
+                     save_trials: int = 0, executor=None) -> None:
+    """What a run with parameters from a posterior does not do yet, refused up front; and every
+    parameter must apply to the scenario (checked on the first draw)."""
+    if posterior is None:
+        return
+    if shard is not None or executor is not None:
+        raise UserError("--posterior: shards and the Dask backend do not take a posterior yet; "
+                        "run in one process")
+    if save_trials:
+        raise UserError("--posterior: --save-trials is not available with a posterior yet")
+    from ..model.parameters import apply_values
+
+    try:
+        apply_values(scenario, posterior.values(0))
+    except UserError as err:
+        raise UserError(f"{posterior.source}: {err}") from None
 
 
 def run_in_memory(
@@ -136,17 +161,19 @@ def run_in_memory(
     progress: Callable[[int], None] | None = None,
     progress_total: Callable[[int], None] | None = None,
     executor: Callable | None = None,
+    posterior: Posterior | None = None,
 ) -> RunResult:
     """Run a validated scenario and keep its results in memory: the same tallies, tables and
     manifest as :func:`run_to_folder`, nothing written (no checkpoints either)."""
     seed, trials = check_options(scenario, trials=trials, seed=seed, block_size=block_size,
                                  save_trials=save_trials)
+    _check_posterior(scenario, posterior, save_trials=save_trials, executor=executor)
     check_request(scenario, trials_in_process=trials, total_trials=trials,
                   threads=_threads_for(threads), save_trials=save_trials, block_size=block_size)
     options = run_options(scenario, trials=trials, seed=seed, block_size=block_size,
-                          save_trials=save_trials)
+                          save_trials=save_trials, posterior=posterior)
     return _execute(None, scenario, options, threads=threads, progress=progress,
-                    progress_total=progress_total, executor=executor)
+                    progress_total=progress_total, executor=executor, posterior=posterior)
 
 
 def save_run(result: RunResult, folder: str | Path, *, force: bool = False) -> RunFolder:
@@ -177,17 +204,21 @@ def run_to_folder(
     progress: Callable[[int], None] | None = None,
     progress_total: Callable[[int], None] | None = None,
     executor: Callable | None = None,
+    posterior: Posterior | None = None,
 ) -> RunResult:
     """Run a validated scenario (or one shard of it) and write its run folder, checkpointing as
-    it goes.  The folder's ``scenario.toml`` is :meth:`Scenario.source_text`.
+    it goes (with a ``posterior``, parameters per trial block from its draws; no checkpoints).
+    The folder's ``scenario.toml`` is :meth:`Scenario.source_text`.
 
     ``executor(compiled, seed, trials, block_size, save_trials, progress, deterrence) ->
     (tallies, records)`` replaces the in-process simulation of the whole range (the Dask
     backend); ``deterrence`` is step 2, computed once (:func:`deterrence_tables`)."""
     seed, trials = check_options(scenario, trials=trials, seed=seed, block_size=block_size,
                                  save_trials=save_trials)
+    _check_posterior(scenario, posterior, shard=shard, save_trials=save_trials,
+                     executor=executor)
     options = run_options(scenario, trials=trials, seed=seed, block_size=block_size,
-                          save_trials=save_trials, shard=shard)
+                          save_trials=save_trials, shard=shard, posterior=posterior)
     run_dir = RunFolder(out_dir if out_dir is not None
                         else default_out_dir(scenario.scenario.name, seed))
     target = run_dir.shard(*shard) if shard else run_dir
@@ -202,7 +233,7 @@ def run_to_folder(
             run_dir.write_scenario(scenario_text)
         target.write_options(options)
         return _execute(target, scenario, options, threads=threads, progress=progress,
-                        progress_total=progress_total, executor=executor)
+                        progress_total=progress_total, executor=executor, posterior=posterior)
 
 
 def check_options(scenario: Scenario, *, trials: int | None, seed: int | None, block_size: int,
@@ -243,6 +274,9 @@ def resume_run(run_dir: str | Path, *, threads: int | None = None,
             raise UserError(f"{run_dir}: the run is already complete ({MANIFEST} exists)")
         options = folder.read_options()
         run_json = folder / RUN_JSON
+        if options.posterior_sha256 is not None:
+            raise UserError(f"{run_json}: a run with parameters from a posterior cannot be "
+                            f"resumed yet; start it again")
         if options.engine != __version__:
             raise UserError(f"{run_json}: the run was started with engine {options.engine}, "
                             f"this is {__version__}; results would not be comparable")
@@ -268,9 +302,13 @@ def resume_run(run_dir: str | Path, *, threads: int | None = None,
 
 
 def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, *, threads,
-             progress, progress_total, resume: bool = False, executor=None) -> RunResult:
+             progress, progress_total, resume: bool = False, executor=None,
+             posterior: Posterior | None = None) -> RunResult:
     """Simulate the run's range and build its tables; with a ``target`` folder, checkpoint as
     it goes and write the results there (``None``: in memory only)."""
+    if posterior is not None:
+        return _execute_posterior(target, scenario, options, posterior, threads=threads,
+                                  progress=progress, progress_total=progress_total)
     trials, seed, shard = options.trials, options.seed, options.shard
     start, stop = options.trial_range
     compiled = compile_scenario(scenario)
@@ -331,7 +369,7 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
                             compile_s=compile_s, simulated=stop - position, started=started,
                             deterrence={**step2.manifest(), "seconds": round(deterrence_s, 3)})
     result = RunResult(None if target is None else target.path, manifest, tallies,
-                       scenario=scenario, options=options.model_dump(mode="json"))
+                       scenario=scenario, options=options_json(options))
     if options.save_trials:
         result.records = records_table(compiled, records)
     if not shard:
@@ -340,6 +378,79 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
         target.write_results(tallies, result.cells, result.summary, result.members,
                              result.records, manifest)
     return result
+
+
+def _execute_posterior(target: RunFolder | None, scenario: Scenario, options: RunOptions,
+                       posterior: Posterior, *, threads, progress, progress_total) -> RunResult:
+    """A whole run with parameters from ``posterior`` (:mod:`.posterior`): each trial block
+    simulated at its draw's parameters, tallies summed exactly; summary intervals from the
+    blocks' own estimates."""
+    from ..model.parameters import apply_values
+    from .posterior import blocks, draw_of_block
+
+    seed = options.seed
+    start, stop = options.trial_range
+    compiled = compile_scenario(scenario)
+    n_threads = set_threads(threads)
+    if progress_total is not None:
+        progress_total(stop - start)
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    simulate(compiled, seed, start, start + 1 if start < stop else start,  # compile/load
+             deterrence=DeterrenceTables("capability", np.zeros(compiled.n_cells),
+                                         np.zeros(compiled.n_cells)))
+    compile_s = time.perf_counter() - t0
+    tallies = Tallies.zeros(compiled.n_cells, compiled.n_alliances, compiled.n_memberships)
+    draws: dict[int, tuple[CompiledScenario, DeterrenceTables]] = {}
+    parts: list[pl.DataFrame] = []
+    deterrence_s = 0.0
+    t0 = time.perf_counter()
+    for block, lo, hi in blocks(start, stop, options.trials):
+        d = draw_of_block(seed, block, posterior.n_draws)
+        if d not in draws:
+            c = compile_scenario(apply_values(scenario, posterior.values(d)))
+            t_step2 = time.perf_counter()
+            draws[d] = (c, deterrence_tables(c, seed, cache=False))
+            deterrence_s += time.perf_counter() - t_step2
+        c, step2 = draws[d]
+        part, _ = simulate(c, seed, lo, hi, block_size=options.block_size, progress=progress,
+                           deterrence=step2)
+        tallies.add(part)
+        parts.append(summary_table(c, part).with_columns(pl.lit(block).alias("_block")))
+    wall = time.perf_counter() - t0
+    manifest = run_manifest(scenario, compiled, options, threads=n_threads, resumed_at=None,
+                            wall_s=wall, compile_s=compile_s, simulated=stop - start,
+                            started=started,
+                            deterrence={"mode": DETERRENCE_MODES[compiled.deterrence],
+                                        "per_draw": True, "seconds": round(deterrence_s, 3)})
+    manifest["posterior"] = {**posterior.manifest(options.trials), "draws_used": len(draws),
+                             "blocks": len(parts)}
+    result = RunResult(None if target is None else target.path, manifest, tallies,
+                       scenario=scenario, options=options_json(options))
+    add_tables(result, compiled, scenario)
+    result.summary = posterior_intervals(result.summary, pl.concat(parts, how="diagonal_relaxed"))
+    if target is not None:
+        target.write_results(tallies, result.cells, result.summary, result.members, None,
+                             manifest)
+    return result
+
+
+def posterior_intervals(summary: pl.DataFrame, parts: pl.DataFrame) -> pl.DataFrame:
+    """``summary`` with every ``X_low``/``X_high`` pair replaced by the 2.5% and 97.5%
+    quantiles (linear interpolation) of ``X`` over the blocks of ``parts`` (one summary per
+    block, column ``_block``), rows matched on ``scope`` and ``key``; null where no block has a
+    value."""
+    pairs = [c[:-4] for c in summary.columns
+             if c.endswith("_low") and f"{c[:-4]}_high" in summary.columns
+             and c[:-4] in summary.columns]
+    if not pairs:
+        return summary
+    q = parts.group_by("scope", "key").agg(
+        *(pl.col(x).drop_nulls().quantile(0.025, "linear").alias(f"{x}_low") for x in pairs),
+        *(pl.col(x).drop_nulls().quantile(0.975, "linear").alias(f"{x}_high") for x in pairs))
+    out = summary.drop([f"{x}_{e}" for x in pairs for e in ("low", "high")]).join(
+        q, on=["scope", "key"], how="left", maintain_order="left")
+    return out.select(summary.columns)
 
 
 # The manifest fields that describe what was run (not how it was executed): a merged run takes
