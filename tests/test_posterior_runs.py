@@ -161,3 +161,17 @@ def test_not_yet_with_shards_or_saved_trials(tmp_path):
         run(_scenario(), posterior=post, shard=(0, 2), out=tmp_path / "r")
     with pytest.raises(UserError, match="save-trials"):
         run(_scenario(), posterior=post, save_trials=10)
+
+
+def test_report_says_the_intervals_hold_parameter_uncertainty(tmp_path):
+    from engine.present.report import write_report
+
+    post = _posterior(tmp_path / "p.parquet", commitment_scale=[0.6, 0.9])
+    run(_scenario(), posterior=post, out=tmp_path / "run")
+    page = write_report(tmp_path / "run").read_text(encoding="utf-8")
+    assert "Parameters from a posterior" in page
+    assert "parameter and Monte Carlo uncertainty together" in page
+    plain = run(_scenario(), out=tmp_path / "plain")
+    assert plain.manifest.get("posterior") is None
+    assert "Parameters from a posterior" not in write_report(tmp_path / "plain").read_text(
+        encoding="utf-8")

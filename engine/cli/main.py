@@ -669,6 +669,17 @@ def bench(quick, do_compare, do_plot, names, history, no_record, no_baselines, r
         raise click.exceptions.Exit(1)
 
 
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell):
+    """Print the shell completion script for `crisis` (click's): e.g.
+    `crisis completion bash > ~/.local/share/bash-completion/completions/crisis`."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    click.echo(cls(main, {}, "crisis", "_CRISIS_COMPLETE").source())
+
+
 def _register_commands() -> None:
     """Commands that live in their own modules (each imports its library lazily)."""
     from .compare import check_command, compare_command

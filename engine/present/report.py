@@ -371,9 +371,20 @@ def render_report(run_dir: str | Path) -> str:
         "<h2>Results</h2>",
         '<p class="sub">Rates are percentages: deterrence and lift of all trials; invocation, '
         "deadlock, veto, breakdown and repelled of attacked trials; defection of invoked trials; "
-        "honored of the allies' commitments in consulted crises. Brackets: 95% Wilson intervals. "
-        "Delays (days) are over invoked trials.</p>",
+        "honored of the allies' commitments in consulted crises. Brackets: "
+        + ("2.5–97.5% over the posterior: parameter and Monte Carlo uncertainty together. "
+           if isinstance(m.get("posterior"), dict) else "95% Wilson intervals. ")
+        + "Delays (days) are over invoked trials.</p>",
     ]
+    post = m.get("posterior")
+    if isinstance(post, dict):
+        body.insert(-2, "<h2>Parameters from a posterior</h2>")
+        body.insert(-2, _kv_table([
+            ("posterior file", post.get("file")), ("SHA-256", post.get("sha256")),
+            ("parameters", ", ".join(map(str, post.get("parameters") or []))),
+            ("draws (used)", f"{post.get('draws')} ({post.get('draws_used')})"),
+            ("trials per draw", post.get("trials_per_draw")),
+            ("intervals", post.get("interval"))]))
     for scopes, heading in SECTIONS:
         if summary.filter(pl.col("scope").is_in(list(scopes))).height:
             body += [f"<h3>{esc(heading)}</h3>", summary_html(summary, scopes)]
