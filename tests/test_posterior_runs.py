@@ -175,3 +175,31 @@ def test_report_says_the_intervals_hold_parameter_uncertainty(tmp_path):
     assert plain.manifest.get("posterior") is None
     assert "Parameters from a posterior" not in write_report(tmp_path / "plain").read_text(
         encoding="utf-8")
+
+
+def test_sweep_points_run_over_the_posterior(tmp_path):
+    from engine.experiments.sweep import run_sweep
+
+    s = _scenario()
+    post = _posterior(tmp_path / "p.parquet", commitment_scale=[0.5, 1.0, 1.5])
+    frame, names = run_sweep(s, [("aggressors.RUS.resolve", [1.0, 3.0])], seed=7,
+                             trials=TRIALS, posterior=post)
+    assert names == ["aggressors.RUS.resolve"] and frame.height == 2
+    for row in frame.iter_rows(named=True):
+        direct = run(apply_values(s, {"aggressors.RUS.resolve": row["aggressors.RUS.resolve"]}),
+                     posterior=post).summary.row(0, named=True)
+        for key in ("deterrence_success_rate", "deterrence_success_rate_low",
+                    "deterrence_success_rate_high"):
+            assert row[key] == direct[key]
+    with pytest.raises(UserError, match="also a parameter of the posterior"):
+        run_sweep(s, [("commitment_scale", [1.0])], seed=7, trials=TRIALS, posterior=post)
+
+
+def test_compare_says_what_its_tests_hold(tmp_path):
+    from engine.experiments.compare import compare_runs_with_notes
+
+    post = _posterior(tmp_path / "p.parquet", commitment_scale=[0.6, 0.9])
+    run(_scenario(), posterior=post, out=tmp_path / "a")
+    run(_scenario(), out=tmp_path / "b")
+    _, notes = compare_runs_with_notes(tmp_path / "a", tmp_path / "b")
+    assert any("A ran over a posterior" in n for n in notes)

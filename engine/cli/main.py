@@ -401,9 +401,12 @@ def sensitivity(config, method, trials, seed, samples, knob_paths, top, out, qui
 @click.option("--threads", type=click.IntRange(min=1), help="Numba threads.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Parquet file (default: results/<scenario>-sweep-<seed>.parquet).")
+@click.option("--posterior", type=click.Path(dir_okay=False, path_type=Path),
+              help="posterior.parquet: every point runs over the posterior (its *_low/*_high "
+                   "columns then hold parameter and Monte Carlo uncertainty).")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
-def sweep(config, sets, grid_file, trials, seed, threads, out, force, quiet):
+def sweep(config, sets, grid_file, trials, seed, threads, posterior, out, force, quiet):
     """Run CONFIG over a grid of parameter values (common random numbers) into one Parquet."""
     import polars as pl
 
@@ -428,7 +431,7 @@ def sweep(config, sets, grid_file, trials, seed, threads, out, force, quiet):
     bar.start(len(grid_points(params)))
     try:
         frame, names = run_sweep(scenario, params, seed=seed, trials=trials,
-                                 progress=bar.advance)
+                                 progress=bar.advance, posterior=posterior)
     finally:
         bar.close()
     out.parent.mkdir(parents=True, exist_ok=True)

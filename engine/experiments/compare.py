@@ -300,6 +300,12 @@ def _manifest_notes(a: RunData, b: RunData) -> list[str]:
     vb = (mb.get("versions") or {}).get("engine")
     if va != vb:
         notes.append(f"engine versions differ: A {va}, B {vb}")
+    with_posterior = [name for name, m in (("A", ma), ("B", mb))
+                      if isinstance(m.get("posterior"), dict)]
+    if with_posterior:
+        notes.append(f"{' and '.join(with_posterior)} ran over a posterior: the differences "
+                     "and tests here hold Monte Carlo error only (both runs' summaries carry "
+                     "the intervals with parameter uncertainty)")
     return notes
 
 

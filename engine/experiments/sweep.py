@@ -147,10 +147,23 @@ def check_runnable(scenario: Scenario, *, trials: int, block_size: int = 4096,
 
 
 def run_sweep(base: Scenario, params: list[tuple[str, list]], *, seed: int, trials: int,
-              block_size: int = 4096, progress: Callable[[int], None] | None = None):
-    """Simulate every grid point with the same seed and trials; one row per point."""
+              block_size: int = 4096, progress: Callable[[int], None] | None = None,
+              posterior=None):
+    """Simulate every grid point with the same seed and trials; one row per point.  With
+    ``posterior`` (a ``posterior.parquet`` path or :class:`~engine.runs.posterior.Posterior`)
+    every point is a run over the posterior (:mod:`engine.runs.posterior`): its intervals hold
+    parameter and Monte Carlo uncertainty together."""
     import polars as pl
 
+    if posterior is not None:
+        from ..runs.posterior import Posterior, read_posterior
+
+        if not isinstance(posterior, Posterior):
+            posterior = read_posterior(posterior)
+        both = sorted(set(posterior.names) & {p for p, _ in params})
+        if both:
+            raise UserError(f"--set {both[0]}: also a parameter of the posterior "
+                            f"{posterior.source}; sweep another path")
     points = grid_points(params)
     scenarios = [variant(base, p) for p in points]  # validate the whole grid first
     for point, scenario in zip(points, scenarios, strict=True):
@@ -158,7 +171,16 @@ def run_sweep(base: Scenario, params: list[tuple[str, list]], *, seed: int, tria
                        label=f"sweep point {point_label(point)}")
     rows = []
     for point, scenario in zip(points, scenarios, strict=True):
-        overall = overall_summary(scenario, seed=seed, trials=trials, block_size=block_size)
+        if posterior is None:
+            overall = overall_summary(scenario, seed=seed, trials=trials,
+                                      block_size=block_size)
+        else:
+            from ..runs.runner import run_in_memory
+
+            overall = run_in_memory(scenario, trials=trials, seed=seed, block_size=block_size,
+                                    posterior=posterior).summary.row(0, named=True)
+            overall.pop("scope")
+            overall.pop("key")
         rows.append({**{k: _cell(k, v) for k, v in point.items()}, **overall})
         if progress is not None:
             progress(1)
