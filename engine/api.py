@@ -29,7 +29,7 @@ from .runs.runner import RunResult, resume_run, run_in_memory, run_to_folder
 Result = RunResult
 
 __all__ = ["ConfigError", "Result", "RunData", "Scenario", "UserError", "backtest",
-           "load_scenario", "merge", "open_run", "resume", "run"]
+           "calibrate_mcmc", "load_scenario", "merge", "open_run", "resume", "run"]
 
 
 def load_scenario(path: str | Path) -> Scenario:
