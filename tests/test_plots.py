@@ -195,3 +195,17 @@ def test_cli_errors(tmp_path):
     bad.write_bytes(b"not parquet")
     res = runner.invoke(plot_command, [str(bad)])
     assert res.exit_code == 2 and "cannot read the sweep" in res.output
+
+
+def test_every_summary_measure_has_a_title_in_words():
+    """Issue 17, item 2 (titles in words): every measure of the overall summary that a sweep
+    figure can plot has a label, so no panel is titled with a column name."""
+    from engine.experiments.overall import overall_summary
+    from engine.model.config import load_scenario
+    from engine.present.plots import MEASURE_LABELS
+
+    config = Path(__file__).resolve().parent.parent / "configs" / "seato-laos-1961.toml"
+    row = overall_summary(load_scenario(config), seed=1, trials=2000)
+    missing = [k for k in row if not k.endswith(("_low", "_high")) and k not in MEASURE_LABELS]
+    assert missing == []
+    assert all("_" not in label for label in MEASURE_LABELS.values())

@@ -203,3 +203,4 @@ def test_compare_says_what_its_tests_hold(tmp_path):
     run(_scenario(), out=tmp_path / "b")
     _, notes = compare_runs_with_notes(tmp_path / "a", tmp_path / "b")
     assert any("A ran over a posterior" in n for n in notes)
+

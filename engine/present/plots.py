@@ -87,6 +87,20 @@ MEASURE_LABELS = {
     "delay_p90_days": "response delay p90",
     "delay_p99_days": "response delay p99",
     "rounds_mean": "consultation rounds (mean)",
+    "backing_share_mean": "share of allies backing (mean, consulted crises)",
+    "free_riders_mean": "free riders per invoked crisis (mean)",
+    "delivered_share_mean": "share of backers delivering (mean)",
+    "trials": "trials",
+    "deterred": "deterred trials",
+    "deterred_no_alliance": "deterred trials without alliances",
+    "attacked": "attacks",
+    "consulted": "consulted crises",
+    "invoked": "invoked crises",
+    "deadlock": "deadlocks",
+    "veto": "vetoes",
+    "defection": "defections",
+    "repelled": "attacks repelled",
+    "succeeded": "successful aggressions",
 }
 
 
