@@ -57,18 +57,16 @@ import numpy as np
 import polars as pl
 
 from ..core.simulate import deterrence_tables
+from ..core.tables import covered_cells
 from ..errors import UserError
 from ..model.compile import CompiledScenario, compile_scenario
 from ..model.config import Scenario
-from ..model.parameters import apply_values
-from ..model.paths import set_value
+from ..model.parameters import UNIT_KNOBS, apply_values
+from ..model.paths import LISTS, set_value
 from ..runs.io import write_bytes, write_json, write_parquet
 from .calibrate import Observed, measure_of, observed_honor_rate
 
 RELATIVE_RISK = "deterrence_relative_risk"
-UNIT_KNOBS = {"commitment", "stability", "free_riding", "integration", "bindingness",
-              "intel_sharing", "ambiguity", "defection_threshold", "conflict_penalty",
-              "threat_weight", "quota"}
 DEFAULT_SIGMA = 0.5
 MIN_DRAWS = 1000
 CLIP = 1e-9
@@ -151,8 +149,7 @@ def _path_value(scenario: Scenario, path: str) -> float:
     head, *rest = path.split(".")
     node = data.get(head)
     if isinstance(node, list) and rest:
-        id_key = {"states": "id", "alliances": "id", "aggressors": "state"}.get(head, "id")
-        node = next((e for e in node if e.get(id_key) == rest[0]), None)
+        node = next((e for e in node if e.get(LISTS.get(head, "id")) == rest[0]), None)
         rest = rest[1:]
     for part in rest:
         node = node.get(part) if isinstance(node, dict) else None
@@ -237,22 +234,18 @@ def relative_risk(compiled: CompiledScenario, seed: int) -> float:
     """The scenario's ``deterrence_relative_risk`` (module docstring)."""
     tables = deterrence_tables(compiled, seed)
     c = compiled
-    # per cell: the entry's chance × the attack type's share; summed per entry
+    # per cell: the (aggressor, target) entry's chance × the attack type's share of the mix
     agg_w = np.diff(np.concatenate([[0.0], c.aggressor_cum_weight]))
-    tgt_w = np.empty(len(c.target_state))
+    entry_w = np.empty(len(c.target_state))
+    mix_share = np.zeros((len(c.aggressor_state), len(c.attack_type_ids)))
     for g in range(len(c.aggressor_state)):
         lo, hi = c.target_ptr[g], c.target_ptr[g + 1]
-        tgt_w[lo:hi] = np.diff(np.concatenate([[0.0], c.target_cum_weight[lo:hi]])) * agg_w[g]
-    mix_w = np.zeros(len(c.cell_target))
-    for g in range(len(c.aggressor_state)):
+        entry_w[lo:hi] = np.diff(np.concatenate([[0.0], c.target_cum_weight[lo:hi]])) * agg_w[g]
         lo, hi = c.mix_ptr[g], c.mix_ptr[g + 1]
-        share = dict(zip(c.mix_type[lo:hi].tolist(),
-                         np.diff(np.concatenate([[0.0], c.mix_cum_weight[lo:hi]])).tolist(),
-                         strict=True))
-        cells = np.flatnonzero(c.cell_aggressor == g)
-        mix_w[cells] = [share.get(int(k), 0.0) for k in c.cell_attack_type[cells]]
-    weight = tgt_w[c.cell_entry] * mix_w
-    covered = np.diff(c.entry_cover_ptr)[c.cell_entry] > 0
+        mix_share[g, c.mix_type[lo:hi]] = np.diff(np.concatenate([[0.0],
+                                                                  c.mix_cum_weight[lo:hi]]))
+    weight = entry_w[c.cell_entry] * mix_share[c.cell_aggressor, c.cell_attack_type]
+    covered = covered_cells(c)
     attack = 1.0 - tables.p_deterred
     w1, w0 = weight[covered].sum(), weight[~covered].sum()
     if w1 <= 0 or w0 <= 0:
@@ -290,15 +283,15 @@ class Problem:
         out = []
         compiled: dict[int, CompiledScenario] = {}
         scen: dict[int, Scenario] = {}
-        for t in self.targets:
+        for t in self.targets:  # each scenario varied and compiled once per evaluation
             if t.scenario not in scen:
                 scen[t.scenario] = apply_values(self.scenarios[t.scenario], values)
+                compiled[t.scenario] = compile_scenario(scen[t.scenario])
             if t.measure == RELATIVE_RISK:
-                if t.scenario not in compiled:
-                    compiled[t.scenario] = compile_scenario(scen[t.scenario])
                 out.append((relative_risk(compiled[t.scenario], self.seed), 0.0))
             else:
-                m, n = measure_of(scen[t.scenario], t.measure, self.seed, self.trials)
+                m, n = measure_of(scen[t.scenario], t.measure, self.seed, self.trials,
+                                  compiled=compiled[t.scenario])
                 out.append((m, math.sqrt(max(m * (1 - m), 1e-12) / max(n, 1))))
         self.evaluations += 1
         self.seconds += time.perf_counter() - t0

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..core.statistics import Z_95
 from ..errors import UserError
+from ..model.compile import CompiledScenario
 from ..model.config import Scenario
 from ..model.parameters import PARAMETERS, apply_values  # noqa: F401 (re-exported)
 from ..runs.io import write_bytes
@@ -91,10 +92,11 @@ def apply_parameter(scenario: Scenario, name: str, value: float) -> Scenario:
     return apply_values(scenario, {name: value})
 
 
-def measure_of(scenario: Scenario, measure: str, seed: int, trials: int) -> tuple[float, int]:
+def measure_of(scenario: Scenario, measure: str, seed: int, trials: int,
+               compiled: CompiledScenario | None = None) -> tuple[float, int]:
     """The overall value of a summary rate and its denominator (common random numbers: the same
-    seed and trial range every time)."""
-    row = overall_summary(scenario, seed=seed, trials=trials)
+    seed and trial range every time); ``compiled``: the scenario compiled, if at hand."""
+    row = overall_summary(scenario, seed=seed, trials=trials, compiled=compiled)
     if measure not in row or not measure.endswith("_rate"):
         rates = sorted(k for k in row if k.endswith("_rate"))
         raise UserError(f"--target {measure}: unknown measure; choose from {', '.join(rates)}")

@@ -59,6 +59,7 @@ import numpy as np
 import polars as pl
 
 from ..core.simulate import deterrence_tables
+from ..core.tables import covered_cells
 from ..errors import UserError
 from ..model.compile import CompiledScenario, compile_scenario
 from ..model.config import Scenario, scenario_from_dict
@@ -139,10 +140,9 @@ def build_worlds(paths: dict[str, object], years: list[int], abbreviations: dict
         state_code = np.array([code_of[s] for s in c.state_ids], dtype=np.int64)
         a_state = c.aggressor_state[c.cell_aggressor]
         t_state = c.cell_target
-        n_cover = np.diff(c.entry_cover_ptr)[c.cell_entry]
         log_cap = np.log(c.capability)
         worlds.append(World(year, scenario, c, state_code[a_state], state_code[t_state],
-                            n_cover > 0, log_cap[a_state], log_cap[t_state],
+                            covered_cells(c), log_cap[a_state], log_cap[t_state],
                             c.shares_alliance[a_state, t_state] == 1))
         if progress and (year % 25 == 0 or year == years[-1]):
             progress(f"deterrence evidence: world {year} ({c.n_states} states, "
@@ -178,9 +178,11 @@ def observed_initiations(disputes_csv) -> pl.DataFrame:
             .unique())
 
 
-def dyad_frame(worlds: list[World], engine: tuple[np.ndarray, np.ndarray], disputes_csv,
-               majors: pl.DataFrame, rivals: pl.DataFrame) -> pl.DataFrame:
-    """One row per directed dyad-year: :data:`DYAD_COLUMNS`."""
+def dyad_frame(worlds: list[World], engine: tuple[np.ndarray, np.ndarray],
+               initiations: pl.DataFrame, majors: pl.DataFrame,
+               rivals: pl.DataFrame) -> pl.DataFrame:
+    """One row per directed dyad-year: :data:`DYAD_COLUMNS` (``initiations``:
+    :func:`observed_initiations`)."""
     year = np.concatenate([np.full(len(w.challenger), w.year, np.int64) for w in worlds])
     frame = pl.DataFrame({
         "year": year,
@@ -193,7 +195,7 @@ def dyad_frame(worlds: list[World], engine: tuple[np.ndarray, np.ndarray], dispu
         "log_capability_target": np.concatenate([w.log_capability_target for w in worlds]),
         "shared_alliance": np.concatenate([w.shared_alliance for w in worlds]).astype(np.int64),
     })
-    events = observed_initiations(disputes_csv).with_columns(pl.lit(1, pl.Int64).alias("observed"))
+    events = initiations.with_columns(pl.lit(1, pl.Int64).alias("observed"))
     frame = frame.join(events, on=["year", "challenger", "target"], how="left")
     years = frame.select("year").unique()
     major = (years.join(majors, how="cross")
@@ -325,15 +327,15 @@ def deterrence_evidence(paths: dict[str, object], abbreviations: dict[int, str],
                         f"({FIRST_YEAR}-{LAST_YEAR})")
     worlds = build_worlds(paths, years, abbreviations, progress)
     engine = engine_attack(worlds, transform, seed)
-    dyads = dyad_frame(worlds, engine, paths["disputes"], majors, rivals)
+    initiations = observed_initiations(paths["disputes"]).filter(pl.col("year").is_in(years))
+    dyads = dyad_frame(worlds, engine, initiations, majors, rivals)
     table = relative_risks(dyads, split)
-    all_events = observed_initiations(paths["disputes"]).filter(pl.col("year").is_in(years))
     info = {"years": [min(years), max(years)], "step": (years[1] - years[0]
                                                         if len(years) > 1 else None),
             "worlds": len(years), "dyad_years": dyads.height,
             "covered_dyad_years": int(dyads["covered"].sum()),
             "events": int(dyads["observed"].sum()),
-            "events_outside_worlds": int(all_events.height - dyads["observed"].sum()),
+            "events_outside_worlds": int(initiations.height - dyads["observed"].sum()),
             "engine_implied_effect_of_cover": implied_effect(dyads),
             "split": split, "citations": list(CITATIONS)}
     info["reading"] = reading(table, info)

@@ -23,13 +23,12 @@ from collections.abc import Callable
 
 from ..errors import UserError
 from ..model.config import Scenario
+from ..model.parameters import UNIT_KNOBS
 from .calibrate import apply_parameter
 from .overall import overall_summary
 from .sweep import check_runnable, variant
 
 MEASURES = ("deterrence_success_rate", "delay_mean_days", "breakdown_rate")
-UNIT = {"commitment", "stability", "free_riding", "integration", "bindingness", "intel_sharing",
-        "ambiguity", "defection_threshold", "conflict_penalty", "threat_weight"}
 SCENARIO_KNOBS = ("misperception", "outcome_noise", "mobilization_days", "window_days",
                   "interoperability_bonus", "defection_threshold", "conflict_penalty",
                   "threat_weight")
@@ -57,7 +56,7 @@ def knobs(scenario: Scenario) -> list[tuple[str, float]]:
 
 def _moves(path: str, value: float) -> tuple[float, float]:
     key = path.rsplit(".", 1)[-1]
-    if key in UNIT:
+    if key in UNIT_KNOBS:
         return max(0.0, value - 0.1), min(1.0, value + 0.1)
     if value == 0.0:  # a positive knob at its neutral 0 (days, bonus): move up only
         return 0.0, 1.0

@@ -11,6 +11,10 @@ from .config import Scenario, scenario_from_dict
 from .paths import set_value
 
 PARAMETERS = ("commitment_scale", "resolve_scale", "bindingness_scale", "misperception")
+# the knobs (last key of a parameter path) whose values lie in [0, 1]
+UNIT_KNOBS = frozenset({"commitment", "stability", "free_riding", "integration", "bindingness",
+                        "intel_sharing", "ambiguity", "defection_threshold", "conflict_penalty",
+                        "threat_weight", "quota"})
 
 
 def apply_values(scenario: Scenario, values: Mapping[str, float]) -> Scenario:

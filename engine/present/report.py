@@ -211,19 +211,22 @@ def _kv_table(items: list[tuple[str, object]]) -> str:
     return f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _svg_figure(svg: Path, name: str, caption: str, alt: str | None = None) -> str:
+    """One embedded figure: the SVG file inline (base64) with its id, alt text and caption."""
+    data = base64.b64encode(svg.read_bytes()).decode("ascii")
+    return (f'<figure id="fig-{name}"><img alt="{html.escape(alt or name)}" '
+            f'src="data:image/svg+xml;base64,{data}"><figcaption>{html.escape(caption)}'
+            "</figcaption></figure>")
+
+
 def _figures_html(run_dir: Path) -> str:
     with tempfile.TemporaryDirectory(prefix="crisis-report-") as tmp:
         paths = plot_run(run_dir, tmp)
         parts = []
         for name in RUN_FIGURES:
             svg = next((p for p in paths if p.name == f"{name}.svg"), None)
-            if svg is None:
-                continue
-            data = base64.b64encode(svg.read_bytes()).decode("ascii")
-            caption = html.escape(FIGURE_CAPTIONS.get(name, name))
-            parts.append(f'<figure id="fig-{name}"><img alt="{html.escape(name)}" '
-                         f'src="data:image/svg+xml;base64,{data}"><figcaption>{caption}'
-                         "</figcaption></figure>")
+            if svg is not None:
+                parts.append(_svg_figure(svg, name, FIGURE_CAPTIONS.get(name, name)))
     return "\n".join(parts)
 
 
@@ -269,10 +272,8 @@ def _deterrence_section(folder: Path, path: Path, info: dict) -> list[str]:
         out.append(f"<p>{html.escape(info['reading'])}</p>")
     svg = folder / "relative_risk.svg"
     if svg.is_file():
-        data = base64.b64encode(svg.read_bytes()).decode("ascii")
-        out.append('<figure id="fig-relative_risk"><img alt="relative risk" '
-                   f'src="data:image/svg+xml;base64,{data}"><figcaption>Relative risk, data '
-                   "and engine</figcaption></figure>")
+        out.append(_svg_figure(svg, "relative_risk", "Relative risk, data and engine",
+                               alt="relative risk"))
     return out
 
 
@@ -310,10 +311,7 @@ def render_backtest(folder: str | Path) -> str:
                           ("roc", "ROC curves, test split")):
         svg = folder / f"{name}.svg"
         if svg.is_file():
-            data = base64.b64encode(svg.read_bytes()).decode("ascii")
-            body.append(f'<figure id="fig-{name}"><img alt="{name}" '
-                        f'src="data:image/svg+xml;base64,{data}"><figcaption>{esc(caption)}'
-                        "</figcaption></figure>")
+            body.append(_svg_figure(svg, name, caption))
     deterrence = folder / "deterrence.parquet"
     if deterrence.is_file():
         body += _deterrence_section(folder, deterrence, info.get("deterrence") or {})

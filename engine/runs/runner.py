@@ -301,6 +301,16 @@ def resume_run(run_dir: str | Path, *, threads: int | None = None,
                         progress_total=progress_total, resume=True)
 
 
+def _load_kernels(compiled: CompiledScenario, seed: int, start: int, stop: int) -> float:
+    """Compile (or load from the cache) the trial kernel on one trial of the range, so that the
+    run's wall time is the simulation's; returns the seconds it took."""
+    t0 = time.perf_counter()
+    simulate(compiled, seed, start, start + 1 if start < stop else start,
+             deterrence=DeterrenceTables("capability", np.zeros(compiled.n_cells),
+                                         np.zeros(compiled.n_cells)))
+    return time.perf_counter() - t0
+
+
 def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, *, threads,
              progress, progress_total, resume: bool = False, executor=None,
              posterior: Posterior | None = None) -> RunResult:
@@ -327,12 +337,7 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
             progress(position - start)
 
     started = datetime.now(UTC)
-    t0 = time.perf_counter()
-    if executor is None:
-        simulate(compiled, seed, start, start + 1 if start < stop else start,  # compile/load
-                 deterrence=DeterrenceTables("capability", np.zeros(compiled.n_cells),
-                                             np.zeros(compiled.n_cells)))
-    compile_s = time.perf_counter() - t0
+    compile_s = _load_kernels(compiled, seed, start, stop) if executor is None else 0.0
     # step 2 once per run: in expected_response mode a pilot per cell (design §8), keyed by the
     # seed and the cell only, so every shard, resume and thread count gets the same tables
     t0 = time.perf_counter()
@@ -395,11 +400,7 @@ def _execute_posterior(target: RunFolder | None, scenario: Scenario, options: Ru
     if progress_total is not None:
         progress_total(stop - start)
     started = datetime.now(UTC)
-    t0 = time.perf_counter()
-    simulate(compiled, seed, start, start + 1 if start < stop else start,  # compile/load
-             deterrence=DeterrenceTables("capability", np.zeros(compiled.n_cells),
-                                         np.zeros(compiled.n_cells)))
-    compile_s = time.perf_counter() - t0
+    compile_s = _load_kernels(compiled, seed, start, stop)
     tallies = Tallies.zeros(compiled.n_cells, compiled.n_alliances, compiled.n_memberships)
     draws: dict[int, tuple[CompiledScenario, DeterrenceTables]] = {}
     parts: list[pl.DataFrame] = []
