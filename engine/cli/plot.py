@@ -52,7 +52,7 @@ def plot_command(source: Path, out_dir: Path | None, chosen: tuple[str, ...]) ->
     if source.suffix.lower() == ".parquet" and not source.is_dir():
         import polars as pl
 
-        from ..present.plots import plot_sweep
+        from ..present.plots import parameter_label, plot_sweep
 
         if not source.is_file():
             raise UserError(f"{source}: no such sweep file")
@@ -74,7 +74,7 @@ def plot_command(source: Path, out_dir: Path | None, chosen: tuple[str, ...]) ->
                else None)
         folder = out_dir if out_dir is not None else source.parent / f"{source.stem}-plots"
         paths = plot_sweep(frame, x, measures, hue=hue, out_stem=folder / source.stem,
-                           title=f"{source.stem}: measures vs {x}")
+                           title=f"{source.stem}: measures vs {parameter_label(x)}")
     else:
         from ..present.plots import plot_run
 

@@ -9,10 +9,14 @@
 ``delay_distribution``
     cumulative distribution of the response delay (days from attack to the deciding alliance's
     response) per alliance (from ``alliance_hist``, trials where it decided first) and per attack
-    type (from ``cell_hist``); log-scaled days when the range is wide.
+    type (from ``cell_hist``), each with its median and 99th percentile; the days axis ends at
+    the 99th percentile of all responses (:data:`DELAY_AXIS_QUANTILE`), so a long tail does not
+    squash the curves; log-scaled when the range is wide; legends below the panels.
 ``breakdown_causes``
     what became of attacks, per target and per attack type: decided and delivered, decided then
-    defection, deadlock, veto, no alliance consulted — shares of attacked trials, stacked to 100%.
+    defection, deadlock, veto, no alliance consulted — shares of attacked trials, stacked to 100%;
+    a row's defection share is written only where it is not zero ("no defection after any
+    invocation" once in the panel title when none is).
 ``member_honor_rates``
     per alliance × member state (``members.parquet``): the share of the crises it was pledged to
     in which it backed and delivered (honored), with its 95% Wilson interval, and its backing
@@ -21,6 +25,11 @@
 
 ``plot_sweep(frame, x, measures, hue=None, out_stem=...)`` draws sweep curves (one panel per
 measure) with their ``_low``/``_high`` Wilson bands.
+
+Names, not codes (:class:`Names`): states as "Estonia (EST)" (the scenario's names), imported
+``ATOP<id>`` alliances by their curated name (:mod:`engine.data.names`) or their members.  Titles
+are questions in words; colours are Okabe–Ito (:data:`PALETTE`), the pooled "other" grey.  Every
+figure uses constrained layout (sizes grow with the rows; no "tight layout not applied").
 
 Bounded size: a panel shows at most :data:`MAX_BARS` bars and :data:`MAX_CURVES` curves, the
 largest (most trials, attacks or responses); the rest are pooled into one "other (N …)" bar or
@@ -34,7 +43,9 @@ mathtext, control characters are shown as escapes) and never go through LaTeX.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +53,7 @@ import polars as pl
 
 from ..core.statistics import wilson_interval
 from ..core.tables import members_by_reliability
+from ..data.names import alliance_name
 from ..errors import UserError
 from ..runs.folder import RunData, RunFolder
 from .sanitize import plot_safe
@@ -49,8 +61,11 @@ from .terminal import member_label
 
 DPI = 130
 # Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-           "#000000")
+# Pale yellow last: it is the hardest to see as a line on white.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
+           "#F0E442")
+# the pooled "other" curve or bar: grey, so it does not read as one more named series
+OTHER_COLOR = "#8C8C8C"
 OUTCOME_COLORS = {
     "decided, delivered": "#009E73",
     "decided, then defection": "#F0E442",
@@ -120,6 +135,9 @@ def _pyplot():
         "svg.fonttype": "none",  # text stays text in SVG (searchable, smaller)
         "svg.hashsalt": "crisis-engine",  # deterministic ids in SVG output
         "text.usetex": False,  # names never go through LaTeX (a matplotlibrc may say otherwise)
+        # constrained layout sizes every panel around its labels, titles and outside legends
+        # (tight_layout could not, and warned "tight layout not applied")
+        "figure.constrained_layout.use": True,
     })
     return plt
 
@@ -155,6 +173,85 @@ def read_run(run_dir: Path) -> RunData:
     return run
 
 
+# ---- names, not codes ----------------------------------------------------------------------
+
+# an imported alliance: ATOP<id>, or ATOP<id>-<part> for the pledgers of one kind
+# (engine/data/atop.py)
+_ATOP_ID = re.compile(r"ATOP(\d+)(?:-(\w+))?")
+_ATOP_PARTS = {"mutual": "mutual defense", "neutral": "neutrality", "nonagg": "non-aggression",
+               "consul": "consultation"}
+# the longest alliance label (legends and panel titles stay one line) and member name used in it
+MAX_LABEL_CHARS = 60
+MAX_MEMBER_NAME_CHARS = 16
+
+
+@dataclass(frozen=True)
+class Names:
+    """Readable labels of a run's states (``Estonia (EST)``) and alliances (``NATO``,
+    ``China–North Korea (ATOP 3445)``); an id the scenario gives no name stays as it is."""
+
+    states: dict[str, str] = field(default_factory=dict)
+    alliances: dict[str, str] = field(default_factory=dict)
+
+    def state(self, state_id: str) -> str:
+        return self.states.get(state_id, state_id)
+
+    def alliance(self, alliance_id: str) -> str:
+        return self.alliances.get(alliance_id, alliance_id)
+
+    def key(self, scope: str, key: str) -> str:
+        """The label of a summary row's ``key`` in ``scope``."""
+        if scope in ("target", "aggressor"):
+            return self.state(key)
+        return self.alliance(key) if scope == "alliance" else key
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;–") + "…"
+
+
+def alliance_label(alliance_id: str, members: Sequence[str], short_names: dict[str, str],
+                   capability: dict[str, float]) -> str:
+    """An imported ``ATOP<id>[-part]`` alliance in words: its common name where
+    :mod:`engine.data.names` has one (``NATO (North Atlantic Treaty; ATOP 3180)``), else its
+    members, the most capable first (``China–North Korea (ATOP 3445)``, ``USA, Brazil and 31
+    more (ATOP 3150)``); any other id is the scenario's own name for the alliance and stays."""
+    match = _ATOP_ID.fullmatch(alliance_id)
+    if match is None:
+        return alliance_id
+    atopid, part = int(match[1]), match[2]
+    tag = f"ATOP {atopid}" + (f", {_ATOP_PARTS.get(part, part)}" if part else "")
+    base = alliance_name(atopid)
+    if base is None:
+        ranked = sorted(members, key=lambda s: -capability.get(s, 0.0))
+        names = [short_names.get(s, s) for s in ranked]
+        base = ("–".join(names) if len(names) <= 3
+                else f"{', '.join(names[:2])} and {len(names) - 2} more")
+    room = MAX_LABEL_CHARS - len(tag) - 3
+    if base.endswith(")"):  # "NATO (North Atlantic Treaty)" -> "NATO (North Atlantic Treaty; …)"
+        return f"{_shorten(base[:-1], room)}; {tag})"
+    return f"{_shorten(base, room)} ({tag})"
+
+
+def scenario_names(scenario) -> Names:
+    """The :class:`Names` of a :class:`~engine.model.config.Scenario`."""
+    states = {s.id: member_label(s.name, s.id) for s in scenario.states}
+    short = {s.id: s.name if s.name and len(s.name) <= MAX_MEMBER_NAME_CHARS else s.id
+             for s in scenario.states}
+    capability = {s.id: float(s.capability) for s in scenario.states}
+    alliances = {al.id: alliance_label(al.id, al.members, short, capability)
+                 for al in scenario.alliances}
+    return Names(states, alliances)
+
+
+def run_names(run: RunData) -> Names:
+    """The :class:`Names` of a run (ids only when its scenario file cannot be read)."""
+    try:
+        return scenario_names(run.folder.read_scenario(run.manifest))
+    except UserError:
+        return Names()
+
+
 def _scope(summary: pl.DataFrame, scope: str) -> pl.DataFrame:
     return summary.filter(pl.col("scope") == scope)
 
@@ -185,12 +282,12 @@ def _other_label(n: int, what: str) -> str:
 # ---- (a) deterrence by target ------------------------------------------------------------
 
 
-def _plot_deterrence(run: RunData, out_dir: Path) -> list[Path]:
+def _plot_deterrence(run: RunData, names: Names, out_dir: Path) -> list[Path]:
     plt = _pyplot()
     summary, manifest = run.summary, run.manifest
     shown, rest = _largest(_scope(summary, "target"), "trials", MAX_BARS)
     rows = shown.sort("deterrence_success_rate", nulls_last=True)
-    keys = [plot_safe(k) for k in rows["key"].to_list()]
+    keys = [plot_safe(names.state(k)) for k in rows["key"].to_list()]
     if rest.height:  # the other targets as one bar, at the bottom
         trials_rest = int(_count(rest, "trials").sum())
         other = {"trials": trials_rest}
@@ -207,7 +304,7 @@ def _plot_deterrence(run: RunData, out_dir: Path) -> list[Path]:
                           rows.select(columns)])
         keys = [_other_label(rest.height, "targets")] + keys
     n = len(keys)
-    fig, ax = plt.subplots(figsize=(8.0, max(2.6, 0.42 * n + 1.6)))
+    fig, ax = plt.subplots(figsize=(8.0, max(2.6, 0.36 * n + 1.8)))
     if n == 0:
         ax.text(0.5, 0.5, "no targets in this run", ha="center", va="center",
                 transform=ax.transAxes)
@@ -239,18 +336,23 @@ def _plot_deterrence(run: RunData, out_dir: Path) -> list[Path]:
     ax.set_ylabel("target")
     ax.grid(axis="x", alpha=0.3)
     ax.set_ylim(-0.7, n - 0.3)
-    title = f"Deterrence success by target — {plot_safe(manifest.get('scenario', ''))}"
-    ax.set_title(title, loc="left", pad=18)
+    fig.suptitle(f"How often is an attack deterred? By target — "
+                 f"{plot_safe(manifest.get('scenario', ''))}", x=0.01, ha="left",
+                 fontsize=12.5)
     handles, labels = ax.get_legend_handles_labels()
     order = [labels.index(lab) for lab in ("with alliances", "95% Wilson interval",
                                             "same target alone (no-alliance baseline)")
              if lab in labels]
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left",
-              bbox_to_anchor=(0.0, -0.13 - 0.5 / max(n, 1)), ncol=3, frameon=False)
+    fig.legend([handles[i] for i in order], [labels[i] for i in order],
+               loc="outside lower center", ncol=3, frameon=False)
     return _save(fig, out_dir, "deterrence_by_target")
 
 
 # ---- (b) delay distributions -------------------------------------------------------------
+
+
+# the delay axis ends at this quantile of all responses (a few slow ones must not squash the rest)
+DELAY_AXIS_QUANTILE = 0.99
 
 
 def _cdf_curve(hist: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -260,26 +362,37 @@ def _cdf_curve(hist: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndar
     return upper[:-1], cum, hist[-1] / total
 
 
+def _delay_quantile(hist: np.ndarray, upper: np.ndarray, q: float) -> float:
+    """The upper edge of the bin holding quantile ``q`` of a delay histogram (the last finite
+    edge when it lies in the overflow bin)."""
+    cum = np.cumsum(hist) / hist.sum()
+    k = min(int(np.searchsorted(cum, q - 1e-12)), len(upper) - 2)
+    return float(upper[k])
+
+
+def _delay_range(curves: list[tuple[str, np.ndarray]], upper: np.ndarray) -> tuple[float, float]:
+    """(first day with a response, :data:`DELAY_AXIS_QUANTILE` of all responses) over curves."""
+    pooled = np.sum([h for _, h in curves], axis=0)
+    first = int(np.argmax(pooled > 0))
+    lo = float(upper[first - 1]) if first > 0 else 0.0
+    return lo, _delay_quantile(pooled, upper, DELAY_AXIS_QUANTILE)
+
+
 def _delay_panel(ax, curves: list[tuple[str, np.ndarray]], upper: np.ndarray, title: str):
-    """Step CDFs of several histograms; returns the days range that holds their mass."""
-    lo_days, hi_days = math.inf, 0.0
+    """Step CDFs of several histograms, each labelled with its size, median and p99."""
     for i, (label, hist) in enumerate(curves):
         x, cdf, over = _cdf_curve(hist, upper)
-        first = int(np.argmax(cdf > 0.0))
-        last = int(np.searchsorted(cdf, cdf[-1] - 1e-12))
-        lo_days = min(lo_days, x[max(first - 1, 0)])
-        hi_days = max(hi_days, x[min(last + 1, len(x) - 1)])
-        p50 = x[int(np.searchsorted(cdf, 0.5))] if cdf[-1] >= 0.5 else math.nan
-        name = f"{label} (n={int(hist.sum()):,}, p50 ≈ {p50:.1f} d)"
+        p50 = _delay_quantile(hist, upper, 0.5)
+        p99 = _delay_quantile(hist, upper, 0.99)
+        name = f"{label} (n={int(hist.sum()):,}, p50 ≈ {p50:.1f} d, p99 ≈ {p99:.0f} d)"
         if over > 0:
             name += f", {100 * over:.1f}% > {x[-1]:.0f} d"
-        ax.step(x, 100 * cdf, where="post", color=PALETTE[i % len(PALETTE)], lw=1.8,
-                label=name)
+        color = OTHER_COLOR if label.startswith("other (") else PALETTE[i % len(PALETTE)]
+        ax.step(x, 100 * cdf, where="post", color=color, lw=1.8, label=name)
     ax.set_title(title, loc="left")
     ax.set_ylabel("responses by then (% of invoked)")
     ax.set_ylim(0, 102)
     ax.grid(alpha=0.3)
-    return lo_days, hi_days
 
 
 def _fewest_curves(curves: list[tuple[str, np.ndarray]], what: str
@@ -295,7 +408,7 @@ def _fewest_curves(curves: list[tuple[str, np.ndarray]], what: str
             + [(_other_label(len(rest), what), np.sum(rest, axis=0))])
 
 
-def _plot_delay(run: RunData, out_dir: Path) -> list[Path]:
+def _plot_delay(run: RunData, names: Names, out_dir: Path) -> list[Path]:
     from matplotlib.ticker import FuncFormatter
 
     from kernels.layout import histogram_edges
@@ -306,7 +419,7 @@ def _plot_delay(run: RunData, out_dir: Path) -> list[Path]:
     cells = run.cells
     ahist = run.tallies.alliance_hist
     alliance_curves = _fewest_curves(
-        [(plot_safe(aid), ahist[i]) for i, aid in enumerate(run.alliance_ids)
+        [(plot_safe(names.alliance(aid)), ahist[i]) for i, aid in enumerate(run.alliance_ids)
          if ahist[i].sum() > 0], "alliances")
     chist = run.tallies.cell_hist
     type_curves = []
@@ -322,45 +435,47 @@ def _plot_delay(run: RunData, out_dir: Path) -> list[Path]:
         type_curves = _fewest_curves(type_curves, "attack types")
     panels = [(c, t) for c, t in ((alliance_curves, "by alliance (its decision came first)"),
                                   (type_curves, "by attack type")) if c]
+    scenario = plot_safe(run.manifest.get("scenario", ""))
     if not panels:
         fig, ax = plt.subplots(figsize=(8.0, 3.0))
         ax.text(0.5, 0.5, "no invoked responses: no delay to show", ha="center", va="center",
                 transform=ax.transAxes)
         ax.set_axis_off()
-        fig.suptitle("Response delay", x=0.02, ha="left")
+        fig.suptitle(f"How long until the alliance responds? — {scenario}", x=0.02, ha="left")
         return _save(fig, out_dir, "delay_distribution")
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), sharey=True,
-                             squeeze=False)
-    lo, hi = math.inf, 0.0
+    entries = max(len(c) for c, _ in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.4 + 0.24 * entries),
+                             sharey=True, squeeze=False)
     for ax, (curves, title) in zip(axes[0], panels, strict=True):
-        a, b = _delay_panel(ax, curves, upper, title)
-        lo, hi = min(lo, a), max(hi, b)
+        _delay_panel(ax, curves, upper, title)
+    lo, hi = _delay_range(panels[0][0], upper)
     lo = max(lo, 0.1)
     log = hi / lo > 40
     for ax in axes[0]:
         if log:
             ax.set_xscale("log")
-            ax.set_xlim(lo * 0.8, hi * 1.25)
+            ax.set_xlim(lo * 0.8, hi * 1.1)
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
         else:
             ax.set_xlim(0, hi * 1.05)
-        ax.set_xlabel("days from attack to response" + (" (log scale)" if log else ""))
-        ax.legend(loc="best", frameon=True, framealpha=0.9)
+        ax.set_xlabel(f"days from attack to response ({'log scale, ' if log else ''}axis to the "
+                      f"{100 * DELAY_AXIS_QUANTILE:.0f}th percentile: {hi:.0f} d)")
+        # below the panel: never over the curves, however many and however long the names
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.14), frameon=False, fontsize=8.5)
     for ax in axes[0][1:]:
         ax.set_ylabel("")
-    fig.suptitle(f"Response delay, cumulative distribution — "
-                 f"{plot_safe(run.manifest.get('scenario', ''))}", x=0.01, ha="left",
-                 fontsize=12.5)
-    fig.tight_layout()
+    fig.suptitle(f"How long until the alliance responds? Share of responses within so many "
+                 f"days — {scenario}", x=0.01, ha="left", fontsize=12.5)
     return _save(fig, out_dir, "delay_distribution")
 
 
 # ---- (c) breakdown causes ----------------------------------------------------------------
 
 
-def _outcome_shares(rows: pl.DataFrame) -> tuple[list, dict, list, list]:
-    """Per row: shares (%) of attacked trials in each outcome, and defection % of invoked."""
-    keys = [plot_safe(k) for k in rows["key"].to_list()]
+def _outcome_shares(rows: pl.DataFrame, label) -> tuple[list, dict, list, list]:
+    """Per row: its label (``label(key)``), shares (%) of attacked trials in each outcome, and
+    defection % of invoked."""
+    keys = [plot_safe(label(k)) for k in rows["key"].to_list()]
 
     def col(name):
         return np.array([0 if v is None else v for v in rows[name]], dtype=np.float64)
@@ -397,12 +512,25 @@ def _fewest_rows(rows: pl.DataFrame, what: str) -> pl.DataFrame:
                       pl.DataFrame([other]).cast({c: shown.schema[c] for c in columns})])
 
 
-def _plot_breakdown(run: RunData, out_dir: Path) -> list[Path]:
+def _breakdown_notes(has_attacks: list[bool], defect: list) -> tuple[list[str], str]:
+    """(the note right of each bar, the note for the whole panel): a row's defection share only
+    where it is not zero, so that "defection: 0.0%" is said once, not on every row."""
+    notes = ["no attacks" if not ok else
+             "" if d is None or d < 0.05 else f"defection: {d:.1f}% of invoked"
+             for ok, d in zip(has_attacks, defect, strict=True)]
+    invoked = [d for d in defect if d is not None]
+    if invoked and all(d < 0.05 for d in invoked):
+        return notes, "no defection after any invocation"
+    return notes, ""
+
+
+def _plot_breakdown(run: RunData, names: Names, out_dir: Path) -> list[Path]:
     plt = _pyplot()
     summary = run.summary
     groups = [(scope, title) for scope, title in (("target", "by target"),
                                                   ("attack_type", "by attack type"))
               if _scope(summary, scope).height]
+    scenario = plot_safe(run.manifest.get("scenario", ""))
     if not groups:
         fig, ax = plt.subplots(figsize=(8.0, 3.0))
         ax.text(0.5, 0.5, "no rows to show", ha="center", va="center", transform=ax.transAxes)
@@ -411,12 +539,13 @@ def _plot_breakdown(run: RunData, out_dir: Path) -> list[Path]:
     what = {"target": "targets", "attack_type": "attack types"}
     parts = [_fewest_rows(_scope(summary, s), what[s]) for s, _ in groups]
     sizes = [p.height for p in parts]
-    fig, axes = plt.subplots(len(groups), 1, figsize=(10.0, 0.42 * sum(sizes) + 1.6 * len(groups)
-                                                      + 1.2),
+    fig, axes = plt.subplots(len(groups), 1,
+                             figsize=(10.0, 0.36 * sum(sizes) + 1.5 * len(groups) + 1.0),
                              gridspec_kw={"height_ratios": [s + 1.2 for s in sizes]},
                              squeeze=False)
-    for ax, part, (_, title) in zip(axes[:, 0], parts, groups, strict=True):
-        keys, share, has_attacks, defect = _outcome_shares(part)
+    for ax, part, (scope, title) in zip(axes[:, 0], parts, groups, strict=True):
+        keys, share, has_attacks, defect = _outcome_shares(
+            part, lambda k, scope=scope: names.key(scope, k))
         y = np.arange(len(keys))[::-1]
         left = np.zeros(len(keys))
         for name, values in share.items():
@@ -427,22 +556,21 @@ def _plot_breakdown(run: RunData, out_dir: Path) -> list[Path]:
                     ax.text(lft + v / 2, yi, f"{v:.0f}%", ha="center", va="center", fontsize=8.5,
                             color="black" if name != "veto" else "white")
             left += values
-        for yi, ok, d in zip(y, has_attacks, defect, strict=True):
-            note = ("no attacks" if not ok else
-                    "no invocations" if d is None else f"defection: {d:.1f}% of invoked")
-            ax.text(101.5, yi, note, va="center", fontsize=8.5)
+        notes, panel_note = _breakdown_notes(has_attacks, defect)
+        for yi, note in zip(y, notes, strict=True):
+            if note:
+                ax.text(101.5, yi, note, va="center", fontsize=8.5)
         ax.set_yticks(y, keys)
         ax.set_xlim(0, 100)
         ax.set_xticks(np.arange(0, 101, 20))
-        ax.set_title(f"What happened after an attack — {title}", loc="left")
+        ax.set_title(f"{title}" + (f" ({panel_note})" if panel_note else ""), loc="left")
         ax.set_xlabel("share of attacked trials (%)")
         ax.set_ylim(-0.6, len(keys) - 0.4)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
-               bbox_to_anchor=(0.5, 0.0), fontsize=8.8)
-    fig.suptitle(f"Cohesion breakdown — {plot_safe(run.manifest.get('scenario', ''))}", x=0.01,
-                 ha="left", fontsize=12.5)
-    fig.tight_layout(rect=(0, 0.05, 0.84, 1))
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False,
+               fontsize=8.8)
+    fig.suptitle(f"What happened after an attack? — {scenario}", x=0.01, ha="left",
+                 fontsize=12.5)
     return _save(fig, out_dir, "breakdown_causes")
 
 
@@ -458,7 +586,7 @@ def _no_members_figure(out_dir: Path, text: str) -> list[Path]:
     return _save(fig, out_dir, "member_honor_rates")
 
 
-def _plot_members(run: RunData, out_dir: Path) -> list[Path]:
+def _plot_members(run: RunData, names: Names, out_dir: Path) -> list[Path]:
     plt = _pyplot()
     if run.members is None:
         return _no_members_figure(out_dir, "no per-member results in this run "
@@ -477,8 +605,8 @@ def _plot_members(run: RunData, out_dir: Path) -> list[Path]:
     for rec in totals.iter_rows(named=True):
         rows = ranked.filter(pl.col("alliance") == rec["alliance"]).head(per_panel)
         panels.append((rec, rows))
-    heights = [rows.height + 1.6 for _, rows in panels]
-    fig_height = 0.3 * sum(heights) + 1.6
+    heights = [rows.height + 2.2 for _, rows in panels]
+    fig_height = 0.3 * sum(heights) + 1.4
     fig, axes = plt.subplots(len(panels), 1, figsize=(9.6, fig_height),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     for i, (ax, (rec, rows)) in enumerate(zip(axes[:, 0], panels, strict=True)):
@@ -506,8 +634,9 @@ def _plot_members(run: RunData, out_dir: Path) -> list[Path]:
         ax.grid(axis="x", alpha=0.3)
         shown = (f"the {n} least reliable of {rec['n']:,} members" if rec["n"] > n
                  else f"{n} members")
-        ax.set_title(f"{plot_safe(rec['alliance'])} — {overall:.1f}% of {rec['pledged']:,} "
-                     f"pledges honored; {shown}", loc="left", fontsize=10.5, pad=16)
+        ax.set_title(f"{plot_safe(names.alliance(rec['alliance']))}\n{overall:.1f}% of "
+                     f"{rec['pledged']:,} pledges honored; {shown}", loc="left", fontsize=10.5,
+                     pad=14)
         ax.text(1.04, 1.0, "honored [95% CI]   pledged", transform=ax.transAxes, fontsize=8.5,
                 va="bottom", color="0.35")
         for yi, r, lo_, hi_, k in zip(y, rate, low, high, rows["pledged"], strict=True):
@@ -516,16 +645,13 @@ def _plot_members(run: RunData, out_dir: Path) -> list[Path]:
     axes[-1, 0].set_xlabel("share of the crises pledged to (%)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda k: not labels[k].startswith("honored"))
-    fig.legend([handles[k] for k in order], [labels[k] for k in order], loc="lower center",
-               ncol=3, frameon=False, fontsize=8.5, bbox_to_anchor=(0.45, 0.0))
-    title = (f"Commitments honored per member — "
+    fig.legend([handles[k] for k in order], [labels[k] for k in order],
+               loc="outside lower center", ncol=3, frameon=False, fontsize=8.5)
+    title = (f"Who keeps its word? Commitments honored per member — "
              f"{plot_safe(run.manifest.get('scenario', ''))}")
     if left_out > 0:
         title += f"\n({left_out:,} more alliances with fewer pledges: see members.parquet)"
     fig.suptitle(title, x=0.01, ha="left", fontsize=12.5)
-    # room for the (one or two line) title above the first panel and the legend below
-    top = 1 - (0.35 + 0.25 * title.count("\n")) / fig_height
-    fig.tight_layout(rect=(0, 0.5 / fig_height, 0.82, top))
     return _save(fig, out_dir, "member_honor_rates")
 
 
@@ -543,12 +669,34 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"{out}: cannot create the plot folder: {err.strerror}") from None
+    names = run_names(run)
     paths: list[Path] = []
-    paths += _plot_deterrence(run, out)
-    paths += _plot_delay(run, out)
-    paths += _plot_breakdown(run, out)
-    paths += _plot_members(run, out)
+    paths += _plot_deterrence(run, names, out)
+    paths += _plot_delay(run, names, out)
+    paths += _plot_breakdown(run, names, out)
+    paths += _plot_members(run, names, out)
     return paths
+
+
+# the tables of a scenario whose rows a parameter path names by id ("alliances.NATO.round_days")
+_PARAMETER_TABLES = {"alliances": "", "states": "", "aggressors": "aggressor ",
+                     "attack_types": ""}
+_MEMBERSHIP_EDITS = {"members-": "members taken out of", "members+": "members added to"}
+
+
+def parameter_label(path: str) -> str:
+    """A swept parameter's path in words: ``alliances.NATO.round_days`` → ``round days
+    (NATO)``, ``scenario.window_days`` → ``window days``, ``alliances.NATO.members-`` →
+    ``members taken out of NATO``; any other column name with ``_`` as spaces."""
+    parts = path.split(".")
+    if len(parts) >= 3 and parts[0] in _PARAMETER_TABLES:
+        owner = _PARAMETER_TABLES[parts[0]] + ".".join(parts[1:-1])
+        if parts[-1] in _MEMBERSHIP_EDITS:
+            return f"{_MEMBERSHIP_EDITS[parts[-1]]} {owner}"
+        return f"{parts[-1].replace('_', ' ')} ({owner})"
+    if len(parts) == 2 and parts[0] in ("scenario", "exposure"):
+        return parts[1].replace("_", " ")
+    return path.replace("_", " ")
 
 
 def _is_rate(measure: str) -> bool:
@@ -595,6 +743,9 @@ def plot_sweep(frame: pl.DataFrame, x: str, measures: Sequence[str], hue: str | 
     numeric_x = frame.schema[x].is_numeric()
     categories = (None if numeric_x else
                   list(dict.fromkeys(str(v) for v in frame[x].to_list())))
+    # other swept parameters vary at one (x, hue): points with their intervals, no lines (a
+    # line through them would zig-zag up and down at each x)
+    repeated = any(g[x].n_unique() < g.height for _, g in groups)
     for idx, measure in enumerate(measures):
         ax = axes[idx // ncols, idx % ncols]
         scale = 100.0 if _is_rate(measure) else 1.0
@@ -604,17 +755,22 @@ def plot_sweep(frame: pl.DataFrame, x: str, measures: Sequence[str], hue: str | 
                   np.array([categories.index(str(v)) for v in g[x].to_list()], dtype=float))
             ys = g[measure].cast(pl.Float64).to_numpy() * scale
             color = PALETTE[gi % len(PALETTE)]
-            label = None if hue is None else plot_safe(f"{hue} = {value}")
-            ax.plot(xs, ys, marker="o", ms=4, lw=1.8, color=color, label=label)
+            label = None if hue is None else plot_safe(f"{parameter_label(hue)} = {value}")
+            ax.plot(xs, ys, marker="o", ms=4, lw=0 if repeated else 1.8, color=color,
+                    label=label)
             lo_c, hi_c = f"{measure}_low", f"{measure}_high"
             if lo_c in g.columns and hi_c in g.columns:
-                ax.fill_between(xs, g[lo_c].cast(pl.Float64).to_numpy() * scale,
-                                g[hi_c].cast(pl.Float64).to_numpy() * scale, color=color,
-                                alpha=0.2, lw=0, label=None if idx or gi else "95% interval")
+                lo = g[lo_c].cast(pl.Float64).to_numpy() * scale
+                hi = g[hi_c].cast(pl.Float64).to_numpy() * scale
+                band = None if idx or gi else "95% interval"
+                if repeated:
+                    ax.vlines(xs, lo, hi, color=color, alpha=0.5, lw=3, label=band)
+                else:
+                    ax.fill_between(xs, lo, hi, color=color, alpha=0.2, lw=0, label=band)
         if not numeric_x:
             ax.set_xticks(range(len(categories)), [plot_safe(c) for c in categories],
                           rotation=30, ha="right")
-        ax.set_xlabel(plot_safe(x))
+        ax.set_xlabel(plot_safe(parameter_label(x)))
         ax.set_ylabel(plot_safe(_measure_label(measure)))
         ax.set_title(plot_safe(MEASURE_LABELS.get(measure, measure)), loc="left")
         ax.grid(alpha=0.3)
@@ -627,10 +783,14 @@ def plot_sweep(frame: pl.DataFrame, x: str, measures: Sequence[str], hue: str | 
     order = sorted(range(len(labels)), key=lambda i: labels[i] == "95% interval")
     handles, labels = [handles[i] for i in order], [labels[i] for i in order]
     if labels:
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False)
-    fig.suptitle(plot_safe(title or f"Sweep over {x}" + (f" and {hue}" if hue else "")), x=0.01,
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5),
+                   frameon=False)
+    over = parameter_label(x) + (f" and {parameter_label(hue)}" if hue else "")
+    heading = plot_safe(title or f"Sweep over {over}")
+    if repeated:
+        heading += "\n(other swept parameters vary: one point per combination)"
+    fig.suptitle(heading, x=0.01,
                  ha="left", fontsize=12.5)
-    fig.tight_layout(rect=(0, 0.06 if labels else 0, 1, 1))
     return _save(fig, out_stem.parent, out_stem.name)
 
 
@@ -741,7 +901,6 @@ def plot_relative_risk(table: pl.DataFrame, out_dir: str | Path) -> list[Path]:
     ax.set_title("Do defense pacts deter? Data and engine, same dyad-years", fontsize=11)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8,
               frameon=False)
-    fig.tight_layout()
     return _save(fig, out, "relative_risk")
 
 
@@ -764,7 +923,6 @@ def plot_trace(posterior: pl.DataFrame, names: list[str], out_dir: str | Path) -
         right.set_xticks([])
     axes[-1][0].set_xlabel("step (after burn-in)")
     fig.suptitle("Posterior traces, one line per walker", x=0.01, ha="left", fontsize=12)
-    fig.tight_layout()
     return _save(fig, Path(out_dir), "trace")
 
 
@@ -796,5 +954,4 @@ def plot_corner(posterior: pl.DataFrame, names: list[str], out_dir: str | Path) 
                 ax.set_ylabel(plot_safe(yi), fontsize=9)
     fig.suptitle("Posterior: marginals (median, 95% interval) and pairs", x=0.01, ha="left",
                  fontsize=12)
-    fig.tight_layout()
     return _save(fig, Path(out_dir), "corner")

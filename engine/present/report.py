@@ -1,10 +1,17 @@
 """``crisis report RUN_DIR``: one self-contained HTML page of a run.
 
-The page holds the scenario (name, hash, seed, trials and the scenario file itself), the manifest,
-the summary tables (overall, per target, alliance, attack type and aggressor; rates as percentages
-with their 95% Wilson intervals), the members (per alliance × member state, the least reliable
-first) and the figures of :func:`engine.present.plots.plot_run`, embedded as ``data:`` URIs
-(SVG), so the page needs no other file and loads nothing from the network.
+The page opens with a **reading** of the results in words, every number generated from the
+summary and members tables (:func:`reading`), then the **assumptions** (every value the scenario
+file marks ``# assumption``, with its rationale, identical ones grouped, and the settings left
+at the engine's defaults), the figures of :func:`engine.present.plots.plot_run` embedded as
+``data:`` URIs (SVG), the summary tables (overall, per target, alliance, attack type and
+aggressor; rates as percentages with their 95% Wilson intervals), the members (per alliance ×
+member state, the least reliable first), the posterior's parameters (a calibrated run), the
+**sources** (the citation of every dataset in :mod:`engine.data.registry` whose file the
+scenario names, and the scenario's own list of sources), the manifest and the scenario file.
+States and alliances are shown by name (:class:`engine.present.plots.Names`).  The page needs no
+other file and loads nothing from the network; ``tests/test_report_browser.py`` opens it in
+chromium.
 
 Bounded size: a table shows at most :data:`MAX_TABLE_ROWS` rows (the ones with the most trials),
 then one row saying how many are left out and where they are (``summary.parquet``); the figures
@@ -19,17 +26,20 @@ import base64
 import html
 import json
 import math
+import re
 import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
 from ..core.tables import members_by_reliability
+from ..data.registry import DATASETS, Dataset
 from ..errors import UserError
-from ..runs.folder import MEMBERS, SCENARIO
+from ..runs.folder import MEMBERS, SCENARIO, RunData
 from ..runs.io import atomic_write
-from .plots import RUN_FIGURES, plot_run, read_run
+from .plots import RUN_FIGURES, Names, plot_run, read_run, scenario_names
 from .sanitize import terminal_safe
 from .terminal import member_label
 
@@ -52,9 +62,12 @@ FIGURE_CAPTIONS = {
     "deterrence_by_target": "Share of crises deterred per target, with 95% Wilson intervals; "
                             "diamonds: the same trials with the target standing alone.",
     "delay_distribution": "Cumulative distribution of the delay from attack to the alliance's "
-                          "response, over invoked trials.",
+                          "response, over invoked trials, per alliance (at most 8 curves, the "
+                          "rest pooled as \"other\") and per attack type; the axis ends at the "
+                          "99th percentile of all responses.",
     "breakdown_causes": "What became of the attacks: decided and delivered, decided then "
-                        "defection, deadlock, veto, or no alliance to consult.",
+                        "defection, deadlock, veto, or no alliance to consult; a defection "
+                        "share is written only where there was one.",
     "member_honor_rates": "Share of the crises each member was pledged to in which it backed "
                           "and delivered (honored), with 95% Wilson intervals; ticks: backed; "
                           "dashed: the alliance as a whole. The least reliable at the top.",
@@ -71,7 +84,10 @@ th, td { padding: .28rem .6rem; border-bottom: 1px solid #e4e4e4; text-align: ri
 th { background: #f4f6f8; position: sticky; top: 0; }
 td.key, th.key { text-align: left; font-weight: 600; }
 .ci { color: #666; font-size: .8rem; }
-.kv td { text-align: left; white-space: normal; } .kv td:first-child { font-weight: 600; }
+.kv td, .kv th { text-align: left; white-space: normal; }
+.kv td:first-child { font-weight: 600; }
+.reading { font-size: 1.05rem; max-width: 60rem; }
+ul.sources li { margin-bottom: .4rem; }
 .scroll { overflow-x: auto; }
 figure { margin: 1.2rem 0 2rem; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: .9rem; }
@@ -127,8 +143,11 @@ def _cell(rec: dict, measure: str, kind: str) -> str:
     return text
 
 
-def summary_html(summary: pl.DataFrame, scopes: tuple[str, ...]) -> str:
-    """The rows of ``scopes`` as an HTML table (columns without any value are left out)."""
+def summary_html(summary: pl.DataFrame, scopes: tuple[str, ...],
+                 names: Names | None = None) -> str:
+    """The rows of ``scopes`` as an HTML table (columns without any value are left out); keys
+    are shown by their ``names`` (``Estonia (EST)``) where given."""
+    names = names or Names()
     part = summary.filter(pl.col("scope").is_in(list(scopes)))
     if part.height == 0:
         return '<p class="sub">no rows</p>'
@@ -146,7 +165,7 @@ def summary_html(summary: pl.DataFrame, scopes: tuple[str, ...]) -> str:
     rows = []
     for rec in recs:
         label = (SCOPE_LABELS.get(rec["scope"], rec["scope"]) if len(scopes) > 1
-                 else terminal_safe(rec["key"]))
+                 else terminal_safe(names.key(rec["scope"], rec["key"])))
         tds = "".join(f"<td>{_cell(rec, m, k)}</td>" for _, m, k in cols)
         rows.append(f'<tr><td class="key">{html.escape(label)}</td>{tds}</tr>')
     if left_out:
@@ -167,9 +186,11 @@ MEMBER_RATE_HEADINGS = (
 )
 
 
-def members_html(members: pl.DataFrame | None) -> str:
+def members_html(members: pl.DataFrame | None, names: Names | None = None) -> str:
     """The members (``members.parquet``) as an HTML table, the least reliable first (lowest
-    honor rate, ties by more pledges), at most :data:`MAX_TABLE_ROWS` rows."""
+    honor rate, ties by more pledges), at most :data:`MAX_TABLE_ROWS` rows; alliances by their
+    ``names`` where given."""
+    names = names or Names()
     if members is None:
         return (f'<p class="sub">No per-member results: this run has no {MEMBERS} (a run of an '
                 "older engine?).</p>")
@@ -183,7 +204,8 @@ def members_html(members: pl.DataFrame | None) -> str:
     for rec in ranked.head(MAX_TABLE_ROWS).iter_rows(named=True):
         tds = "".join(f"<td>{_cell(rec, rate, 'rate+ci' if rate == 'honor_rate' else 'rate')}"
                       "</td>" for _, rate in MEMBER_RATE_HEADINGS)
-        rows.append(f'<tr><td class="key">{esc(terminal_safe(rec["alliance"]))}</td>'
+        rows.append(f'<tr><td class="key">{esc(terminal_safe(names.alliance(rec["alliance"])))}'
+                    "</td>"
                     f'<td class="key">{esc(terminal_safe(member_label(rec["name"], rec["state"])))}'
                     f'</td><td>{rec["pledged"]:,}</td>{tds}</tr>')
     more = ranked.height - MAX_TABLE_ROWS
@@ -334,20 +356,354 @@ def render_backtest(folder: str | Path) -> str:
             "</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n")
 
 
+# ---- the reading: the results in words ---------------------------------------------------------
+
+# a member is named the least reliable only with at least this many pledges (fewer: noise)
+MIN_PLEDGES_TO_NAME = 30
+# rates below this (a fraction) count as zero in the reading
+NEGLIGIBLE = 0.0005
+
+
+def _bracket(rec: dict, measure: str, scale: float = 100.0) -> str:
+    lo, hi = rec.get(f"{measure}_low"), rec.get(f"{measure}_high")
+    if not (_finite(lo) and _finite(hi)):
+        return ""
+    return f" [{scale * lo:.1f}–{scale * hi:.1f}]"
+
+
+def _share(x) -> str:
+    return f"{100.0 * x:.1f}%"
+
+
+def _rows(summary: pl.DataFrame, scope: str) -> list[dict]:
+    return [r for r in summary.filter(pl.col("scope") == scope).iter_rows(named=True)
+            if (r.get("trials") or 0) > 0]
+
+
+def _outcome_sentence(rec: dict) -> str | None:
+    """What became of the attacks, in one sentence (only the outcomes that happened)."""
+    attacked = rec.get("attacked") or 0
+    if attacked == 0:
+        return "No attack was launched in any trial."
+    parts = []
+    if _finite(rec.get("invocation_rate")):
+        parts.append(f"{_share(rec['invocation_rate'])} brought an alliance to a decision to act")
+    for measure, words in (("deadlock_rate", "ended in deadlock"), ("veto_rate", "in a veto")):
+        if _finite(rec.get(measure)) and rec[measure] >= NEGLIGIBLE:
+            parts.append(f"{_share(rec[measure])} {words}")
+    consulted = rec.get("consulted")
+    if isinstance(consulted, int) and attacked > consulted:
+        parts.append(f"{_share((attacked - consulted) / attacked)} met no alliance at all")
+    if not parts:
+        return f"{attacked:,} attacks were launched."
+    text = f"Of the {attacked:,} attacks, " + ", ".join(parts) + "."
+    defection = rec.get("defection_rate")
+    if _finite(defection):
+        text += (f" After {_share(defection)} of the decisions to act an ally defected."
+                 if defection >= NEGLIGIBLE else " No ally defected after a decision to act.")
+    return text
+
+
+def _target_sentences(summary: pl.DataFrame, names: Names) -> list[str]:
+    rows = [r for r in _rows(summary, "target") if _finite(r.get("deterrence_success_rate"))]
+    if len(rows) < 2:
+        return []
+    # ties: the target with more trials
+    low = min(rows, key=lambda r: (r["deterrence_success_rate"], -r["trials"]))
+    high = max(rows, key=lambda r: (r["deterrence_success_rate"], r["trials"]))
+    out = [f"Deterrence is highest for {names.state(high['key'])}, at "
+           f"{_share(high['deterrence_success_rate'])}, and lowest for "
+           f"{names.state(low['key'])}, at {_share(low['deterrence_success_rate'])}."]
+    gaps = [(r["deterrence_success_rate"] - r["deterrence_rate_no_alliance"], r) for r in rows
+            if _finite(r.get("deterrence_rate_no_alliance"))]
+    if gaps:
+        gap, rec = max(gaps, key=lambda g: (g[0], g[1]["trials"]))
+        if gap >= NEGLIGIBLE:
+            out.append(f"The largest gap alliances make is for {names.state(rec['key'])}: "
+                       f"{_share(rec['deterrence_success_rate'])} of its crises deterred, against "
+                       f"{_share(rec['deterrence_rate_no_alliance'])} standing alone "
+                       f"(+{100 * gap:.1f} percentage points).")
+    return out
+
+
+def _member_sentence(members: pl.DataFrame | None, names: Names) -> str | None:
+    if members is None:
+        return None
+    ranked = members_by_reliability(members).filter(pl.col("pledged") >= MIN_PLEDGES_TO_NAME)
+    if ranked.height == 0:
+        return None
+    rec = ranked.row(0, named=True)
+    return (f"The least reliable member with at least {MIN_PLEDGES_TO_NAME} pledges is "
+            f"{member_label(rec['name'], rec['state'])} in {names.alliance(rec['alliance'])}: it "
+            f"honored {_share(rec['honor_rate'])}{_bracket(rec, 'honor_rate')} of its "
+            f"{rec['pledged']:,} pledges.")
+
+
+def reading(run: RunData, names: Names) -> list[str]:
+    """The run's results in a few sentences, every number taken from its summary and members
+    tables: overall deterrence and what alliances add, what became of the attacks, the targets
+    deterred most and least and the largest gap, the response delay and the least reliable
+    member."""
+    summary, m = run.summary, run.manifest
+    overall = next(iter(_rows(summary, "overall")), None)
+    if overall is None or not _finite(overall.get("deterrence_success_rate")):
+        return ["This run has no trials to read."]
+    trials = overall.get("trials") or m.get("trials")
+    first = (f"Across {trials:,} trials, aggression was deterred in "
+             f"{_share(overall['deterrence_success_rate'])}"
+             f"{_bracket(overall, 'deterrence_success_rate')} of crises.")
+    alone = overall.get("deterrence_rate_no_alliance")
+    if _finite(alone):
+        first += f" Had every target stood alone, {_share(alone)} would have been deterred"
+        lift = overall.get("deterrence_lift")
+        first += (f": alliances add {100 * lift:.1f} percentage points"
+                  f"{_bracket(overall, 'deterrence_lift')}." if _finite(lift) else ".")
+    out = [first, _outcome_sentence(overall)]
+    out += _target_sentences(summary, names)
+    p50, p90 = overall.get("delay_p50_days"), overall.get("delay_p90_days")
+    if _finite(p50) and _finite(p90):
+        out.append(f"When an alliance decided to act, its response came {p50:.1f} days after "
+                   f"the attack at the median, and within {p90:.1f} days in 90% of cases.")
+    out.append(_member_sentence(run.members, names))
+    out.append("Brackets: " + ("2.5–97.5% over the posterior draws."
+                               if isinstance(m.get("posterior"), dict)
+                               else "95% Wilson intervals (Monte Carlo uncertainty only)."))
+    return [s for s in out if s]
+
+
+# ---- the assumptions: values the scenario marks `# assumption`, and the defaults it left -------
+
+_TABLE_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]#]+?)\s*\]\]?\s*(?:#.*)?$")
+_MARKED = re.compile(r"^\s*([A-Za-z0-9_\"'.-]+)\s*=\s*(.*?)\s*#\s*assumption\b[\s:;,.-]*(.*)$",
+                     re.IGNORECASE)
+_BLOCK_KEY = {"states": "id", "alliances": "id", "aggressors": "state"}
+# "where" lists at most this many members of a group, then says how many more
+MAX_WHERE_NAMES = 4
+
+
+@dataclass
+class Assumption:
+    """One assumed value (or engine default) and every place it holds: ``section`` (states,
+    alliances, scenario, …), ``places`` (ids of the blocks; empty for a single table)."""
+
+    section: str
+    key: str
+    value: str
+    rationale: str
+    places: list[str] = field(default_factory=list)
+
+
+def marked_assumptions(text: str) -> list[Assumption]:
+    """Every ``key = value  # assumption[: rationale]`` line of a scenario file, identical
+    ones (same section, key, value and rationale) grouped with the ids of their blocks, in the
+    order of the file."""
+    section, place = "", ""
+    pending: list[tuple[str, str, str]] = []  # the current block's, until its id is known
+    groups: dict[tuple[str, str, str, str], Assumption] = {}
+
+    def flush():
+        for key, value, why in pending:
+            group = groups.setdefault((section, key, value, why),
+                                      Assumption(section, key, value, why))
+            if place:
+                group.places.append(place)
+        pending.clear()
+
+    for line in text.splitlines():
+        header = _TABLE_HEADER.match(line)
+        if header:
+            flush()
+            section = header[2].strip()
+            place = ""
+            if header[1] == "[" and "." in section:  # [attack_types.cyber]
+                section, place = section.split(".", 1)
+                place = place.strip("\"'")
+            continue
+        block_key = _BLOCK_KEY.get(section)
+        if block_key and not place:
+            ident = re.match(rf'^\s*{block_key}\s*=\s*"([^"]*)"', line)
+            if ident:
+                place = ident[1]
+        marked = _MARKED.match(line)
+        if marked:
+            pending.append((marked[1].strip("\"'"), marked[2], marked[3].strip()))
+    flush()
+    return list(groups.values())
+
+
+def default_assumptions(scenario) -> list[Assumption]:
+    """The settings a scenario leaves unset: the engine's defaults, grouped like
+    :func:`marked_assumptions`."""
+    groups: dict[tuple[str, str], Assumption] = {}
+
+    def unset(section: str, obj, place: str) -> None:
+        for key, info in type(obj).model_fields.items():
+            if key in obj.model_fields_set or key in ("id", "name") or info.is_required():
+                continue
+            default = info.get_default(call_default_factory=True)
+            value = "not set" if default is None else json.dumps(default, default=str)
+            group = groups.setdefault((section, key), Assumption(section, key, value,
+                                                                 "engine default"))
+            if place:
+                group.places.append(place)
+
+    unset("scenario", scenario.scenario, "")
+    for state in scenario.states:
+        unset("states", state, state.id)
+    for alliance in scenario.alliances:
+        unset("alliances", alliance, alliance.id)
+    for aggressor in scenario.aggressors:
+        unset("aggressors", aggressor, aggressor.state)
+    for kind, attack in scenario.attack_types.items():
+        unset("attack_types", attack, kind)
+    return list(groups.values())
+
+
+def _where(item: Assumption, totals: dict[str, int], label) -> str:
+    section = item.section.replace("_", " ")
+    if not item.places:
+        return section
+    n = len(item.places)
+    if n == totals.get(item.section, -1) and n > 1:
+        return f"every one of the {n:,} {section}"
+    shown = ", ".join(label(item.section, p) for p in item.places[:MAX_WHERE_NAMES])
+    more = f" and {n - MAX_WHERE_NAMES:,} more" if n > MAX_WHERE_NAMES else ""
+    return f"{section}: {shown}{more}"
+
+
+def assumptions_html(text: str | None, scenario, names: Names) -> str:
+    """The assumptions table (values marked ``# assumption`` in the scenario file, with their
+    rationale) and the table of the engine defaults the scenario left unset."""
+    esc = html.escape
+    totals = {}
+    if scenario is not None:
+        totals = {"states": len(scenario.states), "alliances": len(scenario.alliances),
+                  "aggressors": len(scenario.aggressors),
+                  "attack_types": len(scenario.attack_types)}
+
+    def label(section: str, place: str) -> str:
+        if section in ("states", "aggressors"):
+            return names.state(place)
+        return names.alliance(place) if section == "alliances" else place
+
+    def table(items: list[Assumption], rationale: bool) -> str:
+        head = "<th>where</th><th>setting</th><th>value</th>" + (
+            "<th>rationale</th>" if rationale else "")
+        rows = []
+        for item in items:
+            cells = [_where(item, totals, label), item.key, item.value] + (
+                [item.rationale or "—"] if rationale else [])
+            rows.append("<tr>" + "".join(f"<td>{esc(terminal_safe(c))}</td>" for c in cells)
+                        + "</tr>")
+        return (f'<div class="scroll"><table class="kv assumptions"><thead><tr>{head}</tr>'
+                f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+    out = []
+    marked = marked_assumptions(text or "")
+    if marked:
+        out += ['<p class="sub">Every value the scenario file marks <code># assumption</code>: '
+                "a modelling choice, not taken from data, with the rationale the file gives.</p>",
+                table(marked, rationale=True)]
+    else:
+        out.append('<p class="sub">The scenario file marks no value <code># assumption</code>; '
+                   "its values are listed in the scenario file below.</p>")
+    defaults = default_assumptions(scenario) if scenario is not None else []
+    if defaults:
+        out += ["<h3>Left at the engine's defaults</h3>",
+                '<p class="sub">Settings the scenario file does not set: the engine uses its '
+                "default (see the model documentation), also an assumption.</p>",
+                table(defaults, rationale=False)]
+    return "\n".join(out)
+
+
+# ---- the sources: citations of every dataset the scenario names -----------------------------
+
+def cited_datasets(text: str | None) -> list[Dataset]:
+    """The datasets of :mod:`engine.data.registry` whose file the scenario file names (an
+    imported scenario lists the files it read; a curated one where its numbers come from)."""
+    text = text or ""
+    return [d for d in DATASETS if d.file in text]
+
+
+def scenario_sources(text: str | None) -> list[str]:
+    """The scenario file's own list of sources: the comment lines after a ``# Sources`` line,
+    up to the next empty comment line (continuation lines joined)."""
+    items: list[str] = []
+    inside = False
+    for line in (text or "").splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("#"):
+            if inside:
+                break
+            continue
+        body = stripped.lstrip("#").strip()
+        if re.match(r"sources\b", body, re.IGNORECASE):
+            inside = True
+            continue
+        if not inside:
+            continue
+        if not body:
+            break
+        if body.startswith("- "):
+            items.append(body[2:])
+        elif items:
+            items[-1] += " " + body
+        else:
+            items.append(body)
+    return items
+
+
+def sources_html(text: str | None) -> str:
+    esc = html.escape
+    out = []
+    datasets = cited_datasets(text)
+    if datasets:
+        seen = set()
+        rows = []
+        for d in datasets:
+            if d.citation in seen:
+                continue
+            seen.add(d.citation)
+            rows.append(f"<li>{esc(d.citation)} <span class=\"ci\">({esc(d.title)}; "
+                        f"{esc(d.file)}; terms: {esc(d.terms)})</span></li>")
+        out += ["<h3>Datasets</h3>", f'<ul class="sources">{"".join(rows)}</ul>']
+    own = scenario_sources(text)
+    if own:
+        out += ["<h3>As the scenario file gives them</h3>",
+                '<ul class="sources">' + "".join(f"<li>{esc(terminal_safe(s))}</li>"
+                                                 for s in own) + "</ul>"]
+    if not out:
+        out.append('<p class="sub">The scenario file names no dataset or source.</p>')
+    return "\n".join(out)
+
+
+def _scenario_of(run: RunData):
+    """The run's scenario (None when its file cannot be read: the page says less)."""
+    try:
+        return run.folder.read_scenario(run.manifest)
+    except UserError:
+        return None
+
+
 def render_report(run_dir: str | Path) -> str:
-    """The HTML page of the run in ``run_dir``."""
+    """The HTML page of the run in ``run_dir``: a reading of the results in words, the
+    assumptions, the figures, the results and members tables, the posterior's parameters (a
+    calibrated run), the sources cited, then the manifest and the scenario file."""
     run_dir = Path(run_dir)
     if is_backtest_folder(run_dir) and not (run_dir / "manifest.json").is_file():
         return render_backtest(run_dir)
     run = read_run(run_dir)
     m, summary = run.manifest, run.summary
+    scenario = _scenario_of(run)
+    names = scenario_names(scenario) if scenario is not None else Names()
     scenario_text = run.folder.read_scenario_text()
-    if scenario_text is None:
-        scenario_text = f"({SCENARIO} is missing)"
-    elif len(scenario_text) > MAX_SCENARIO_CHARS:
-        scenario_text = (scenario_text[:MAX_SCENARIO_CHARS]
-                         + f"\n… ({len(scenario_text) - MAX_SCENARIO_CHARS:,} more characters: "
-                           f"the whole file is {SCENARIO} in the run folder)\n")
+    shown_text = scenario_text
+    if shown_text is None:
+        shown_text = f"({SCENARIO} is missing)"
+    elif len(shown_text) > MAX_SCENARIO_CHARS:
+        shown_text = (shown_text[:MAX_SCENARIO_CHARS]
+                      + f"\n… ({len(shown_text) - MAX_SCENARIO_CHARS:,} more characters: "
+                        f"the whole file is {SCENARIO} in the run folder)\n")
     name = terminal_safe(m.get("scenario", run_dir.name))
     trials = m.get("trials")
     facts = [
@@ -365,8 +721,13 @@ def render_report(run_dir: str | Path) -> str:
         f"trials · seed {esc(str(m.get('seed')))} · scenario "
         f"{esc(str(m.get('scenario_hash', ''))[:12])} · engine "
         f"{esc(str((m.get('versions') or {}).get('engine', '?')))}</p>",
-        "<h2>Scenario</h2>", _kv_table(facts),
-        "<h2>Results</h2>",
+        '<h2 id="reading">Reading</h2>',
+        '<div class="reading">' + "".join(f"<p>{esc(terminal_safe(s))}</p>"
+                                          for s in reading(run, names)) + "</div>",
+        '<h2 id="assumptions">Assumptions</h2>',
+        assumptions_html(scenario_text, scenario, names),
+        '<h2 id="figures">Figures</h2>', _figures_html(run_dir),
+        '<h2 id="results">Results</h2>',
         '<p class="sub">Rates are percentages: deterrence and lift of all trials; invocation, '
         "deadlock, veto, breakdown and repelled of attacked trials; defection of invoked trials; "
         "honored of the allies' commitments in consulted crises. Brackets: "
@@ -374,28 +735,28 @@ def render_report(run_dir: str | Path) -> str:
            if isinstance(m.get("posterior"), dict) else "95% Wilson intervals. ")
         + "Delays (days) are over invoked trials.</p>",
     ]
-    post = m.get("posterior")
-    if isinstance(post, dict):
-        body.insert(-2, "<h2>Parameters from a posterior</h2>")
-        body.insert(-2, _kv_table([
-            ("posterior file", post.get("file")), ("SHA-256", post.get("sha256")),
-            ("parameters", ", ".join(map(str, post.get("parameters") or []))),
-            ("draws (used)", f"{post.get('draws')} ({post.get('draws_used')})"),
-            ("trials per draw", post.get("trials_per_draw")),
-            ("intervals", post.get("interval"))]))
     for scopes, heading in SECTIONS:
         if summary.filter(pl.col("scope").is_in(list(scopes))).height:
-            body += [f"<h3>{esc(heading)}</h3>", summary_html(summary, scopes)]
-    body += ["<h3>By member, the least reliable first</h3>",
+            body += [f"<h3>{esc(heading)}</h3>", summary_html(summary, scopes, names)]
+    body += ['<h2 id="members">By member, the least reliable first</h2>',
              '<p class="sub">Per alliance and member state, over the crises the alliance was '
              "consulted in with the member as an ally (neither target nor aggressor): backed in "
              "the alliance's consultation, delivered its forces, honored (both), free rode (the "
              "alliance acted, the member never backed).</p>",
-             members_html(run.members)]
-    body += ["<h2>Figures</h2>", _figures_html(run_dir)]
-    body += ["<h2>Manifest</h2>", _kv_table(list(m.items())),
+             members_html(run.members, names)]
+    post = m.get("posterior")
+    if isinstance(post, dict):
+        body += ['<h2 id="calibration">Parameters from a posterior</h2>', _kv_table([
+            ("posterior file", post.get("file")), ("SHA-256", post.get("sha256")),
+            ("parameters", ", ".join(map(str, post.get("parameters") or []))),
+            ("draws (used)", f"{post.get('draws')} ({post.get('draws_used')})"),
+            ("trials per draw", post.get("trials_per_draw")),
+            ("intervals", post.get("interval"))])]
+    body += ['<h2 id="sources">Sources</h2>', sources_html(scenario_text),
+             "<h2>Scenario</h2>", _kv_table(facts),
+             "<h2>Manifest</h2>", _kv_table(list(m.items())),
              "<h2>Scenario file</h2>",
-             f"<details open><summary>{SCENARIO}</summary><pre>{esc(scenario_text)}</pre>"
+             f"<details><summary>{SCENARIO}</summary><pre>{esc(shown_text)}</pre>"
              "</details>",
              f'<p class="sub">Generated {esc(datetime.now(UTC).isoformat(timespec="seconds"))}'
              " by crisis-engine.</p>"]
