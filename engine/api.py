@@ -61,7 +61,8 @@ def run(
     ``posterior`` (a ``posterior.parquet`` of :func:`calibrate_mcmc`) gives each block of
     trials its parameters from a posterior draw (:mod:`engine.runs.posterior`): point
     estimates are posterior means and every summary interval holds parameter and Monte Carlo
-    uncertainty together (in one process: not with ``shard`` or Dask yet).
+    uncertainty together; the run folder keeps a copy of the posterior and the blocks' own
+    summaries (``blocks.parquet``), so shards, Dask and resume give the same tables.
 
     ``trials`` and ``seed`` default to the scenario's; ``threads`` to all cores.  Without
     ``out`` the results stay in memory; with it they go to that run folder (refused when it is

@@ -204,3 +204,33 @@ def test_import_atop_without_data_says_how_to_get_it(cache, tmp_path):
     result = _run("import", "atop", "--year", "1914", "--out", str(tmp_path / "w.toml"))
     assert result.exit_code == 2
     assert "crisis data add DIR" in result.output
+
+
+def test_similarity_and_calibrate_read_the_cache_or_data(served, cache, tmp_path):
+    """`crisis similarity --year` and `crisis calibrate … =observed` take their files from
+    --data DIR, else from the verified cache: the same output either way as with the files
+    named one by one; without either they say how to get the data."""
+    _, root = served
+    explicit = _run("similarity", "--year", "1914", "--alliances",
+                    str(DATA / "atop-alliance-level.csv"), "--members",
+                    str(DATA / "atop-member-level.csv"), "--capabilities",
+                    str(DATA / "cinc-polity.csv"), "--format", "csv")
+    assert explicit.exit_code == 0, explicit.output
+    missing = _run("similarity", "--year", "1914", "--format", "csv")
+    assert missing.exit_code == 2 and "crisis data add DIR" in missing.output
+    from_data = _run("similarity", "--year", "1914", "--data", str(DATA), "--format", "csv")
+    assert from_data.exit_code == 0 and from_data.output == explicit.output
+    assert _run("data", "add", str(root / "good")).exit_code == 0
+    from_cache = _run("similarity", "--year", "1914", "--format", "csv")
+    assert from_cache.exit_code == 0 and from_cache.output == explicit.output
+
+    config = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
+    common = ["calibrate", str(config), "--target", "honor_rate=observed", "--trials", "1000",
+              "--bounds", "0.5:4"]
+    wars = DATA / "berkemeier-fuhrmann-2018-alliance-wars.csv"
+    by_file = _run(*common, "--observations", str(wars))
+    assert by_file.exit_code == 0, by_file.output
+    by_cache = _run(*common)
+    assert by_cache.exit_code == 0 and by_cache.output == by_file.output
+    by_data = _run(*common, "--data", str(DATA))
+    assert by_data.exit_code == 0 and by_data.output == by_file.output

@@ -575,7 +575,7 @@ def test_checkpoint_round_trip_keeps_members(tmp_path):
     folder = RunFolder(tmp_path / "cp")
     folder.path.mkdir()
     folder.write_checkpoint(tallies, 3000, records, options)
-    back, position, _ = folder.read_checkpoint(options, compiled)
+    back, position, _, _ = folder.read_checkpoint(options, compiled)
     assert position == 3000 and back.equals(tallies) and back.members.sum() > 0
     # a forged pledge count is caught by the member relations
     with np.load(folder / "checkpoint.npz") as data:

@@ -122,10 +122,9 @@ def test_cli_run_with_posterior_and_the_files_it_writes(tmp_path):
     plain = tmp_path / "plain"
     assert CliRunner().invoke(main, ["run", str(config), "--out", str(plain), "-q"]).exit_code == 0
     assert "posterior_sha256" not in json.loads((plain / "run.json").read_text())
-    # an interrupted posterior run is not resumed as a plain one
-    (out / "manifest.json").unlink()
-    res = CliRunner().invoke(main, ["run", "--resume", str(out)])
-    assert res.exit_code == 2 and "cannot be resumed" in res.output
+    # the folder keeps the posterior it ran over and the blocks' own summaries
+    assert (out / "posterior.parquet").read_bytes() == post.read_bytes()
+    assert pl.read_parquet(out / "blocks.parquet").get_column("block").n_unique() == 40
 
 
 @pytest.mark.parametrize("case,message", [
@@ -155,12 +154,168 @@ def test_bad_posteriors_are_clear_errors(tmp_path, case, message):
     assert not (tmp_path / "o" / "manifest.json").exists()
 
 
-def test_not_yet_with_shards_or_saved_trials(tmp_path):
-    post = _posterior(tmp_path / "p.parquet", commitment_scale=[1.0])
-    with pytest.raises(UserError, match="shards"):
-        run(_scenario(), posterior=post, shard=(0, 2), out=tmp_path / "r")
-    with pytest.raises(UserError, match="save-trials"):
-        run(_scenario(), posterior=post, save_trials=10)
+ODD_TRIALS = 31_337  # 32 blocks: 31 of 1,000 trials (the minimum) and a last one of 337
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    names = ("summary.parquet", "cells.parquet", "members.parquet", "blocks.parquet",
+             "trials.parquet")
+    return {n: (folder / n).read_bytes() for n in names}
+
+
+def _tallies(folder: Path) -> dict[str, np.ndarray]:
+    with np.load(folder / "tallies.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def _same_run(a: Path, b: Path) -> None:
+    assert _files(a) == _files(b)
+    ta, tb = _tallies(a), _tallies(b)
+    assert ta.keys() == tb.keys() and all(np.array_equal(ta[k], tb[k]) for k in ta)
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """A whole posterior run (4 draws, a trial count that no shard split aligns with blocks,
+    saved trials that span two blocks) that shards, resume and Dask must reproduce."""
+    tmp = tmp_path_factory.mktemp("whole")
+    post = _posterior(tmp / "p.parquet", commitment_scale=[0.4, 0.8, 1.2, 1.6],
+                      **{"aggressors.RUS.resolve": [1.0, 2.5, 1.5, 3.0]})
+    run(_scenario(), posterior=post, trials=ODD_TRIALS, save_trials=1500, out=tmp / "run")
+    return tmp / "run", post
+
+
+@pytest.mark.parametrize("count", [7, 40])
+def test_shards_merge_to_the_whole_run_byte_for_byte(whole, tmp_path, count):
+    """7 shards cut blocks at their edges; 40 shards are smaller than a block (several shards
+    per block, most owning none): either way merge gives the whole run's files exactly."""
+    from engine.api import merge
+
+    ref, post = whole
+    for i in range(count):
+        run(_scenario(), posterior=post, trials=ODD_TRIALS, save_trials=1500,
+            out=tmp_path / "sh", shard=(i, count))
+    merged = merge(tmp_path / "sh")
+    _same_run(ref, tmp_path / "sh")
+    assert merged.manifest["posterior"]["blocks"] == -(-ODD_TRIALS // 1000)
+    assert (tmp_path / "sh" / "posterior.parquet").read_bytes() == post.read_bytes()
+
+
+def test_merge_refuses_damaged_blocks_and_another_posterior(whole, tmp_path):
+    from engine.api import merge
+
+    ref, post = whole
+    for i in range(3):
+        run(_scenario(), posterior=post, trials=ODD_TRIALS, out=tmp_path / "sh", shard=(i, 3))
+    blocks = tmp_path / "sh" / "shards" / "shard-0001-of-0003" / "blocks.parquet"
+    good = blocks.read_bytes()
+    frame = pl.read_parquet(blocks)
+    frame.with_columns(pl.col("deterred") + 1).write_parquet(blocks)
+    with pytest.raises(UserError, match="blocks.parquet"):
+        merge(tmp_path / "sh")
+    blocks.write_bytes(good)
+    other = _posterior(tmp_path / "other.parquet", commitment_scale=[0.1, 0.2, 0.3, 0.4])
+    copy = tmp_path / "sh" / "posterior.parquet"
+    copy.write_bytes(other.read_bytes())
+    with pytest.raises(UserError, match="posterior.parquet.*not the posterior"):
+        merge(tmp_path / "sh")
+    copy.write_bytes(post.read_bytes())
+    merge(tmp_path / "sh")  # restored: merges
+    run(_scenario(), trials=ODD_TRIALS, out=tmp_path / "sh", shard=(2, 3), force=True)
+    with pytest.raises(UserError, match="another posterior"):
+        merge(tmp_path / "sh")
+
+
+def test_resume_from_a_checkpoint_between_blocks(whole, tmp_path, monkeypatch):
+    """Stopped after its third block (a checkpoint after each), then resumed: the same files
+    as the uninterrupted run; a damaged checkpoint-blocks.parquet is refused by name."""
+    from engine.api import resume
+
+    ref, post = whole
+
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def progress(n):
+        calls.append(n)
+        if len(calls) == 4:
+            raise Stop
+
+    monkeypatch.setenv("CRISIS_CHECKPOINT_SECONDS", "0")
+    out = tmp_path / "run"
+    with pytest.raises(Stop):
+        run(_scenario(), posterior=post, trials=ODD_TRIALS, save_trials=1500, out=out,
+            progress=progress, progress_total=lambda n: None)
+    assert (out / "checkpoint-blocks.parquet").is_file() and not (out / "manifest.json").exists()
+    assert pl.read_parquet(out / "checkpoint-blocks.parquet").get_column("block").unique(
+        ).sort().to_list() == [0, 1, 2]
+    saved = (out / "checkpoint-blocks.parquet").read_bytes()
+    pl.read_parquet(out / "checkpoint-blocks.parquet").with_columns(
+        pl.col("trials") * 2).write_parquet(out / "checkpoint-blocks.parquet")
+    with pytest.raises(UserError, match="checkpoint-blocks.parquet"):
+        resume(out)
+    (out / "checkpoint-blocks.parquet").write_bytes(saved)
+    copy = out / "posterior.parquet"
+    copy.unlink()
+    os.symlink(post, copy)  # the same bytes, through a link: refused, never followed
+    with pytest.raises(UserError, match="symbolic link"):
+        resume(out)
+    copy.unlink()
+    copy.write_bytes(post.read_bytes()[:-1] + b"\0")
+    with pytest.raises(UserError, match="not the posterior the run was started with"):
+        resume(out)
+    copy.write_bytes(post.read_bytes())
+    result = resume(out)
+    assert result.manifest["resumed_at"] == 3000
+    _same_run(ref, out)
+    assert not (out / "checkpoint-blocks.parquet").exists()
+
+
+def test_dask_gives_the_whole_run(whole, tmp_path):
+    pytest.importorskip("dask.distributed")
+    ref, post = whole
+    run(_scenario(), posterior=post, trials=ODD_TRIALS, save_trials=1500, out=tmp_path / "d",
+        executor="dask", dask_workers=2, threads=1)
+    _same_run(ref, tmp_path / "d")
+
+
+def test_blocks_give_the_intervals(whole):
+    """An independent reading of blocks.parquet: each summary interval is the 2.5–97.5%
+    quantile (linear) of that row's measure over the blocks, computed here with numpy; every
+    block's draw is the keyed draw of design (draw_of_block)."""
+    ref, post = whole
+    blocks_frame = pl.read_parquet(ref / "blocks.parquet")
+    summary = pl.read_parquet(ref / "summary.parquet")
+    n_draws = read_posterior(post).n_draws
+    for block, draw in blocks_frame.select("block", "draw").unique().rows():
+        assert draw == draw_of_block(7, block, n_draws)
+    checked = 0
+    for row in summary.iter_rows(named=True):
+        sub = blocks_frame.filter((pl.col("scope") == row["scope"]) & (pl.col("key") == row["key"]))
+        for measure in ("deterrence_success_rate", "attack_rate", "honor_rate"):
+            values = sub.get_column(measure).drop_nulls().to_numpy()
+            if len(values) == 0:
+                continue
+            assert row[f"{measure}_low"] == pytest.approx(np.quantile(values, 0.025), abs=1e-12)
+            assert row[f"{measure}_high"] == pytest.approx(np.quantile(values, 0.975), abs=1e-12)
+            checked += 1
+    assert checked >= 10
+
+
+def test_cli_shards_and_merge_with_a_posterior(whole, tmp_path):
+    ref, post = whole
+    config = tmp_path / "s.toml"
+    config.write_text(_scenario().to_toml(), encoding="utf-8")
+    for i in range(2):
+        res = CliRunner().invoke(main, ["run", str(config), "--posterior", str(post), "--trials",
+                                        str(ODD_TRIALS), "--save-trials", "1500", "--shard",
+                                        f"{i}/2", "--out", str(tmp_path / "sh"), "-q"])
+        assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["merge", str(tmp_path / "sh")])
+    assert res.exit_code == 0, res.output
+    _same_run(ref, tmp_path / "sh")
 
 
 def test_report_says_the_intervals_hold_parameter_uncertainty(tmp_path):
@@ -202,5 +357,45 @@ def test_compare_says_what_its_tests_hold(tmp_path):
     run(_scenario(), posterior=post, out=tmp_path / "a")
     run(_scenario(), out=tmp_path / "b")
     _, notes = compare_runs_with_notes(tmp_path / "a", tmp_path / "b")
-    assert any("A ran over a posterior" in n for n in notes)
+    assert any("A ran over a posterior" in n and "Monte Carlo error only" in n for n in notes)
+    # both over posteriors but with different block counts: not paired, said so
+    run(_scenario(), posterior=post, trials=TRIALS // 2, out=tmp_path / "c")
+    frame, notes = compare_runs_with_notes(tmp_path / "a", tmp_path / "c")
+    assert any("cannot be paired" in n for n in notes)
+    assert "posterior_paired" not in frame.get_column("test").to_list()
 
+
+def test_compare_pairs_posterior_runs_block_by_block(tmp_path):
+    """Two runs over one posterior and seed, B with a much more resolute aggressor: each
+    summary row's interval is the 2.5–97.5% quantile of the blocks' paired differences,
+    recomputed here from the two blocks.parquet files with numpy; deterrence falls in every
+    block, so its interval lies below 0 and is flagged.  A run compared with itself gives
+    differences of exactly 0 everywhere and flags nothing."""
+    from engine.experiments.compare import compare_runs
+
+    s = _scenario()
+    post = _posterior(tmp_path / "p.parquet", commitment_scale=list(np.linspace(0.4, 1.6, 9)))
+    run(s, posterior=post, out=tmp_path / "a")
+    run(apply_values(s, {"aggressors.RUS.resolve": 6.0}), posterior=post, out=tmp_path / "b")
+    frame = compare_runs(tmp_path / "a", tmp_path / "b")
+    summary_rows = frame.filter(pl.col("scope") != "member")
+    assert set(summary_rows.get_column("test").unique()) <= {"posterior_paired", "none"}
+    row = frame.filter((pl.col("scope") == "overall")
+                       & (pl.col("measure") == "deterrence_success_rate")).row(0, named=True)
+    ba = pl.read_parquet(tmp_path / "a" / "blocks.parquet").filter(pl.col("scope") == "overall")
+    bb = pl.read_parquet(tmp_path / "b" / "blocks.parquet").filter(pl.col("scope") == "overall")
+    d = (bb.get_column("deterrence_success_rate").to_numpy()
+         - ba.get_column("deterrence_success_rate").to_numpy())
+    assert row["test"] == "posterior_paired" and row["p_value"] is None
+    assert row["diff_low"] == pytest.approx(np.quantile(d, 0.025), abs=1e-12)
+    assert row["diff_high"] == pytest.approx(np.quantile(d, 0.975), abs=1e-12)
+    assert row["statistic"] == pytest.approx(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+    assert row["diff_high"] < 0 and row["significant"]
+    same = compare_runs(tmp_path / "a", tmp_path / "a").filter(
+        pl.col("test") == "posterior_paired")
+    assert same.height > 20
+    assert (same.get_column("diff_low") == 0).all() and (same.get_column("diff_high") == 0).all()
+    assert not same.get_column("significant").any()
+    res = CliRunner().invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    assert "P(B>A)=" in res.output and "paired block by block" in res.output

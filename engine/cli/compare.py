@@ -65,8 +65,10 @@ def format_comparison(frame) -> str:
     """Fixed-width view: one block per (scope, key), one line per measure.
 
     Rates are in % (differences and their 95% intervals in percentage points), means in their
-    units (days, rounds); ``stat`` is z for rates and the KS distance D for delay distributions;
-    ``*`` marks a change significant after Holm's correction."""
+    units (days, rounds); ``stat`` is z for rates, the KS distance D for delay distributions and
+    P(B > A) over the blocks for runs over posteriors (``posterior_paired``: the interval is the
+    paired posterior interval); ``*`` marks a change significant after Holm's correction, or
+    for ``posterior_paired`` a posterior interval that excludes 0."""
     header = ("measure", "A", "B", "B - A", "95% CI of B - A", "stat", "p", "p Holm", "")
     rows: list[tuple[str, ...] | str] = []
     order = {s: i for i, s in enumerate(_SCOPE_ORDER)}
@@ -83,7 +85,8 @@ def format_comparison(frame) -> str:
                   f"[{_signed(r['diff_low'], rate)}, {_signed(r['diff_high'], rate)}]")
             st = r["statistic"]
             stat = "-" if st is None else (
-                f"D={st:.4f}" if r["test"] == "ks_binned" else f"z={st:.2f}")
+                f"D={st:.4f}" if r["test"] == "ks_binned" else
+                f"P(B>A)={st:.2f}" if r["test"] == "posterior_paired" else f"z={st:.2f}")
             rows.append((f"  {terminal_safe(r['measure'])}", _value(r["a"], rate),
                          _value(r["b"], rate), _signed(r["diff"], rate), ci, stat,
                          _p(r["p_value"]), _p(r["p_holm"]), "*" if r["significant"] else ""))

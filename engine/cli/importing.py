@@ -104,22 +104,9 @@ def _from_data_folder(folder, alliances, members, capabilities, disputes, rivalr
     """The file options, each omitted one taken from the data folder: ``--data`` as given,
     else the cache, which must hold the needed files verified.  Disputes and rivalries come
     from it only where the folder has them (from the cache: verified)."""
-    from ..data.registry import BY_NAME, data_dir, verify
+    from ..data.registry import data_files
 
-    given = {"atop-alliances": alliances, "atop-members": members, "cinc": capabilities}
-    root = data_dir(folder, names=[name for name, path in given.items() if path is None])
-
-    def pick(path, name, optional=False):
-        if path is not None:
-            return path
-        candidate = root / BY_NAME[name].file
-        if optional:
-            if not candidate.is_file():
-                return None
-            if folder is None:
-                verify(candidate, BY_NAME[name])
-        return candidate
-
-    return (pick(alliances, "atop-alliances"), pick(members, "atop-members"),
-            pick(capabilities, "cinc"), pick(disputes, "gml-mids", optional=True),
-            pick(rivalries, "rivalries", optional=True))
+    files = data_files(folder, {"atop-alliances": alliances, "atop-members": members,
+                                "cinc": capabilities, "gml-mids": disputes,
+                                "rivalries": rivalries}, optional=("gml-mids", "rivalries"))
+    return tuple(files.values())

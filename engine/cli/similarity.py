@@ -42,10 +42,17 @@ def _render_table(frame) -> str:
 @click.command("similarity", cls=CrisisCommand)
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--year", type=int, help="Instead of CONFIG: the world of YEAR from ATOP/COW "
-              "(with --alliances, --members, --capabilities, as `crisis import atop`).")
-@click.option("--alliances", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--members", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--capabilities", type=click.Path(dir_okay=False, path_type=Path))
+              "(files as `crisis import atop` takes them).")
+@click.option("--data", "data_folder", type=click.Path(file_okay=False, exists=True,
+                                                       path_type=Path),
+              help="With --year: folder holding the dataset files under their usual names, for "
+                   "every file option omitted (default: the `crisis data` cache).")
+@click.option("--alliances", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --year: ATOP alliance-level CSV (default: from the data folder).")
+@click.option("--members", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --year: ATOP member-level CSV (default: from the data folder).")
+@click.option("--capabilities", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --year: COW capabilities CSV (default: from the data folder).")
 @click.option("--measure", "measures", multiple=True,
               type=click.Choice([*MEASURES, *sorted(ALIASES)]),
               help="Measure to compute (repeatable; default: "
@@ -58,7 +65,8 @@ def _render_table(frame) -> str:
               help="All ordered pairs (a ≠ b) instead of a < b in file order.")
 @click.pass_context
 def similarity_command(ctx: click.Context, config: Path | None, year: int | None,
-                       alliances: Path | None, members: Path | None, capabilities: Path | None,
+                       data_folder: Path | None, alliances: Path | None,
+                       members: Path | None, capabilities: Path | None,
                        measures: tuple[str, ...], out_path: Path | None, fmt: str,
                        ordered: bool) -> None:
     """Alliance-portfolio similarity of every pair of states in the scenario CONFIG.
@@ -72,11 +80,19 @@ def similarity_command(ctx: click.Context, config: Path | None, year: int | None
     if year is not None:
         if config is not None:
             raise UserError("give either CONFIG or --year, not both")
-        if None in (alliances, members, capabilities):
-            raise UserError("--year needs --alliances, --members and --capabilities")
+        if data_folder is not None or None in (alliances, members, capabilities):
+            from ..data.registry import data_files
+
+            files = data_files(data_folder, {"atop-alliances": alliances,
+                                             "atop-members": members, "cinc": capabilities})
+            alliances, members, capabilities = files.values()
         source = (year, alliances, members, capabilities)
     elif config is None:
-        raise UserError("missing CONFIG (a scenario file), or --year with the ATOP/COW files")
+        raise UserError("missing CONFIG (a scenario file), or --year (ATOP/COW files from "
+                        "--data DIR, the `crisis data` cache or --alliances/--members/"
+                        "--capabilities)")
+    elif data_folder is not None or None not in (alliances, members, capabilities):
+        raise UserError("--data, --alliances, --members and --capabilities go with --year")
     _run(source, measures or DEFAULT_MEASURES, out_path, fmt, ordered)
 
 

@@ -256,6 +256,30 @@ def status(folder: Path | None = None, keys: Iterable[str] = ()) -> list[Status]
     return rows
 
 
+def data_files(folder: Path | None, given: dict[str, Path | None],
+               optional: Sequence[str] = ()) -> dict[str, Path | None]:
+    """The files a command reads, by dataset name: each given path as it is; each omitted one
+    from the data folder (``folder``, i.e. ``--data DIR``, else the cache, which must then hold
+    the needed datasets verified, :func:`data_dir`).  An ``optional`` dataset comes from the
+    folder only where the folder has it (from the cache: verified), else None."""
+    needed = [name for name, path in given.items() if path is None and name not in optional]
+    root = data_dir(folder, names=needed)
+    out: dict[str, Path | None] = {}
+    for name, path in given.items():
+        if path is not None:
+            out[name] = Path(path)
+            continue
+        candidate = root / BY_NAME[name].file
+        if name in optional:
+            if not candidate.is_file():
+                out[name] = None
+                continue
+            if folder is None:
+                verify(candidate, BY_NAME[name])
+        out[name] = candidate
+    return out
+
+
 def data_dir(explicit: Path | None, *, names: Sequence[str] | None = None) -> Path:
     """The folder a command reads its datasets from.
 

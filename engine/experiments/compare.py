@@ -42,6 +42,17 @@ Tests
     conservative.  The row's ``a``/``b`` are the mean delays.
 Means (delay mean and quantiles, rounds, backing share, free riders, delivered share) are shown
 without a test (``test = "none"``).
+``posterior_paired`` (two runs over posteriors, ``crisis run --posterior``)
+    Both runs' ``blocks.parquet`` hold one summary per block of trials; with the same number of
+    blocks, block ``b`` of A is paired with block ``b`` of B (the same trials' random numbers
+    when the seeds agree, the same posterior draw when the posteriors agree too).  For every
+    rate and mean of every summary row, ``diff_low``/``diff_high`` are the 2.5% and 97.5%
+    quantiles (linear) of the blocks' paired differences B − A, so the interval holds parameter
+    and Monte Carlo uncertainty together; ``statistic`` is the share of blocks in which B > A
+    (ties count one half); there is no p-value, and ``significant`` means the interval excludes
+    0 (a posterior interval, not a test: no multiplicity correction).  ``diff`` is B − A of the
+    runs' point estimates (posterior means).  Member rows keep their two-proportion tests,
+    which hold Monte Carlo error only (a note says so).
 
 Multiple comparisons: Holm's step-down procedure controls the family-wise error rate at
 ``alpha`` under any dependence between the tests (the scopes overlap, some rates are complements
@@ -63,6 +74,7 @@ from ..errors import UserError
 from ..runs.folder import RunData, RunFolder
 
 DELAY_TEST = "delay_distribution"
+POSTERIOR_TEST = "posterior_paired"
 COMPARE_COLUMNS = ("scope", "key", "measure", "a", "b", "diff", "diff_low", "diff_high",
                    "statistic", "p_value", "p_holm", "significant", "test")
 CELL_SCOPES = ("overall", "covered_targets", "uncovered_targets", "target", "attack_type",
@@ -302,11 +314,60 @@ def _manifest_notes(a: RunData, b: RunData) -> list[str]:
         notes.append(f"engine versions differ: A {va}, B {vb}")
     with_posterior = [name for name, m in (("A", ma), ("B", mb))
                       if isinstance(m.get("posterior"), dict)]
-    if with_posterior:
-        notes.append(f"{' and '.join(with_posterior)} ran over a posterior: the differences "
-                     "and tests here hold Monte Carlo error only (both runs' summaries carry "
-                     "the intervals with parameter uncertainty)")
+    if with_posterior and _paired_blocks(a, b) is None:
+        why = ("" if len(with_posterior) == 1 else
+               " (their blocks cannot be paired: block counts differ or a blocks.parquet is "
+               "missing)")
+        notes.append(f"{' and '.join(with_posterior)} ran over a posterior{why}: the "
+                     "differences and tests here hold Monte Carlo error only (the runs' "
+                     "summaries carry the intervals with parameter uncertainty)")
+    elif with_posterior:
+        n = a.blocks.get_column("block").n_unique()
+        notes.append(f"A and B ran over posteriors: the summary rows' differences are paired "
+                     f"block by block over {n} blocks (test posterior_paired: 2.5–97.5% of the "
+                     f"blocks' differences, parameter and Monte Carlo uncertainty together; "
+                     f"statistic = share of blocks with B > A; significant = the interval "
+                     f"excludes 0, not a test); member rows hold Monte Carlo error only")
     return notes
+
+
+def _paired_blocks(a: RunData, b: RunData) -> pl.DataFrame | None:
+    """Both runs' block summaries joined on (block, scope, key) — columns ``X`` (A) and
+    ``X_b`` (B) — when both ran over posteriors with the same number of blocks; else None."""
+    if a.blocks is None or b.blocks is None:
+        return None
+    for run in (a, b):
+        schema = run.blocks.schema
+        if (schema.get("block") != pl.Int64 or schema.get("scope") != pl.String
+                or schema.get("key") != pl.String):
+            raise UserError(f"{run.path}/blocks.parquet: not a table of block summaries")
+    ids_a = a.blocks.get_column("block").unique().sort()
+    ids_b = b.blocks.get_column("block").unique().sort()
+    if not ids_a.equals(ids_b):
+        return None
+    measures = [m for m in (*RATE_COLUMNS, *MEAN_COLUMNS)
+                if m in a.blocks.columns and m in b.blocks.columns
+                and a.blocks.schema[m].is_numeric() and b.blocks.schema[m].is_numeric()]
+    keys = ["block", "scope", "key"]
+    return a.blocks.select(*keys, *measures).join(
+        b.blocks.select(*keys, *measures), on=keys, how="inner", suffix="_b")
+
+
+def _posterior_paired(pairs: pl.DataFrame, scope: str, key: str, measure: str
+                      ) -> dict[str, float] | None:
+    """The paired posterior interval of B − A for one row and measure (module docstring);
+    None when no block has both values."""
+    if measure not in pairs.columns:
+        return None
+    sub = pairs.filter((pl.col("scope") == scope) & (pl.col("key") == key)).select(
+        (pl.col(f"{measure}_b") - pl.col(measure)).alias("d")).drop_nulls()
+    d = sub.get_column("d").to_numpy().astype(np.float64)
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return None
+    share = (np.count_nonzero(d > 0) + 0.5 * np.count_nonzero(d == 0)) / len(d)
+    return {"low": float(np.quantile(d, 0.025)), "high": float(np.quantile(d, 0.975)),
+            "share": float(share)}
 
 
 def _member_rows(a: RunData, b: RunData, add) -> list[str]:
@@ -359,6 +420,7 @@ def compare_runs_with_notes(dir_a, dir_b, alpha: float = 0.05) -> tuple[pl.DataF
         notes.append("rows in one run only (not compared): "
                      + ", ".join(f"{s}/{k}" for s, k in only))
     honor_skipped: list[str] = []
+    pairs = _paired_blocks(a, b)
 
     records: list[dict] = []
 
@@ -376,6 +438,18 @@ def compare_runs_with_notes(dir_a, dir_b, alpha: float = 0.05) -> tuple[pl.DataF
             continue
         rb = rows_b[sk]
         scope, key = sk
+        if pairs is not None:
+            for measure in (*RATE_COLUMNS, *MEAN_COLUMNS):
+                va, vb = ra.get(measure), rb.get(measure)
+                if va is None and vb is None:
+                    continue
+                t = _posterior_paired(pairs, scope, key, measure)
+                if t is None:
+                    add(scope, key, measure, va, vb)
+                else:
+                    add(scope, key, measure, va, vb, POSTERIOR_TEST, low=t["low"],
+                        high=t["high"], stat=t["share"])
+            continue
         ca, cb = _rate_counts(ra), _rate_counts(rb)
         for rate in RATE_COLUMNS:
             va, vb = ra.get(rate), rb.get(rate)
@@ -414,10 +488,12 @@ def compare_runs_with_notes(dir_a, dir_b, alpha: float = 0.05) -> tuple[pl.DataF
         schema=schema)
     p = frame.get_column("p_value").to_numpy().astype(np.float64)
     adjusted = holm(p)
+    excludes_zero = ((pl.col("diff_low") > 0) | (pl.col("diff_high") < 0)).fill_null(False)
     frame = frame.with_columns(
         pl.Series("p_holm", adjusted, dtype=pl.Float64, nan_to_null=True),
         pl.Series("significant", np.nan_to_num(adjusted, nan=2.0) <= alpha, dtype=pl.Boolean),
-    )
+    ).with_columns(pl.when(pl.col("test") == POSTERIOR_TEST).then(excludes_zero)
+                   .otherwise(pl.col("significant")).alias("significant"))
     return frame.select(COMPARE_COLUMNS), notes
 
 

@@ -74,6 +74,7 @@ from .io import (
 )
 from .options import RunOptions, options_json, parse_manifest, parse_options
 from .options import shard_range as shard_range  # re-exported: shard folders and ranges
+from .posterior import Posterior, read_posterior
 
 if TYPE_CHECKING:
     from ..model.compile import CompiledScenario
@@ -88,15 +89,19 @@ SCENARIO = "scenario.toml"
 MANIFEST = "manifest.json"
 RUN_JSON = "run.json"
 CHECKPOINT = "checkpoint.npz"
+BLOCKS = "blocks.parquet"  # a posterior run's per-block summaries (engine.runs.posterior)
+POSTERIOR = "posterior.parquet"  # a posterior run's copy of its posterior
+CHECKPOINT_BLOCKS = "checkpoint-blocks.parquet"  # the blocks of a checkpoint of a posterior run
 SUBMIT_JSON = "submit.json"
 LOCK = ".lock"
 SHARDS = "shards"
 SHARD_NAME = "shard-%04d-of-%04d"  # printf format: shard index, shard count (also in job scripts)
 LOGS = "logs"  # job-array logs of a submitted run
 STATUS = "status"  # ``shard-I.failed`` markers of a submitted run
+NUMBA_CACHE = "numba-cache"  # a submitted run's compiled kernels (its compile job's Numba cache)
 # the files a run writes, removed by --force before it starts again
 RUN_FILES = (CELLS, SUMMARY, MEMBERS, TALLIES, SCENARIO, TRIALS, MANIFEST, RUN_JSON,
-             CHECKPOINT)
+             CHECKPOINT, BLOCKS, POSTERIOR, CHECKPOINT_BLOCKS)
 # the arrays of tallies.npz (and of checkpoint.npz): the fields of Tallies, in order
 TALLY_ARRAYS = tuple(f.name for f in fields(Tallies))
 SHARD_FOLDER = re.compile(r"shard-\d{4,}-of-\d{4,}")  # SHARD_NAME's names
@@ -122,6 +127,8 @@ CHECKPOINT_SPEC = {
     "save_trials": ("<i8", ()),
     "digest": ("<U64", ()),
 }
+# a posterior run's checkpoint also records the SHA-256 of its CHECKPOINT_BLOCKS
+POSTERIOR_CHECKPOINT_SPEC = {**CHECKPOINT_SPEC, "blocks_sha256": ("<U64", ())}
 
 
 def slugify(name: str) -> str:
@@ -194,11 +201,15 @@ class RunFolder:
     def status_dir(self) -> Path:
         return self.path / STATUS
 
+    @property
+    def numba_cache_dir(self) -> Path:
+        return self.path / NUMBA_CACHE
+
     def failed_marker(self, index: int) -> Path:
         return self.status_dir / f"shard-{index}.failed"
 
     def job_script(self, kind: str, scheduler: str) -> Path:
-        """``shards.sbatch`` / ``merge.sbatch`` (SLURM) or ``shards.pbs`` / ``merge.pbs``."""
+        """``shards.sbatch`` / ``merge.sbatch`` / ``compile.sbatch`` (SLURM) or ``.pbs`` (PBS)."""
         return self.path / f"{kind}.{'sbatch' if scheduler == 'slurm' else 'pbs'}"
 
     @property
@@ -357,22 +368,31 @@ class RunFolder:
             options = parse_options(options, str(path))
         write_json(path, options_json(options))
 
+    def write_posterior(self, data: bytes) -> None:
+        """``posterior.parquet``: the bytes of the posterior a run takes its parameters from."""
+        write_bytes(self.path / POSTERIOR, data)
+
     def write_checkpoint(self, tallies: Tallies, position: int, records: np.ndarray,
-                         options: RunOptions) -> None:
+                         options: RunOptions, blocks: pl.DataFrame | None = None) -> None:
         """The tallies of the trials before ``position`` and the records so far, with what
         they belong to (scenario hash, seed, trials, trial range, saved trials) and a digest
-        of them all."""
+        of them all; a posterior run's finished block summaries go to
+        ``checkpoint-blocks.parquet`` first, and the checkpoint records its SHA-256."""
         start, stop = options.trial_range
         arrays = {**tallies_arrays(tallies), "position": np.int64(position),
                   "records": records, "scenario_hash": np.array(options.scenario_hash),
                   "seed": np.int64(options.seed), "trials": np.int64(options.trials),
                   "trial_range": np.array([start, stop], dtype=np.int64),
                   "save_trials": np.int64(options.save_trials)}
+        if blocks is not None:
+            arrays["blocks_sha256"] = np.array(write_parquet(self.path / CHECKPOINT_BLOCKS,
+                                                             blocks))
         arrays["digest"] = np.array(checkpoint_digest(arrays))
         write_npz(self.path / CHECKPOINT, arrays)
 
     def remove_checkpoint(self) -> None:
         (self.path / CHECKPOINT).unlink(missing_ok=True)
+        (self.path / CHECKPOINT_BLOCKS).unlink(missing_ok=True)
 
     def write_tallies(self, tallies: Tallies) -> str:
         return write_npz(self.path / TALLIES, tallies_arrays(tallies))
@@ -394,11 +414,17 @@ class RunFolder:
 
     def write_results(self, tallies: Tallies, cells: pl.DataFrame | None,
                       summary: pl.DataFrame | None, members: pl.DataFrame | None,
-                      records: pl.DataFrame | None, manifest: dict) -> None:
-        """Every result file of a finished run (tables are None for a shard), the manifest
-        last — with the SHA-256 of every file (``files``) and the counts (``totals``), which it
-        gains in place; then the checkpoint goes."""
+                      records: pl.DataFrame | None, manifest: dict,
+                      blocks: pl.DataFrame | None = None) -> None:
+        """Every result file of a finished run (tables are None for a shard; ``blocks``, a
+        posterior run's block summaries), the manifest last — with the SHA-256 of every file
+        (``files``, the run's copy of its posterior included) and the counts (``totals``),
+        which it gains in place; then the checkpoint goes."""
         files = {TALLIES: self.write_tallies(tallies)}
+        if blocks is not None:
+            files[BLOCKS] = write_parquet(self.path / BLOCKS, blocks)
+        if os.path.lexists(self.path / POSTERIOR):
+            files[POSTERIOR] = sha256_hex(read_regular(self.path / POSTERIOR, "posterior"))
         if records is not None:
             files[TRIALS] = self.write_records(records)
         tables = (cells, summary, members)
@@ -467,17 +493,22 @@ class RunFolder:
         return tallies
 
     def read_checkpoint(self, options: RunOptions, compiled: CompiledScenario
-                        ) -> tuple[Tallies, int, np.ndarray]:
+                        ) -> tuple[Tallies, int, np.ndarray, pl.DataFrame | None]:
         """The checkpoint of the run ``options`` describes: its arrays must have the shapes of
         ``compiled`` and the run's saved-trial count, belong to this run (scenario hash, seed,
         trials, trial range, saved trials), match their digest, and the tallies and records
-        must be those of a real run of ``[start, position)``."""
+        must be those of a real run of ``[start, position)``.  A posterior run's checkpoint
+        also gives its block summaries (``checkpoint-blocks.parquet``, with the SHA-256 the
+        checkpoint records; their content is checked by the caller); else None."""
         path = self.path / CHECKPOINT
         data = read_regular(path, "checkpoint")
         _refuse_older(data, path, "checkpoint", "it cannot be resumed; start the run again "
                       "(`crisis run … --force`)")
         start, stop = options.trial_range
-        arrays = read_npz(data, path, "checkpoint", CHECKPOINT_SPEC, tally_dims(compiled))
+        with_blocks = options.posterior_sha256 is not None
+        arrays = read_npz(data, path, "checkpoint",
+                          POSTERIOR_CHECKPOINT_SPEC if with_blocks else CHECKPOINT_SPEC,
+                          tally_dims(compiled))
         run_json = self.path / RUN_JSON
         belongs = {"scenario_hash": options.scenario_hash, "seed": options.seed,
                    "trials": options.trials, "trial_range": [start, stop],
@@ -505,7 +536,25 @@ class RunFolder:
         if str(arrays["digest"]) != checkpoint_digest(arrays):
             raise UserError(f"{path}: does not match its digest (damaged or edited after it "
                             f"was written)")
-        return tallies, position, records
+        blocks = None
+        if with_blocks:
+            blocks_path = self.path / CHECKPOINT_BLOCKS
+            raw = read_regular(blocks_path, "checkpoint block summaries")
+            if sha256_hex(raw) != str(arrays["blocks_sha256"]):
+                raise UserError(f"{blocks_path}: does not match the SHA-256 in {path}")
+            blocks = _parquet(raw, blocks_path)
+        return tallies, position, records, blocks
+
+    def read_posterior(self, sha256: str) -> Posterior:
+        """The run's copy of its posterior (``posterior.parquet``), which must have the SHA-256
+        that ``run.json`` records (:func:`engine.runs.posterior.read_posterior`)."""
+        return read_posterior(self.path / POSTERIOR, sha256)
+
+    def read_blocks(self, manifest: dict | None = None) -> pl.DataFrame | None:
+        """``blocks.parquet`` of a posterior run (None when there is none)."""
+        if not os.path.lexists(self.path / BLOCKS):
+            return None
+        return self.read_table(BLOCKS, manifest)
 
     def read_records(self, manifest: dict | None = None) -> pl.DataFrame | None:
         """``trials.parquet`` (None when the run saved no trials)."""
@@ -515,11 +564,7 @@ class RunFolder:
 
     def read_table(self, name: str, manifest: dict | None = None) -> pl.DataFrame:
         path = self.path / name
-        data = self._verified(name, "table", manifest)
-        try:
-            return pl.read_parquet(io.BytesIO(data))
-        except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
-            raise UserError(f"{path}: unreadable ({str(err).splitlines()[0][:200]})") from None
+        return _parquet(self._verified(name, "table", manifest), path)
 
     def read_scenario(self, manifest: dict | None = None) -> Scenario:
         """The run's ``scenario.toml`` (never through a link; with a ``manifest``, its
@@ -594,12 +639,24 @@ class RunFolder:
         else:
             run.notes.append(f"{path}: no {MEMBERS} (a run of an older engine?): no "
                              f"per-member results")
+        if os.path.lexists(path / BLOCKS):
+            try:
+                run.blocks = self.read_blocks(manifest)
+            except UserError as err:
+                run.notes.append(str(err))
         if os.path.lexists(self.scenario_path):
             try:
                 run.alliance_ids = [al.id for al in self.read_scenario(manifest).alliances]
             except UserError as err:  # labels only: say why they are missing
                 run.notes.append(f"{err}; alliances are not labelled")
         return run
+
+
+def _parquet(data: bytes, path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(io.BytesIO(data))
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"{path}: unreadable ({str(err).splitlines()[0][:200]})") from None
 
 
 def _refuse_link(path: Path) -> None:
@@ -658,6 +715,7 @@ class RunData:
     cells: pl.DataFrame | None = None
     tallies: Tallies | None = None
     members: pl.DataFrame | None = None  # members.parquet: per alliance × member state
+    blocks: pl.DataFrame | None = None  # blocks.parquet: a posterior run's block summaries
     alliance_ids: list[str] | None = None  # in tally order; None when scenario.toml is unreadable
     notes: list[str] = field(default_factory=list)
 

@@ -10,6 +10,11 @@ included) are integers, summed in shard order (an overflow is refused), so the m
 ``cells.parquet`` / ``summary.parquet`` / ``members.parquet`` equal a single run's, byte for
 byte.  Shards written by an older engine (tallies without per-member arrays) are refused with a
 message that says so.
+
+A run over a posterior (:mod:`engine.runs.posterior`): every shard must name the same
+posterior, the run folder's copy of it must have that SHA-256, and each shard's
+``blocks.parquet`` must hold exactly the blocks that start in its range, with their draws; the
+merged ``blocks.parquet`` and summary intervals are then the single run's, byte for byte.
 """
 
 from __future__ import annotations
@@ -28,8 +33,17 @@ from ..model.compile import CompiledScenario, compile_scenario
 from ..model.config import scenario_hash
 from ..model.limits import check_scenario_size
 from ..version import __version__
-from .folder import MANIFEST, SHARDS, TALLIES, TRIALS, RunFolder, shard_range
-from .runner import RUN_MANIFEST_KEYS, RunResult, add_tables
+from .folder import BLOCKS, MANIFEST, POSTERIOR, SHARDS, TALLIES, TRIALS, RunFolder, shard_range
+from .posterior import check_blocks, owned_blocks, plan
+from .runner import (
+    RUN_MANIFEST_KEYS,
+    RunResult,
+    add_tables,
+    block_template,
+    posterior_intervals,
+    posterior_manifest,
+    stack_blocks,
+)
 
 
 def _folder(run_dir: str | Path | RunFolder) -> RunFolder:
@@ -59,6 +73,8 @@ def check_shards(run_dir: str | Path | RunFolder) -> tuple[dict, list[tuple[RunF
             if m.get(key) != first.get(key):
                 problems.append(f"{folder.path.name}: {key} {m.get(key)!r} differs from "
                                 f"{shards[0][0].path.name}'s {first.get(key)!r}")
+        if _posterior_sha(m) != _posterior_sha(first):
+            problems.append(f"{folder.path.name}: ran over another posterior (or none)")
         if m["versions"]["engine"] != first["versions"]["engine"]:
             problems.append(f"{folder.path.name}: engine version differs")
         if not m.get("shard") or m["shard"][1] != (first.get("shard") or [0, 0])[1]:
@@ -67,7 +83,8 @@ def check_shards(run_dir: str | Path | RunFolder) -> tuple[dict, list[tuple[RunF
             problems.append(f"{folder.path.name}: threads {str(m['threads'])[:40]} is not a "
                             f"shard's")
         files = m.get("files") or {}
-        wanted = (TALLIES, TRIALS) if m["save_trials"] else (TALLIES,)
+        wanted = ((TALLIES, TRIALS) if m["save_trials"] else (TALLIES,)) + (
+            (BLOCKS, POSTERIOR) if _posterior_sha(m) else ())
         if any(name not in files for name in wanted) or m.get("totals") is None:
             problems.append(f"{folder.path.name}: its {MANIFEST} records no SHA-256 of its "
                             f"files (written by an older engine?); run the shard again")
@@ -98,6 +115,11 @@ def check_shards(run_dir: str | Path | RunFolder) -> tuple[dict, list[tuple[RunF
     if problems:
         raise UserError(f"{run_dir}: cannot merge:\n  " + "\n  ".join(problems))
     return first, [by_index[i] for i in range(count)]
+
+
+def _posterior_sha(manifest: dict) -> str | None:
+    post = manifest.get("posterior")
+    return post.get("sha256") if isinstance(post, dict) else None
 
 
 def _add_exactly(total: Tallies, part: Tallies, where: Path) -> None:
@@ -146,7 +168,13 @@ def merge_run(run_dir: str | Path | RunFolder) -> RunResult:
             parts = [_shard_records(folder, m, save, expected) for folder, m in shards]
             result.records = pl.concat(parts).sort("trial").head(save)
         add_tables(result, compiled, scenario)
+        blocks = None
+        if _posterior_sha(first):
+            blocks, info = _merged_blocks(run_dir, shards, compiled, first)
+            result.summary = posterior_intervals(result.summary, blocks)
         manifest = {key: first[key] for key in RUN_MANIFEST_KEYS if key in first}
+        if blocks is not None:
+            manifest["posterior"] = info
         manifest.update({
             "trial_range": [0, first["trials"]],
             "shards": len(shards),
@@ -156,8 +184,33 @@ def merge_run(run_dir: str | Path | RunFolder) -> RunResult:
         })
         result.manifest = manifest
         run_dir.write_results(total, result.cells, result.summary, result.members,
-                              result.records, manifest)
+                              result.records, manifest, blocks)
+    result.blocks = blocks
     return result
+
+
+def _merged_blocks(run_dir: RunFolder, shards: list[tuple[RunFolder, dict]],
+                   compiled: CompiledScenario, first: dict) -> tuple[pl.DataFrame, dict]:
+    """The block summaries of a posterior run's shards, each checked (the blocks that start in
+    its range, at their draws of the run folder's posterior), stacked in block order; and the
+    merged manifest's ``posterior`` section."""
+    posterior = run_dir.read_posterior(_posterior_sha(first))
+    if posterior.n_draws != first["posterior"]["draws"]:
+        raise UserError(f"{run_dir / POSTERIOR}: {posterior.n_draws} draws where the shards "
+                        f"say {first['posterior']['draws']}")
+    template = block_template(compiled)
+    parts = []
+    for folder, m in shards:
+        low, high = m["trial_range"]
+        expected = owned_blocks(plan(first["seed"], low, high, first["trials"],
+                                     posterior.n_draws))
+        frame = folder.read_blocks(m)
+        if frame is None:
+            raise UserError(f"{folder / BLOCKS}: missing (the shard ran over a posterior)")
+        parts.append(check_blocks(frame, expected, template.columns[2:],
+                                  str(folder / BLOCKS)))
+    blocks = stack_blocks(parts, template)
+    return blocks, posterior_manifest(posterior, first["trials"], blocks)
 
 
 def _merged_tallies(run_dir: RunFolder, shards: list[tuple[RunFolder, dict]],

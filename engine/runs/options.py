@@ -78,6 +78,18 @@ class Versions(BaseModel):
     engine: EngineVersion
 
 
+class PosteriorInfo(BaseModel):
+    """The manifest's ``posterior`` section (a run over a posterior): what merge and compare
+    rely on."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    sha256: Sha256
+    draws: Annotated[int, Field(ge=1, strict=True)]
+    trials_per_draw: Annotated[int, Field(ge=1, strict=True)]
+    parameters: list[Annotated[str, Field(max_length=300)]]
+
+
 class RunManifest(BaseModel):
     """``manifest.json`` of a complete run, shard or merged run: the fields readers rely on
     (others are kept as they are).  ``files`` maps each output file to its SHA-256 and
@@ -101,6 +113,7 @@ class RunManifest(BaseModel):
     versions: Versions
     files: dict[Annotated[str, Field(max_length=100)], Sha256] | None = None
     totals: dict[Annotated[str, Field(max_length=100)], Count] | None = None
+    posterior: PosteriorInfo | None = None
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -39,7 +39,15 @@ from ..model.compile import CompiledScenario, compile_scenario
 from ..model.config import Scenario, load_scenario, scenario_hash
 from ..model.limits import check_request, check_scenario_size
 from ..version import __version__
-from .folder import MANIFEST, RUN_JSON, RunFolder, default_out_dir
+from .folder import (
+    CHECKPOINT,
+    CHECKPOINT_BLOCKS,
+    MANIFEST,
+    POSTERIOR,
+    RUN_JSON,
+    RunFolder,
+    default_out_dir,
+)
 from .options import MAX_BLOCK_SIZE, MAX_SEED, RunOptions, options_json, parse_options
 from .posterior import Posterior
 
@@ -74,6 +82,8 @@ class RunResult:
     members: pl.DataFrame | None = None
     scenario: Scenario | None = None
     options: dict | None = None  # what run.json records
+    blocks: pl.DataFrame | None = None  # blocks.parquet of a run over a posterior
+    posterior: Posterior | None = None
 
     def save(self, folder: str | Path, *, force: bool = False) -> Path:
         """Write the run folder (``cells.parquet``, ``summary.parquet``, ``members.parquet``,
@@ -131,17 +141,10 @@ def run_options(scenario: Scenario, *, trials: int, seed: int, block_size: int,
                                "--save-trials, --shard)")
 
 
-def _check_posterior(scenario: Scenario, posterior: Posterior | None, *, shard=None,
-                     save_trials: int = 0, executor=None) -> None:
-    """What a run with parameters from a posterior does not do yet, refused up front; and every
-    parameter must apply to the scenario (checked on the first draw)."""
+def _check_posterior(scenario: Scenario, posterior: Posterior | None) -> None:
+    """Every parameter of a posterior must apply to the scenario (checked on the first draw)."""
     if posterior is None:
         return
-    if shard is not None or executor is not None:
-        raise UserError("--posterior: shards and the Dask backend do not take a posterior yet; "
-                        "run in one process")
-    if save_trials:
-        raise UserError("--posterior: --save-trials is not available with a posterior yet")
     from ..model.parameters import apply_values
 
     try:
@@ -167,7 +170,7 @@ def run_in_memory(
     manifest as :func:`run_to_folder`, nothing written (no checkpoints either)."""
     seed, trials = check_options(scenario, trials=trials, seed=seed, block_size=block_size,
                                  save_trials=save_trials)
-    _check_posterior(scenario, posterior, save_trials=save_trials, executor=executor)
+    _check_posterior(scenario, posterior)
     check_request(scenario, trials_in_process=trials, total_trials=trials,
                   threads=_threads_for(threads), save_trials=save_trials, block_size=block_size)
     options = run_options(scenario, trials=trials, seed=seed, block_size=block_size,
@@ -183,9 +186,11 @@ def save_run(result: RunResult, folder: str | Path, *, force: bool = False) -> R
     with target.lock():
         target.prepare(force)
         target.write_scenario(result.scenario.source_text())
+        if result.posterior is not None:
+            target.write_posterior(result.posterior.data)
         target.write_options(result.options)
         target.write_results(result.tallies, result.cells, result.summary, result.members,
-                             result.records, result.manifest)
+                             result.records, result.manifest, result.blocks)
     result.out_dir = target.path
     return target
 
@@ -215,8 +220,7 @@ def run_to_folder(
     backend); ``deterrence`` is step 2, computed once (:func:`deterrence_tables`)."""
     seed, trials = check_options(scenario, trials=trials, seed=seed, block_size=block_size,
                                  save_trials=save_trials)
-    _check_posterior(scenario, posterior, shard=shard, save_trials=save_trials,
-                     executor=executor)
+    _check_posterior(scenario, posterior)
     options = run_options(scenario, trials=trials, seed=seed, block_size=block_size,
                           save_trials=save_trials, shard=shard, posterior=posterior)
     run_dir = RunFolder(out_dir if out_dir is not None
@@ -231,6 +235,10 @@ def run_to_folder(
         target.write_scenario(scenario_text)
         if shard and not run_dir.scenario_path.exists():
             run_dir.write_scenario(scenario_text)
+        if posterior is not None:
+            target.write_posterior(posterior.data)
+            if shard and not os.path.lexists(run_dir / POSTERIOR):
+                run_dir.write_posterior(posterior.data)
         target.write_options(options)
         return _execute(target, scenario, options, threads=threads, progress=progress,
                         progress_total=progress_total, executor=executor, posterior=posterior)
@@ -274,9 +282,6 @@ def resume_run(run_dir: str | Path, *, threads: int | None = None,
             raise UserError(f"{run_dir}: the run is already complete ({MANIFEST} exists)")
         options = folder.read_options()
         run_json = folder / RUN_JSON
-        if options.posterior_sha256 is not None:
-            raise UserError(f"{run_json}: a run with parameters from a posterior cannot be "
-                            f"resumed yet; start it again")
         if options.engine != __version__:
             raise UserError(f"{run_json}: the run was started with engine {options.engine}, "
                             f"this is {__version__}; results would not be comparable")
@@ -297,8 +302,12 @@ def resume_run(run_dir: str | Path, *, threads: int | None = None,
                           save_trials=options.save_trials, block_size=options.block_size)
         except UserError as err:
             raise UserError(f"{run_json}: {err}") from None
+        posterior = None
+        if options.posterior_sha256 is not None:
+            posterior = folder.read_posterior(options.posterior_sha256)
+            _check_posterior(scenario, posterior)
         return _execute(folder, scenario, options, threads=threads, progress=progress,
-                        progress_total=progress_total, resume=True)
+                        progress_total=progress_total, resume=True, posterior=posterior)
 
 
 def _load_kernels(compiled: CompiledScenario, seed: int, start: int, stop: int) -> float:
@@ -318,7 +327,8 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
     it goes and write the results there (``None``: in memory only)."""
     if posterior is not None:
         return _execute_posterior(target, scenario, options, posterior, threads=threads,
-                                  progress=progress, progress_total=progress_total)
+                                  progress=progress, progress_total=progress_total,
+                                  resume=resume, executor=executor)
     trials, seed, shard = options.trials, options.seed, options.shard
     start, stop = options.trial_range
     compiled = compile_scenario(scenario)
@@ -328,7 +338,7 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
     position = start
     records = None
     if resume and target is not None and target.has_checkpoint:
-        done, position, records = target.read_checkpoint(options, compiled)
+        done, position, records, _ = target.read_checkpoint(options, compiled)
     if records is None:
         records = np.zeros((max(0, min(options.save_trials, stop - start)), N_RECORD_COLUMNS))
     if progress_total is not None:
@@ -386,60 +396,127 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
 
 
 def _execute_posterior(target: RunFolder | None, scenario: Scenario, options: RunOptions,
-                       posterior: Posterior, *, threads, progress, progress_total) -> RunResult:
-    """A whole run with parameters from ``posterior`` (:mod:`.posterior`): each trial block
-    simulated at its draw's parameters, tallies summed exactly; summary intervals from the
-    blocks' own estimates."""
+                       posterior: Posterior, *, threads, progress, progress_total,
+                       resume: bool = False, executor=None) -> RunResult:
+    """A run (or shard) with parameters from ``posterior`` (:mod:`.posterior`): each block's
+    trials simulated at its draw's parameters, tallies summed exactly; the blocks the range owns
+    give their own summaries (``blocks.parquet``), from which a whole run's intervals come.
+    Checkpoints fall between blocks and hold the block summaries made so far; with an
+    ``executor`` (Dask) the blocks run as tasks on the cluster."""
     from ..model.parameters import apply_values
-    from .posterior import blocks, draw_of_block
+    from .posterior import block_frame, check_blocks, owned_blocks, plan, run_job
 
-    seed = options.seed
+    seed, trials = options.seed, options.trials
     start, stop = options.trial_range
     compiled = compile_scenario(scenario)
     n_threads = set_threads(threads)
+    jobs = plan(seed, start, stop, trials, posterior.n_draws)
+    template = block_template(compiled)
+    columns = template.columns[2:]
+    tallies = Tallies.zeros(compiled.n_cells, compiled.n_alliances, compiled.n_memberships)
+    position, records, parts = start, None, []
+    if resume and target is not None and target.has_checkpoint:
+        tallies, position, records, done_blocks = target.read_checkpoint(options, compiled)
+        where = target / CHECKPOINT
+        if position not in {start} | {j.hi for j in jobs}:
+            raise UserError(f"{where}: position {position} is not between two blocks")
+        parts = [check_blocks(done_blocks, owned_blocks(jobs, position), columns,
+                              str(target / CHECKPOINT_BLOCKS))]
+    if records is None:
+        records = np.zeros((max(0, min(options.save_trials, stop - start)), N_RECORD_COLUMNS))
     if progress_total is not None:
         progress_total(stop - start)
+        if progress is not None and position > start:
+            progress(position - start)
+    todo = [j for j in jobs if j.lo >= position]
     started = datetime.now(UTC)
-    compile_s = _load_kernels(compiled, seed, start, stop)
-    tallies = Tallies.zeros(compiled.n_cells, compiled.n_alliances, compiled.n_memberships)
+    compile_s = _load_kernels(compiled, seed, start, stop) if executor is None else 0.0
     draws: dict[int, tuple[CompiledScenario, DeterrenceTables]] = {}
-    parts: list[pl.DataFrame] = []
     deterrence_s = 0.0
-    t0 = time.perf_counter()
-    for block, lo, hi in blocks(start, stop, options.trials):
-        d = draw_of_block(seed, block, posterior.n_draws)
-        if d not in draws:
-            c = compile_scenario(apply_values(scenario, posterior.values(d)))
+    for job in todo:  # step 2 per draw used, in the client (a pilot is not repeated per task)
+        if job.draw not in draws:
+            c = compile_scenario(apply_values(scenario, posterior.values(job.draw)))
             t_step2 = time.perf_counter()
-            draws[d] = (c, deterrence_tables(c, seed, cache=False))
+            draws[job.draw] = (c, deterrence_tables(c, seed, cache=False))
             deterrence_s += time.perf_counter() - t_step2
-        c, step2 = draws[d]
-        part, _ = simulate(c, seed, lo, hi, block_size=options.block_size, progress=progress,
-                           deterrence=step2)
+    last_checkpoint = time.perf_counter()
+    t0 = time.perf_counter()
+    if executor is not None:
+        results = executor.blocks([(*draws[j.draw], seed, j, options.block_size,
+                                    max(0, min(options.save_trials - (j.lo - start),
+                                               j.hi - j.lo)))
+                                   for j in todo], progress)
+        for job, (part, own, recs) in zip(todo, results, strict=True):
+            tallies.add(part)
+            if len(recs):
+                records[job.lo - start:job.lo - start + len(recs)] = recs
+            if own is not None:
+                parts.append(block_frame(summary_table(draws[job.draw][0], own), job.block,
+                                         job.draw))
+        n_threads = "dask"
+    for job in todo if executor is None else ():
+        c, step2 = draws[job.draw]
+        part, own, records = run_job(c, step2, seed, job, block_size=options.block_size,
+                                     progress=progress, records=records, record_start=start)
         tallies.add(part)
-        parts.append(summary_table(c, part).with_columns(pl.lit(block).alias("_block")))
+        if own is not None:
+            parts.append(block_frame(summary_table(c, own), job.block, job.draw))
+        every = float(os.environ.get("CRISIS_CHECKPOINT_SECONDS", CHECKPOINT_EVERY_S))
+        if (target is not None and job.hi < stop
+                and time.perf_counter() - last_checkpoint >= every):
+            target.write_checkpoint(tallies, job.hi, records, options,
+                                    blocks=stack_blocks(parts, template))
+            last_checkpoint = time.perf_counter()
     wall = time.perf_counter() - t0
-    manifest = run_manifest(scenario, compiled, options, threads=n_threads, resumed_at=None,
-                            wall_s=wall, compile_s=compile_s, simulated=stop - start,
-                            started=started,
+    block_table = stack_blocks(parts, template)
+    manifest = run_manifest(scenario, compiled, options, threads=n_threads,
+                            resumed_at=position if resume else None, wall_s=wall,
+                            compile_s=compile_s, simulated=stop - position, started=started,
                             deterrence={"mode": DETERRENCE_MODES[compiled.deterrence],
                                         "per_draw": True, "seconds": round(deterrence_s, 3)})
-    manifest["posterior"] = {**posterior.manifest(options.trials), "draws_used": len(draws),
-                             "blocks": len(parts)}
+    manifest["posterior"] = posterior_manifest(posterior, trials, block_table)
     result = RunResult(None if target is None else target.path, manifest, tallies,
-                       scenario=scenario, options=options_json(options))
-    add_tables(result, compiled, scenario)
-    result.summary = posterior_intervals(result.summary, pl.concat(parts, how="diagonal_relaxed"))
+                       scenario=scenario, options=options_json(options), blocks=block_table,
+                       posterior=posterior)
+    if options.save_trials:
+        result.records = records_table(compiled, records)
+    if not options.shard:
+        add_tables(result, compiled, scenario)
+        result.summary = posterior_intervals(result.summary, block_table)
     if target is not None:
-        target.write_results(tallies, result.cells, result.summary, result.members, None,
-                             manifest)
+        target.write_results(tallies, result.cells, result.summary, result.members,
+                             result.records, manifest, block_table)
     return result
+
+
+def block_template(compiled: CompiledScenario) -> pl.DataFrame:
+    """An empty ``blocks.parquet`` of this scenario: its columns and types."""
+    from .posterior import block_frame
+
+    zeros = Tallies.zeros(compiled.n_cells, compiled.n_alliances, compiled.n_memberships)
+    return block_frame(summary_table(compiled, zeros), 0, 0).clear()
+
+
+def stack_blocks(parts: list[pl.DataFrame], template: pl.DataFrame) -> pl.DataFrame:
+    """Block summaries in block order, with the columns and types of ``template``."""
+    if not parts:
+        return template
+    return pl.concat(parts, how="diagonal_relaxed").select(template.columns).cast(
+        template.schema).sort("block", maintain_order=True)
+
+
+def posterior_manifest(posterior: Posterior, trials: int, blocks: pl.DataFrame) -> dict:
+    """The manifest's ``posterior`` section of a run, shard or merged run with these block
+    summaries."""
+    return {**posterior.manifest(trials),
+            "draws_used": blocks.get_column("draw").n_unique(),
+            "blocks": blocks.get_column("block").n_unique()}
 
 
 def posterior_intervals(summary: pl.DataFrame, parts: pl.DataFrame) -> pl.DataFrame:
     """``summary`` with every ``X_low``/``X_high`` pair replaced by the 2.5% and 97.5%
     quantiles (linear interpolation) of ``X`` over the blocks of ``parts`` (one summary per
-    block, column ``_block``), rows matched on ``scope`` and ``key``; null where no block has a
+    block: ``blocks.parquet``), rows matched on ``scope`` and ``key``; null where no block has a
     value."""
     pairs = [c[:-4] for c in summary.columns
              if c.endswith("_low") and f"{c[:-4]}_high" in summary.columns

@@ -10,6 +10,8 @@ exactly, whatever the number of workers or tasks.  Without ``--scheduler-address
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from kernels.layout import N_RECORD_COLUMNS
@@ -41,16 +43,33 @@ def task_ranges(trials: int, block_size: int, n_tasks: int) -> list[tuple[int, i
             for lo in range(0, blocks, per)]
 
 
+def posterior_task(compiled, deterrence, seed: int, job, block_size: int, n_records: int,
+                   threads: int | None):
+    """One block of a run over a posterior (:class:`engine.runs.posterior.BlockJob`) at its
+    draw's compiled scenario and step 2: (tallies arrays of its range, the whole block's
+    tallies arrays when the job owns the block, else None, records of its first trials)."""
+    from ..core.simulate import set_threads
+    from ..runs.posterior import run_job
+
+    set_threads(threads)
+    records = np.zeros((n_records, N_RECORD_COLUMNS))
+    part, own, records = run_job(compiled, deterrence, seed, job, block_size=block_size,
+                                 records=records, record_start=job.lo)
+    return part.arrays(), None if own is None else own.arrays(), records
+
+
 def dask_executor(*, address: str | None = None, workers: int = 2, threads: int | None = None):
     """An executor for :func:`engine.runs.runner.run_to_folder` that runs the blocks of a run as
     tasks on a Dask cluster: ``address`` (a running scheduler) or a LocalCluster of ``workers``
-    worker processes, each simulating with ``threads`` Numba threads."""
+    worker processes, each simulating with ``threads`` Numba threads.  ``executor.blocks`` runs
+    the blocks of a run over a posterior, one task per block."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise UserError("--executor dask needs Dask: pip install 'crisis-engine[dask]'") from None
 
-    def execute(compiled, seed, trials, block_size, save_trials, progress, deterrence=None):
+    @contextmanager
+    def connected():
         cluster = None
         if address is None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -62,6 +81,22 @@ def dask_executor(*, address: str | None = None, workers: int = 2, threads: int 
             except OSError as err:
                 raise UserError(f"--scheduler-address {address}: cannot connect ({err})") from None
         try:
+            yield client
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+    def gather(client, futures, sizes, progress):
+        """The results in task order, ``progress(n)`` as each task finishes."""
+        if progress is not None:
+            size_of = {f.key: n for f, n in zip(futures, sizes, strict=True)}
+            for done in as_completed(futures):
+                progress(size_of[done.key])
+        return client.gather(futures)
+
+    def execute(compiled, seed, trials, block_size, save_trials, progress, deterrence=None):
+        with connected() as client:
             n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
             ranges = task_ranges(trials, block_size, n_workers * TASKS_PER_WORKER)
             shared = client.scatter(compiled, broadcast=True)
@@ -69,18 +104,30 @@ def dask_executor(*, address: str | None = None, workers: int = 2, threads: int 
             futures = [client.submit(simulate_task, shared, seed, lo, hi, block_size,
                                      save_trials, threads, step2, pure=False)
                        for lo, hi in ranges]
-            if progress is not None:
-                sizes = {f.key: hi - lo for f, (lo, hi) in zip(futures, ranges, strict=True)}
-                for done in as_completed(futures):
-                    progress(sizes[done.key])
-            results = client.gather(futures)  # in task order
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            results = gather(client, futures, [hi - lo for lo, hi in ranges], progress)
         return combine(results, compiled.n_cells, compiled.n_alliances, compiled.n_memberships,
                        save_trials)
 
+    def execute_blocks(payload, progress):
+        """``payload``: (compiled, step 2, seed, job, block size, records) per block job;
+        returns (tallies, block tallies or None, records) per job, in order."""
+        from ..core.simulate import Tallies
+
+        with connected() as client:
+            shared: dict[int, tuple] = {}  # each draw's scenario and step 2, sent once
+            futures = []
+            for compiled, step2, *rest in payload:
+                if id(compiled) not in shared:
+                    shared[id(compiled)] = (client.scatter(compiled, broadcast=True),
+                                            client.scatter(step2, broadcast=True))
+                futures.append(client.submit(posterior_task, *shared[id(compiled)], *rest,
+                                             threads, pure=False))
+            results = gather(client, futures, [item[3].hi - item[3].lo for item in payload],
+                             progress)
+        return [(Tallies(*part), None if own is None else Tallies(*own), recs)
+                for part, own, recs in results]
+
+    execute.blocks = execute_blocks
     return execute
 
 
