@@ -406,8 +406,9 @@ def test_cli_bad_year_exits_2_and_names_the_problem(tmp_path):
     assert not out.exists()
 
 
-def test_similarity_of_a_years_world(tmp_path):
+def test_similarity_of_a_years_world(tmp_path, monkeypatch):
     from engine.cli.main import main
+    from engine.data.registry import ENV_DATA_DIR
 
     out = tmp_path / "sim.parquet"
     result = CliRunner().invoke(main, ["similarity", "--year", "1914", "--alliances",
@@ -420,5 +421,7 @@ def test_similarity_of_a_years_world(tmp_path):
     pair = table.filter((pl.col("state_a") == "FRN") & (pl.col("state_b") == "RUS"))
     neutral = table.filter((pl.col("state_a") == "USA") & (pl.col("state_b") == "RUS"))
     assert pair["s"].item() > neutral["s"].item()  # the Franco-Russian allies are closer
+    # no files and an empty data cache: the error says how to get the data
+    monkeypatch.setenv(ENV_DATA_DIR, str(tmp_path / "empty-cache"))
     result = CliRunner().invoke(main, ["similarity", "--year", "1914"])
-    assert result.exit_code == 2 and "--alliances" in result.output
+    assert result.exit_code == 2 and "crisis data add DIR" in result.output

@@ -1,9 +1,11 @@
 """Readable names for imported worlds: COW state names and well-known ATOP alliances.
 
-State names are the Correlates of War State System Membership list's ``statenme`` (COW 2016),
-written out here by hand for a curated set of states only (the data folder has no names
-column); every other state keeps its COW abbreviation as its name.  Keys are COW abbreviations
-(``stateabb``), so a name follows the code the capability file uses.
+State names are the Correlates of War State System Membership list's ``statenme`` (COW
+``states2016``, its spellings kept: "Wuerttemburg", "Ivory Coast", "Swaziland", "Vietnam" for
+DRV), written out here for every state of that list, i.e. every ``stateabb`` in
+``cinc-polity.csv`` (the data folder has no names column).  Keys are COW abbreviations
+(``stateabb``), so a name follows the code the capability file uses; they are grouped by COW
+region and ordered by COW code (``ccode``).  An abbreviation not listed keeps itself as its name.
 
 Alliance names are keyed by ATOP v4.01 ``atopid``.  Each id was matched in
 ``atop-alliance-level.csv`` / ``atop-member-level.csv`` by its members (COW codes) and its
@@ -15,22 +17,64 @@ members ⊇ {…}, begyr).  The name is written as a comment above the alliance;
 from __future__ import annotations
 
 COW_STATE_NAMES: dict[str, str] = {
-    "USA": "United States of America", "CAN": "Canada", "MEX": "Mexico", "CUB": "Cuba",
-    "BRA": "Brazil", "ARG": "Argentina", "CHL": "Chile", "COL": "Colombia", "VEN": "Venezuela",
-    "PER": "Peru", "UKG": "United Kingdom", "IRE": "Ireland", "NTH": "Netherlands",
-    "BEL": "Belgium", "LUX": "Luxembourg", "FRN": "France", "SWZ": "Switzerland",
-    "SPN": "Spain", "POR": "Portugal", "GMY": "Germany", "GFR": "German Federal Republic",
-    "GDR": "German Democratic Republic", "AUH": "Austria-Hungary", "AUS": "Austria",
-    "HUN": "Hungary", "CZE": "Czechoslovakia", "POL": "Poland", "ITA": "Italy",
-    "ALB": "Albania", "YUG": "Yugoslavia", "GRC": "Greece", "BUL": "Bulgaria",
-    "ROM": "Romania", "RUS": "Russia", "EST": "Estonia", "LAT": "Latvia", "LIT": "Lithuania",
-    "UKR": "Ukraine", "BLR": "Belarus", "GRG": "Georgia", "FIN": "Finland", "SWD": "Sweden",
-    "NOR": "Norway", "DEN": "Denmark", "TUR": "Turkey", "IRN": "Iran", "IRQ": "Iraq",
-    "EGY": "Egypt", "SYR": "Syria", "ISR": "Israel", "SAU": "Saudi Arabia",
-    "AFG": "Afghanistan", "CHN": "China", "TAW": "Taiwan", "PRK": "North Korea",
-    "ROK": "South Korea", "JPN": "Japan", "IND": "India", "PAK": "Pakistan",
-    "THI": "Thailand", "PHI": "Philippines", "AUL": "Australia", "NEW": "New Zealand",
-    "SAF": "South Africa",
+    # Americas (2-165)
+    "USA": "United States of America", "CAN": "Canada", "BHM": "Bahamas", "CUB": "Cuba",
+    "HAI": "Haiti", "DOM": "Dominican Republic", "JAM": "Jamaica", "TRI": "Trinidad and Tobago",
+    "BAR": "Barbados", "DMA": "Dominica", "GRN": "Grenada", "SLU": "St. Lucia",
+    "SVG": "St. Vincent and the Grenadines", "AAB": "Antigua & Barbuda",
+    "SKN": "St. Kitts and Nevis", "MEX": "Mexico", "BLZ": "Belize", "GUA": "Guatemala",
+    "HON": "Honduras", "SAL": "El Salvador", "NIC": "Nicaragua", "COS": "Costa Rica",
+    "PAN": "Panama", "COL": "Colombia", "VEN": "Venezuela", "GUY": "Guyana", "SUR": "Suriname",
+    "ECU": "Ecuador", "PER": "Peru", "BRA": "Brazil", "BOL": "Bolivia", "PAR": "Paraguay",
+    "CHL": "Chile", "ARG": "Argentina", "URU": "Uruguay",
+    # Europe (200-395)
+    "UKG": "United Kingdom", "IRE": "Ireland", "NTH": "Netherlands", "BEL": "Belgium",
+    "LUX": "Luxembourg", "FRN": "France", "MNC": "Monaco", "LIE": "Liechtenstein",
+    "SWZ": "Switzerland", "SPN": "Spain", "AND": "Andorra", "POR": "Portugal", "HAN": "Hanover",
+    "BAV": "Bavaria", "GMY": "Germany", "GFR": "German Federal Republic",
+    "GDR": "German Democratic Republic", "BAD": "Baden", "SAX": "Saxony", "WRT": "Wuerttemburg",
+    "HSE": "Hesse Electoral", "HSG": "Hesse Grand Ducal", "MEC": "Mecklenburg Schwerin",
+    "POL": "Poland", "AUH": "Austria-Hungary", "AUS": "Austria", "HUN": "Hungary",
+    "CZE": "Czechoslovakia", "CZR": "Czech Republic", "SLO": "Slovakia", "ITA": "Italy",
+    "PAP": "Papal States", "SIC": "Two Sicilies", "SNM": "San Marino", "MOD": "Modena",
+    "PMA": "Parma", "TUS": "Tuscany", "MLT": "Malta", "ALB": "Albania", "MNG": "Montenegro",
+    "MAC": "Macedonia", "CRO": "Croatia", "YUG": "Yugoslavia", "BOS": "Bosnia and Herzegovina",
+    "KOS": "Kosovo", "SLV": "Slovenia", "GRC": "Greece", "CYP": "Cyprus", "BUL": "Bulgaria",
+    "MLD": "Moldova", "ROM": "Romania", "RUS": "Russia", "EST": "Estonia", "LAT": "Latvia",
+    "LIT": "Lithuania", "UKR": "Ukraine", "BLR": "Belarus", "ARM": "Armenia", "GRG": "Georgia",
+    "AZE": "Azerbaijan", "FIN": "Finland", "SWD": "Sweden", "NOR": "Norway", "DEN": "Denmark",
+    "ICE": "Iceland",
+    # Africa (402-626)
+    "CAP": "Cape Verde", "STP": "Sao Tome and Principe", "GNB": "Guinea-Bissau",
+    "EQG": "Equatorial Guinea", "GAM": "Gambia", "MLI": "Mali", "SEN": "Senegal", "BEN": "Benin",
+    "MAA": "Mauritania", "NIR": "Niger", "CDI": "Ivory Coast", "GUI": "Guinea",
+    "BFO": "Burkina Faso", "LBR": "Liberia", "SIE": "Sierra Leone", "GHA": "Ghana", "TOG": "Togo",
+    "CAO": "Cameroon", "NIG": "Nigeria", "GAB": "Gabon", "CEN": "Central African Republic",
+    "CHA": "Chad", "CON": "Congo", "DRC": "Democratic Republic of the Congo", "UGA": "Uganda",
+    "KEN": "Kenya", "TAZ": "Tanzania", "ZAN": "Zanzibar", "BUI": "Burundi", "RWA": "Rwanda",
+    "SOM": "Somalia", "DJI": "Djibouti", "ETH": "Ethiopia", "ERI": "Eritrea", "ANG": "Angola",
+    "MZM": "Mozambique", "ZAM": "Zambia", "ZIM": "Zimbabwe", "MAW": "Malawi", "SAF": "South Africa",
+    "NAM": "Namibia", "LES": "Lesotho", "BOT": "Botswana", "SWA": "Swaziland", "MAG": "Madagascar",
+    "COM": "Comoros", "MAS": "Mauritius", "SEY": "Seychelles", "MOR": "Morocco", "ALG": "Algeria",
+    "TUN": "Tunisia", "LIB": "Libya", "SUD": "Sudan", "SSD": "South Sudan",
+    # Middle East (630-698)
+    "IRN": "Iran", "TUR": "Turkey", "IRQ": "Iraq", "EGY": "Egypt", "SYR": "Syria", "LEB": "Lebanon",
+    "JOR": "Jordan", "ISR": "Israel", "SAU": "Saudi Arabia", "YAR": "Yemen Arab Republic",
+    "YEM": "Yemen", "YPR": "Yemen People's Republic", "KUW": "Kuwait", "BAH": "Bahrain",
+    "QAT": "Qatar", "UAE": "United Arab Emirates", "OMA": "Oman",
+    # Asia (700-860)
+    "AFG": "Afghanistan", "TKM": "Turkmenistan", "TAJ": "Tajikistan", "KYR": "Kyrgyzstan",
+    "UZB": "Uzbekistan", "KZK": "Kazakhstan", "CHN": "China", "MON": "Mongolia", "TAW": "Taiwan",
+    "KOR": "Korea", "PRK": "North Korea", "ROK": "South Korea", "JPN": "Japan", "IND": "India",
+    "BHU": "Bhutan", "PAK": "Pakistan", "BNG": "Bangladesh", "MYA": "Myanmar", "SRI": "Sri Lanka",
+    "MAD": "Maldives", "NEP": "Nepal", "THI": "Thailand", "CAM": "Cambodia", "LAO": "Laos",
+    "DRV": "Vietnam", "RVN": "Republic of Vietnam", "MAL": "Malaysia", "SIN": "Singapore",
+    "BRU": "Brunei", "PHI": "Philippines", "INS": "Indonesia", "ETM": "East Timor",
+    # Oceania (900-990)
+    "AUL": "Australia", "PNG": "Papua New Guinea", "NEW": "New Zealand", "VAN": "Vanuatu",
+    "SOL": "Solomon Islands", "KIR": "Kiribati", "TUV": "Tuvalu", "FIJ": "Fiji", "TON": "Tonga",
+    "NAU": "Nauru", "MSI": "Marshall Islands", "PAL": "Palau",
+    "FSM": "Federated States of Micronesia", "WSM": "Samoa",
 }
 
 # atopid -> name.  Matched by (members ⊇ COW codes, begyr) in atop-*-level.csv, v4.01.
@@ -64,7 +108,7 @@ ALLIANCE_NAMES: dict[int, str] = {
 
 
 def state_name(abbreviation: str) -> str:
-    """The COW name of a state where curated here, else its abbreviation."""
+    """The COW ``statenme`` of a state, or its abbreviation where COW has no such code."""
     return COW_STATE_NAMES.get(abbreviation, abbreviation)
 
 
