@@ -2,14 +2,15 @@
 
 Hostile values — control characters, newlines, ``;``, ``$()``, backticks, quotes, a leading
 ``-``, Unicode, huge numbers, wrong types — for every ``submit`` option, every argument of the
-two renderers and every key of ``submit.json``.  Each case ends in one of two ways:
+renderers and every key of ``submit.json``.  Each case ends in one of two ways:
 
 * a clean refusal: exit 2 (or :class:`UserError`) with a message that names the option or the
   key (and, for ``submit.json``, the file), never a traceback; or
-* a rendered script in which every line is an expected directive (read the way sbatch reads
-  #SBATCH lines; each value exactly the one given) or the fixed body (same line count, ``bash
-  -n`` clean), which, run with ``bash`` against a stub engine, calls the engine with exactly
-  the expected argument words and never runs anything else (no marker file appears).
+* rendered scripts (the array, the merge and the compile job) in which every line is an
+  expected directive (read the way sbatch reads #SBATCH lines; each value exactly the one given)
+  or the fixed body (same line count, ``bash -n`` clean), which, run with ``bash`` against a
+  stub engine, call the engine with exactly the expected argument words and never run anything
+  else (no marker file appears).
 
 Two tiers, like ``test_fuzz.py``: a fast default (a few hundred cases) and a ``slow`` tier with
 thousands.
@@ -132,20 +133,23 @@ def ranges(indices: list[int]) -> str:
     return ",".join(parts)
 
 
-def _body_lines(scheduler: str) -> tuple[int, int]:
+def _body_lines(scheduler: str) -> tuple[int, int, int]:
     run_dir = _TMP / "reference"
     array, merge = (hpc.render_slurm if scheduler == "slurm" else hpc.render_pbs)(
         run_dir, plan_for(scheduler), [0, 1])
+    compile_job = hpc.render_compile(run_dir, plan_for(scheduler))
     prefix = "#SBATCH" if scheduler == "slurm" else "#PBS"
     return tuple(sum(1 for line in text.split("\n")[1:] if not line.startswith(prefix))
-                 for text in (array, merge))
+                 for text in (array, merge, compile_job))
 
 
 BODY_LINES = {s: _body_lines(s) for s in ("slurm", "pbs")}
 
 
-def expected_directives(run_dir: Path, plan: dict, indices: list[int]) -> tuple[list, list]:
-    """The directives a script of ``plan`` may hold: sbatch words, or #PBS lines."""
+def expected_directives(run_dir: Path, plan: dict, indices: list[int]) -> tuple[list, list,
+                                                                                list]:
+    """The directives the array, merge and compile scripts of ``plan`` may hold: sbatch
+    words, or #PBS lines."""
     logs = str(run_dir / "logs")
     given = {k: plan[k] for k in ("partition", "time", "mem") if plan[k] is not None}
     if plan["scheduler"] == "slurm":
@@ -156,7 +160,10 @@ def expected_directives(run_dir: Path, plan: dict, indices: list[int]) -> tuple[
         merge = [f"--job-name=crisis-{plan['slug']}-merge", "--cpus-per-task=1",
                  f"--output={esc}/merge.out", f"--error={esc}/merge.err"] + (
             [f"--partition={given['partition']}"] if "partition" in given else [])
-        return sorted(array), sorted(merge)
+        compile_job = [f"--job-name=crisis-{plan['slug']}-compile", "--cpus-per-task=1",
+                       f"--output={esc}/compile.out", f"--error={esc}/compile.err"] + [
+            f"--{k}={v}" for k, v in given.items()]
+        return sorted(array), sorted(merge), sorted(compile_job)
     lo, hi = min(indices), max(indices)
     select = f"select=1:ncpus={plan['cpus_per_task']}" + (
         f":mem={given['mem']}" if "mem" in given else "")
@@ -166,17 +173,25 @@ def expected_directives(run_dir: Path, plan: dict, indices: list[int]) -> tuple[
         [f"#PBS -q {given['partition']}"] if "partition" in given else [])
     merge = ["#PBS -N crisis-merge", "#PBS -l select=1:ncpus=1", f"#PBS -o {logs}/merge.out",
              "#PBS -j oe"]
-    return sorted(array), sorted(merge)
+    compile_job = ["#PBS -N crisis-compile", "#PBS -l select=1:ncpus=1" + (
+        f":mem={given['mem']}" if "mem" in given else ""), f"#PBS -o {logs}/compile.out",
+        "#PBS -j oe"] + ([f"#PBS -l walltime={given['time']}"] if "time" in given else []) + (
+        [f"#PBS -q {given['partition']}"] if "partition" in given else [])
+    return sorted(array), sorted(merge), sorted(compile_job)
 
 
-def check_script(array: str, merge: str, run_dir: Path, plan: dict, indices: list[int]) -> None:
-    """Every line an expected directive or the fixed body; run, it calls only the engine with
-    exactly the expected words."""
+def check_script(array: str, merge: str, run_dir: Path, plan: dict, indices: list[int],
+                 compile_job: str | None = None) -> None:
+    """Every line an expected directive or the fixed body; run, each calls only the engine
+    with exactly the expected words."""
     scheduler = plan["scheduler"]
     prefix = "#SBATCH" if scheduler == "slurm" else "#PBS"
-    want_array, want_merge = expected_directives(run_dir, plan, indices)
-    for text, want, body in ((array, want_array, BODY_LINES[scheduler][0]),
-                             (merge, want_merge, BODY_LINES[scheduler][1])):
+    want_array, want_merge, want_compile = expected_directives(run_dir, plan, indices)
+    scripts = [(array, want_array, BODY_LINES[scheduler][0]),
+               (merge, want_merge, BODY_LINES[scheduler][1])]
+    if compile_job is not None:
+        scripts.append((compile_job, want_compile, BODY_LINES[scheduler][2]))
+    for text, want, body in scripts:
         lines = text.split("\n")
         assert lines[0] == "#!/bin/bash"
         ours = [line for line in lines[1:] if line.startswith(prefix)]
@@ -184,7 +199,9 @@ def check_script(array: str, merge: str, run_dir: Path, plan: dict, indices: lis
         got = sorted(sbatch_directives(text)) if scheduler == "slurm" else sorted(ours)
         assert got == want, (got, want)
         assert "\r" not in text and "\x00" not in text
-    for name, text in (("array.sh", array), ("merge.sh", merge)):
+    for name, text in (("array.sh", array), ("merge.sh", merge), ("compile.sh", compile_job)):
+        if text is None:
+            continue
         (run_dir / name).write_text(text)
         proc = subprocess.run(["bash", "-n", str(run_dir / name)], capture_output=True,
                               text=True, timeout=30)
@@ -200,7 +217,14 @@ def check_script(array: str, merge: str, run_dir: Path, plan: dict, indices: lis
     run = ["-m", "engine", "run", str(run_dir / "scenario.toml"), "--trials", ints[0],
            "--seed", ints[1], "--block-size", ints[2], "--save-trials", ints[3], "--shard",
            f"{index}/{k}", "--out", str(run_dir), "--force", "--quiet"]
-    assert [c["argv"] for c in stub_calls(LOG)] == [check, run]
+    copy = ["-m", "engine.scale.hpc", "cache-copy", str(run_dir), stub_calls(LOG)[-1]["cache"]]
+    assert [c["argv"] for c in stub_calls(LOG)] == [check, copy, run]
+    if compile_job is not None:
+        LOG.unlink()
+        proc = run_script(run_dir / "compile.sh", scheduler, SCRATCH)
+        assert proc.returncode == 0, proc.stderr
+        assert [c["argv"] for c in stub_calls(LOG)] == [
+            ["-m", "engine.scale.hpc", "warm", str(run_dir)]]
     subprocess.run(["bash", str(run_dir / "merge.sh")], capture_output=True, timeout=30,
                    cwd=SCRATCH)
     assert not MARKER.exists(), "a job script ran an injected command"
@@ -243,6 +267,7 @@ def _render_case(case) -> None:
     with stubbed_python(STUB):
         try:
             array, merge = render(run_dir, plan, indices)
+            compile_job = hpc.render_compile(run_dir, plan)
         except UserError as err:
             event("renderer: refused")
             message = str(err)
@@ -252,7 +277,7 @@ def _render_case(case) -> None:
             return
         event("renderer: rendered and ran")
         run_dir.mkdir(parents=True, exist_ok=True)
-        check_script(array, merge, run_dir, plan, indices)
+        check_script(array, merge, run_dir, plan, indices, compile_job)
 
 
 @FAST_RENDER
@@ -322,9 +347,10 @@ def _submit_case(args: list[str], name: str, drawn: list[str]) -> None:
         if flag in given:  # click reads integers with int()
             assert record[flag[2:].replace("-", "_")] == int(given[flag])
     suffix = "sbatch" if scheduler == "slurm" else "pbs"
+    assert record["submissions"][0]["compile_script"] == f"compile.{suffix}"
     check_script((run_dir / f"shards.{suffix}").read_text(),
                  (run_dir / f"merge.{suffix}").read_text(), run_dir, record,
-                 list(range(record["shards"])))
+                 list(range(record["shards"])), (run_dir / f"compile.{suffix}").read_text())
 
 
 @FAST_CLI
@@ -346,7 +372,8 @@ def _template() -> Path:
                                        "--out", str(run_dir), "--dry-run"])
     assert result.exit_code == 0, result.output
     record = json.loads((run_dir / "submit.json").read_text())
-    record["submissions"][0].update(array_job="11", merge_job="12", dry_run=False)
+    record["submissions"][0].update(compile_job="10", array_job="11", merge_job="12",
+                                    dry_run=False)
     (run_dir / "submit.json").write_text(json.dumps(record))
     return run_dir
 
@@ -362,6 +389,7 @@ VALID_CHANGES = {  # values a hand edit may legitimately give (the record must s
     "time": st.sampled_from(["30", "1-00:00:00"]), "mem": st.sampled_from(["2G", "100"]),
     "slug": st.sampled_from(["x", "a-b-1"]), "date": st.just("2024-01-02T03:04:05+00:00"),
     "array_job": st.integers(1, 10**9).map(str), "merge_job": st.integers(1, 10**9).map(str),
+    "compile_job": st.integers(1, 10**9).map(str),
 }
 
 
@@ -446,7 +474,8 @@ def _json_case(record: dict, touched: list[str]) -> None:
         last = record["submissions"][-1]
         check_script((run_dir / last["array_script"]).read_text(),
                      (run_dir / last["merge_script"]).read_text(), run_dir, record,
-                     last["shards"])
+                     last["shards"], last["compile_script"]
+                     and (run_dir / last["compile_script"]).read_text())
 
 
 fake_scheduler(_TMP / "bin", _TMP / "scheduler.log", job_id="4242")

@@ -1,12 +1,13 @@
 """HPC job arrays: rendered SLURM/PBS scripts, status, resubmission, and a real SLURM cluster.
 
-The end-to-end test needs a running SLURM (`.ci/slurm-setup.sh` starts one: slurmctld, slurmd
-and munge from Debian's packages); it is skipped, with the reason, where `sinfo` finds none.
+The end-to-end tests need a running SLURM (`.ci/slurm-setup.sh` starts one: slurmctld, slurmd
+and munge from Debian's packages); they are skipped, with the reason, where `sinfo` finds none.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -19,7 +20,7 @@ from engine.cli.main import main
 from engine.core.simulate import set_threads
 from engine.runs.folder import RunFolder
 from engine.runs.runner import run_scenario
-from engine.scale.hpc import format_ranges
+from engine.scale.hpc import format_ranges, load_record
 
 NATO = Path(__file__).parent.parent / "configs" / "nato-baltic-2024.toml"
 
@@ -45,18 +46,34 @@ def test_slurm_dry_run_writes_the_scripts(tmp_path):
                  "#SBATCH --time=00:30:00", "#SBATCH --mem=2G",
                  f'#SBATCH --output="{run_dir.resolve()}/logs/shard-%a.out"',
                  'export NUMBA_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"',
-                 'CACHE_ROOT="${SLURM_TMPDIR:-${TMPDIR:-/tmp}}"',
-                 'export NUMBA_CACHE_DIR="$CACHE_ROOT/crisis-numba-$(id -u)"',
+                 'NUMBA_CACHE_DIR="$(mktemp -d "${SLURM_TMPDIR:-${TMPDIR:-/tmp}}/crisis-numba.'
+                 'XXXXXXXXXX")" || failed 1',
+                 "trap 'rm -rf -- \"$NUMBA_CACHE_DIR\"' EXIT",
+                 f'-m engine.scale.hpc cache-copy {run_dir.resolve()} "$NUMBA_CACHE_DIR" || echo',
+                 "numba cache: $WRITTEN files written by this shard",
                  '--shard "$I/8"', "--trials 10000 --seed 3"):
         assert line in script, line
     assert script in result.output  # shown to the user
     merge = (run_dir / "merge.sbatch").read_text()
     assert f"merge {run_dir.resolve()}" in merge
+    # the compile job: one CPU, the shards' partition, time and memory, its own fresh cache
+    compile_job = (run_dir / "compile.sbatch").read_text()
+    for line in ("#SBATCH --job-name=crisis-baltic-crisis-2024-compile",
+                 "#SBATCH --cpus-per-task=1", "#SBATCH --partition=short",
+                 "#SBATCH --time=00:30:00", "#SBATCH --mem=2G",
+                 f'#SBATCH --output="{run_dir.resolve()}/logs/compile.out"',
+                 "export NUMBA_NUM_THREADS=1",
+                 'NUMBA_CACHE_DIR="$(mktemp -d "${SLURM_TMPDIR:-${TMPDIR:-/tmp}}/crisis-numba.'
+                 'XXXXXXXXXX")" || exit 1', f"-m engine.scale.hpc warm {run_dir.resolve()}\n"):
+        assert line in compile_job, line
+    assert "compile.sbatch" in result.output
     record = json.loads((run_dir / "submit.json").read_text())
     assert record["shards"] == 8 and record["submissions"][0]["dry_run"] is True
+    assert record["submissions"][0]["compile_script"] == "compile.sbatch"
     assert (run_dir / "scenario.toml").read_bytes() == NATO.read_bytes()
-    # the script is valid bash
-    subprocess.run(["bash", "-n", str(run_dir / "shards.sbatch")], check=True)
+    # the scripts are valid bash
+    for name in ("shards.sbatch", "compile.sbatch", "merge.sbatch"):
+        subprocess.run(["bash", "-n", str(run_dir / name)], check=True)
 
 
 def test_pbs_dry_run(tmp_path):
@@ -66,9 +83,16 @@ def test_pbs_dry_run(tmp_path):
     assert result.exit_code == 0, result.output
     script = (run_dir / "shards.pbs").read_text()
     for line in ("#PBS -J 0-2", "#PBS -l select=1:ncpus=2:mem=4gb", "#PBS -l walltime=01:00:00",
-                 'I="${PBS_ARRAY_INDEX:-0}"', 'export NUMBA_NUM_THREADS="${NCPUS:-1}"'):
+                 'I="${PBS_ARRAY_INDEX:-0}"', 'export NUMBA_NUM_THREADS="${NCPUS:-1}"',
+                 'NUMBA_CACHE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/crisis-numba.XXXXXXXXXX")"'):
         assert line in script, line
-    subprocess.run(["bash", "-n", str(run_dir / "shards.pbs")], check=True)
+    compile_job = (run_dir / "compile.pbs").read_text()
+    for line in ("#PBS -N crisis-compile", "#PBS -l select=1:ncpus=1:mem=4gb",
+                 "#PBS -l walltime=01:00:00", f"#PBS -o {run_dir.resolve()}/logs/compile.out",
+                 f"-m engine.scale.hpc warm {run_dir.resolve()}\n"):
+        assert line in compile_job, line
+    for name in ("shards.pbs", "compile.pbs"):
+        subprocess.run(["bash", "-n", str(run_dir / name)], check=True)
 
 
 def test_submit_without_scheduler_or_shards_is_a_clear_error(tmp_path, monkeypatch):
@@ -94,10 +118,15 @@ def test_status_and_resubmit_only_what_is_not_done(tmp_path):
     assert "failed: 1" in result.output and "missing: 2" in result.output
     doc = json.loads(invoke("status", run_dir, "--format", "json").output)
     assert doc["shards"] == {"0": "done", "1": "failed", "2": "missing", "3": "done"}
+    (run_dir / "compile.sbatch").unlink()
     result = invoke("submit", "--resume", run_dir, "--dry-run")
     assert result.exit_code == 0, result.output
     assert "#SBATCH --array=1-2" in (run_dir / "shards.sbatch").read_text()
-    assert len(json.loads((run_dir / "submit.json").read_text())["submissions"]) == 2
+    submissions = json.loads((run_dir / "submit.json").read_text())["submissions"]
+    assert len(submissions) == 2
+    # no compiled kernels in the run folder yet: the resubmission compiles first again
+    assert submissions[1]["compile_script"] == "compile.sbatch"
+    assert (run_dir / "compile.sbatch").is_file()
 
 
 def _slurm_up() -> str | None:
@@ -133,7 +162,7 @@ def test_real_slurm_array_merges_to_the_single_run(tmp_path):
                     "--save-trials", 20, "--out", run_dir)
     assert result.exit_code == 0, result.output
     assert "submitted 4 shards as slurm job" in result.output
-    assert _wait_for(run_dir / "manifest.json", 240), (
+    assert _wait_for(run_dir / "manifest.json", 420), (
         subprocess.run(["squeue"], capture_output=True, text=True).stdout,
         sorted(p.name for p in (run_dir / "logs").iterdir()))
     for name in ("cells.parquet", "summary.parquet", "trials.parquet"):
@@ -147,4 +176,64 @@ def test_real_slurm_array_merges_to_the_single_run(tmp_path):
     assert result.exit_code == 0, result.output
     assert "submitted 1 shards" in result.output
     assert _wait_for(run_dir / "manifest.json", 240)
+    assert load_record(run_dir)["submissions"][-1]["compile_job"] is None  # kernels reused
     assert (single / "cells.parquet").read_bytes() == (run_dir / "cells.parquet").read_bytes()
+
+
+def _numba_cache_log(text: str) -> tuple[list[str], list[str]]:
+    """What Numba itself says (NUMBA_DEBUG_CACHE=1) it loaded from and saved to its cache."""
+    loaded = re.findall(r"^\[cache\] data loaded from '([^']+)'$", text, re.M)
+    saved = re.findall(r"^\[cache\] (?:data|index) saved to '([^']+)'$", text, re.M)
+    return loaded, saved
+
+
+@pytest.mark.slow
+def test_real_slurm_shards_start_without_compiling(tmp_path, monkeypatch):
+    """One compile job compiles; the three shards after it compile nothing.  Numba's own cache
+    log (sbatch passes NUMBA_DEBUG_CACHE=1 on to the jobs) shows the compile job saving kernels
+    and each shard only loading them, from its private copy; the job script's count of cache
+    files written during the run agrees (0), and so does each shard's compile time."""
+    reason = _slurm_up()
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setenv("NUMBA_DEBUG_CACHE", "1")
+    run_dir = (tmp_path / "slurm").resolve()
+    result = invoke("submit", NATO, "--shards", 3, "--trials", 30_000, "--seed", 7, "--out",
+                    run_dir)
+    assert result.exit_code == 0, result.output
+    assert "submitted 3 shards" in result.output and "compile job" in result.output
+    entry = load_record(run_dir)["submissions"][0]
+    assert entry["compile_job"] is not None and entry["compile_job"] != entry["array_job"]
+    logs = run_dir / "logs"
+    assert _wait_for(run_dir / "manifest.json", 600), (
+        subprocess.run(["squeue"], capture_output=True, text=True).stdout,
+        {p.name: p.read_text()[-2000:] for p in logs.iterdir()})
+    published = json.loads((run_dir / "numba-cache" / "cache.json").read_text())["files"]
+    compile_log = (logs / "compile.out").read_text()
+    loaded, saved = _numba_cache_log(compile_log)
+    assert saved and f"published {len(published)} compiled kernel files" in compile_log, \
+        compile_log[-3000:]
+    assert f"numba cache: {len(published)} files written by the compile job" in compile_log
+
+    def assert_no_compile(index: int) -> None:
+        text = (logs / f"shard-{index}.out").read_text()
+        loaded, saved = _numba_cache_log(text)
+        assert f"copied {len(published)} compiled kernel files" in text, text[-3000:]
+        assert "numba cache: 0 files written by this shard" in text, text[-3000:]
+        assert saved == [], saved  # Numba compiled nothing
+        assert loaded and not any(p.startswith(str(run_dir)) for p in loaded), loaded
+        manifest = json.loads(RunFolder(run_dir).shard(index, 3).manifest_path.read_text())
+        assert manifest["compile_s"] < 15, manifest["compile_s"]  # a cold compile: ~40-60 s
+
+    for index in range(3):
+        assert_no_compile(index)
+    assert "3 done" in invoke("status", run_dir).output
+    # --resume of a lost shard: no compile job again, and the shard compiles nothing
+    shutil.rmtree(RunFolder(run_dir).shard(1, 3).path)
+    (run_dir / "manifest.json").unlink()
+    result = invoke("submit", "--resume", run_dir)
+    assert result.exit_code == 0, result.output
+    assert "kernels from its numba-cache/" in result.output
+    assert load_record(run_dir)["submissions"][-1]["compile_job"] is None
+    assert _wait_for(run_dir / "manifest.json", 240)
+    assert_no_compile(1)

@@ -399,3 +399,43 @@ def test_compare_pairs_posterior_runs_block_by_block(tmp_path):
     res = CliRunner().invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
     assert res.exit_code == 0, res.output
     assert "P(B>A)=" in res.output and "paired block by block" in res.output
+
+
+def test_submit_with_a_posterior_dry_run_and_shard_states(whole, tmp_path):
+    """`crisis submit --posterior`: the run folder keeps the posterior (its SHA-256 in the plan),
+    every shard runs over that copy, and a shard counts as done only when it ran over it."""
+    import subprocess
+
+    from engine.scale.hpc import job_shard_state, load_record
+
+    ref, post = whole
+    config = tmp_path / "s.toml"
+    config.write_text(_scenario().to_toml(), encoding="utf-8")
+    run_dir = (tmp_path / "sub").resolve()
+    res = CliRunner().invoke(main, ["submit", str(config), "--shards", "3", "--trials",
+                                    str(ODD_TRIALS), "--save-trials", "1500", "--posterior",
+                                    str(post), "--out", str(run_dir), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    sha = read_posterior(post).sha256
+    assert load_record(run_dir)["posterior_sha256"] == sha
+    assert (run_dir / "posterior.parquet").read_bytes() == post.read_bytes()
+    script = (run_dir / "shards.sbatch").read_text()
+    assert f"--posterior {run_dir / 'posterior.parquet'}" in script and sha in script
+    subprocess.run(["bash", "-n", str(run_dir / "shards.sbatch")], check=True)
+    # what the job's shard command does, run here: then the shard is done for this plan only
+    args = ["shard-state", str(run_dir), "1", "3", str(ODD_TRIALS), "7", "4096", "1500"]
+    digest = load_record(run_dir)["scenario_hash"]
+    assert job_shard_state([*args, digest, sha]) == "run"
+    for i in range(3):
+        res = CliRunner().invoke(main, [
+            "run", str(run_dir / "scenario.toml"), "--trials", str(ODD_TRIALS), "--seed", "7",
+            "--save-trials", "1500", "--shard", f"{i}/3", "--posterior",
+            str(run_dir / "posterior.parquet"), "--out", str(run_dir), "--force", "--quiet"])
+        assert res.exit_code == 0, res.output
+    assert job_shard_state([*args, digest, sha]) == "done"
+    assert job_shard_state([*args, digest]) == "superseded"  # the plan has a posterior
+    assert CliRunner().invoke(main, ["merge", str(run_dir)]).exit_code == 0
+    _same_run(ref, run_dir)
+    res = CliRunner().invoke(main, ["submit", "--resume", str(run_dir), "--posterior",
+                                    str(post)])
+    assert res.exit_code == 2 and "--posterior" in res.output

@@ -5,13 +5,16 @@
   is exit 2 naming the option, and no script is written.
 * ``submit.json`` is validated whole before ``--resume`` or ``status`` use it: exit 2 naming the
   file and the key; a job id reaches ``scancel`` only as digits.
-* The Numba cache folder a job uses is one of ours that no one else can write (``NUMBA_CACHE_DIR``
-  holds pickled index files).
+* The Numba cache folder a job uses is a fresh one of ours that no one else can write
+  (``NUMBA_CACHE_DIR`` holds pickled index files), removed when the job ends; the compile job's
+  published cache reaches it only as a checked copy (no links followed, only files of ours that
+  no one else can write, each with the digest ``cache.json`` lists), else not at all.
 * A shard counts as done only when its manifest matches the plan (status, ``--resume`` and the
   job script); ``submit`` holds the run folder's lock while it writes.
 
 Job scripts are run for real with ``bash``; the engine they call is replaced by a stub (a bash
-script that logs its arguments and its ``NUMBA_CACHE_DIR``), so a test takes milliseconds.
+script that logs its arguments, its ``NUMBA_CACHE_DIR`` and the files in it), so a test takes
+milliseconds.
 The helpers here are shared with ``test_fuzz_hpc.py``.
 """
 
@@ -24,6 +27,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from engine.core.simulate import set_threads
 from engine.errors import UserError
 from engine.runs.folder import RunFolder
 from engine.runs.runner import run_scenario
+from engine.scale import kernel_cache
 
 ROOT = Path(__file__).parent.parent
 NATO = ROOT / "configs" / "nato-baltic-2024.toml"
@@ -107,8 +112,12 @@ STUB = r"""#!/bin/bash
 # stands in for the Python interpreter of a job script: logs each call, answers shard-state
 { printf '%s\0' CALL "$@"
   printf '%s\0' CACHE "${NUMBA_CACHE_DIR:-}" \
-      "$(stat -c '%u %a' -- "${NUMBA_CACHE_DIR:-/nonexistent}" 2>/dev/null)"
+      "$(stat -c '%u %a' -- "${NUMBA_CACHE_DIR:-/nonexistent}" 2>/dev/null)" \
+      "$(cd -- "${NUMBA_CACHE_DIR:-/nonexistent}" 2>/dev/null && find . -type f | LC_ALL=C sort)"
 } >> @LOG@
+if [ -n "${STUB_WRITES_CACHE:-}" ] && [ "${2:-}" = engine ]; then  # as a compiling run does
+    mkdir -p "$NUMBA_CACHE_DIR/kernels_x" && echo new > "$NUMBA_CACHE_DIR/kernels_x/k-1.py3.nbi"
+fi
 if [ -n "${STUB_FAIL_RESUME:-}" ] && [ "${3:-}" = run ] && [ "${4:-}" = --resume ]; then
     exit 1
 fi
@@ -143,7 +152,8 @@ def stubbed_python(stub: Path):
 
 
 def stub_calls(log: Path) -> list[dict]:
-    """The stub's calls: ``argv`` (after the interpreter), ``cache`` and ``cache_stat``."""
+    """The stub's calls: ``argv`` (after the interpreter), ``cache``, ``cache_stat`` and
+    ``cache_files`` (the files in the cache folder when it was called)."""
     if not log.exists():
         return []
     parts = log.read_bytes().decode().split("\0")
@@ -152,8 +162,8 @@ def stub_calls(log: Path) -> list[dict]:
         assert parts[i] == "CALL", parts[i:i + 3]
         j = parts.index("CACHE", i)
         calls.append({"argv": parts[i + 1:j], "cache": parts[j + 1],
-                      "cache_stat": parts[j + 2]})
-        i = j + 3
+                      "cache_stat": parts[j + 2], "cache_files": parts[j + 3].split()})
+        i = j + 4
     return calls
 
 
@@ -299,14 +309,17 @@ def test_real_sbatch_reads_quoted_paths(tmp_path):
         result = invoke("submit", NATO, "--shards", 2, "--trials", 2000, "--out", run_dir)
     assert result.exit_code == 0, result.output
     logs = run_dir / "logs"
-    wanted = [logs / "shard-0.out", logs / "shard-1.out", logs / "merge.out"]
+    wanted = [logs / "compile.out", logs / "shard-0.out", logs / "shard-1.out",
+              logs / "merge.out"]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all(p.exists() for p in wanted):
         time.sleep(1)
     assert all(p.exists() for p in wanted), sorted(p.name for p in logs.iterdir())
     assert "shard 1/2" in (logs / "shard-1.out").read_text()
+    assert "compiling the kernels on" in (logs / "compile.out").read_text()
     assert sorted(p.name for p in logs.iterdir()) == sorted(
-        ["shard-0.out", "shard-0.err", "shard-1.out", "shard-1.err", "merge.out", "merge.err"])
+        ["compile.out", "compile.err", "shard-0.out", "shard-0.err", "shard-1.out",
+         "shard-1.err", "merge.out", "merge.err"])
 
 
 # ---- 2. submit.json is validated whole --------------------------------------------------------
@@ -341,6 +354,10 @@ TAMPERED = [
     (("evil",), 1), (("trials",), DELETE), (("submissions",), []), (("submissions",), "x"),
     (("submissions", 0, "shards"), [99]), (("submissions", 0, "shards"), [0, 0]),
     (("submissions", 0, "merge_job"), "--me"), (("submissions", 0, "array_job"), "1;touch {m}"),
+    (("submissions", 0, "compile_job"), "1;touch {m}"), (("submissions", 0, "compile_job"), 7),
+    (("submissions", 0, "compile_job"), "12.server"),  # a PBS id in a SLURM record
+    (("submissions", 0, "compile_script"), "compile.pbs"),
+    (("submissions", 0, "compile_script"), "../compile.sbatch"),
     (("submissions", 0, "merge_job"), 123), (("submissions", 0, "merge_job"), "12\n34"),
     (("submissions", 0, "dry_run"), "yes"), (("submissions", 0, "date"), "x\ny"),
     (("submissions", 0, "array_script"), "../../x.sbatch"), (("submissions", 0, "extra"), 1),
@@ -375,9 +392,9 @@ def test_unreadable_submit_json_is_a_clean_error(text, tmp_path):
 
 
 def fake_scheduler(bin_dir: Path, log: Path, job_id: str = "4242") -> None:
-    """sbatch printing ``job_id``, scancel and squeue that log their arguments."""
+    """sbatch and qsub printing ``job_id``, scancel and squeue that log their arguments."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    for name, out in (("sbatch", job_id), ("scancel", ""), ("squeue", "")):
+    for name, out in (("sbatch", job_id), ("qsub", job_id), ("scancel", ""), ("squeue", "")):
         tool = bin_dir / name
         tool.write_text(f"#!/bin/bash\nprintf '{name}' >> {shlex.quote(str(log))}\n"
                         f"printf ' [%s]' \"$@\" >> {shlex.quote(str(log))}\n"
@@ -415,9 +432,57 @@ def test_submit_refuses_a_job_id_that_is_not_one(printed, tmp_path, monkeypatch)
     assert "--dependency=afterok:--me" not in log.read_text()
 
 
-# ---- 3. a private Numba cache folder ----------------------------------------------------------
+@pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
+def test_compile_job_first_then_the_array_then_the_merge(scheduler, tmp_path, monkeypatch):
+    """The array waits for the compile job to end (``afterany``: a failed one leaves each
+    shard to compile), the merge for the array to succeed; ``--resume`` submits a compile job
+    again only while the run folder holds no cache that fits."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "scheduler.log"
+    fake_scheduler(bin_dir, log)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    run_dir = (tmp_path / "run").resolve()
+    result = invoke("submit", NATO, "--shards", 2, "--trials", 2000, "--scheduler", scheduler,
+                    "--out", run_dir)
+    assert result.exit_code == 0, result.output
+    assert "compile job 4242 first" in result.output
+    suffix = "sbatch" if scheduler == "slurm" else "pbs"
+    after = ((lambda kind: f"[--dependency={kind}:4242]") if scheduler == "slurm"
+             else (lambda kind: f"[-W] [depend={kind}:4242]"))
+    submit = "sbatch [--parsable]" if scheduler == "slurm" else "qsub"
+    expected = [f"{submit} [{run_dir}/compile.{suffix}]",
+                f"{submit} {after('afterany')} [{run_dir}/shards.{suffix}]",
+                f"{submit} {after('afterok')} [{run_dir}/merge.{suffix}]"]
+    assert log.read_text().splitlines() == expected
+    entry = json.loads((run_dir / "submit.json").read_text())["submissions"][0]
+    assert (entry["compile_job"], entry["compile_script"]) == ("4242", f"compile.{suffix}")
+    assert hpc.load_record(run_dir)["submissions"][0]["compile_job"] == "4242"
+    # the compile job never ran: --resume submits it again
+    log.unlink()
+    assert invoke("submit", "--resume", run_dir).exit_code == 0
+    assert [line.split()[-1] for line in log.read_text().splitlines()
+            if line.startswith(("sbatch", "qsub"))] == [
+        f"[{run_dir}/{name}.{suffix}]" for name in ("compile", "shards", "merge")]
+    # with a published cache that fits, no compile job: the array goes first
+    (tmp_path / "compiled").mkdir(mode=0o700)  # as mktemp -d makes it
+    source = tmp_path / "compiled" / "kernels_ab12"
+    source.mkdir()
+    (source / "k-1.py311.nbi").write_bytes(b"index")
+    kernel_cache.publish_cache(source.parent, run_dir, hpc.load_record(run_dir)["scenario_hash"])
+    log.unlink()
+    result = invoke("submit", "--resume", run_dir)
+    assert result.exit_code == 0, result.output
+    assert "kernels from its numba-cache/" in result.output
+    assert [line for line in log.read_text().splitlines()
+            if line.startswith(("sbatch", "qsub"))] \
+        == [f"{submit} [{run_dir}/shards.{suffix}]",
+            f"{submit} {after('afterok')} [{run_dir}/merge.{suffix}]"]
+    last = hpc.load_record(run_dir)["submissions"][-1]
+    assert last["compile_job"] is None and last["compile_script"] is None
+
+
+# ---- 3. a fresh private Numba cache per job, seeded only with a checked copy -------------------
 def _planted(scratch: Path, kind: str, tmp_path: Path) -> Path:
-    planted = scratch / f"crisis-numba-{os.getuid()}"
+    planted = scratch / f"crisis-numba-{os.getuid()}"  # the per-user folder jobs once shared
     if kind == "other-owner":
         if os.geteuid() != 0:
             pytest.skip("making a folder owned by someone else needs root")
@@ -430,9 +495,6 @@ def _planted(scratch: Path, kind: str, tmp_path: Path) -> Path:
         planted.mkdir()
         planted.chmod(0o777)
         (planted / "evil.nbi").write_text("planted")
-    elif kind == "group-writable":
-        planted.mkdir()
-        planted.chmod(0o770)
     elif kind == "symlink":
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir(mode=0o700)
@@ -442,10 +504,11 @@ def _planted(scratch: Path, kind: str, tmp_path: Path) -> Path:
     return planted
 
 
-@pytest.mark.parametrize("kind", ["other-owner", "world-writable", "group-writable", "symlink",
-                                  "file"])
+@pytest.mark.parametrize("kind", ["other-owner", "world-writable", "symlink", "file"])
 @pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
-def test_planted_numba_cache_folder_is_not_used(scheduler, kind, tmp_path):
+def test_each_job_compiles_into_a_fresh_private_folder(scheduler, kind, tmp_path):
+    """Shard tasks and the compile job each get a new ``mktemp -d`` folder (private, not one
+    planted in scratch), removed when the job ends; no two tasks share one."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     scratch.chmod(0o1777)  # like /tmp
@@ -456,35 +519,250 @@ def test_planted_numba_cache_folder_is_not_used(scheduler, kind, tmp_path):
         result = invoke("submit", NATO, "--shards", 2, "--trials", 2000, "--scheduler",
                         scheduler, "--out", run_dir, "--dry-run")
     assert result.exit_code == 0, result.output
-    proc = run_script(run_dir / script_name(scheduler), scheduler, scratch)
-    assert proc.returncode == 0, proc.stderr
-    caches = {(c["cache"], c["cache_stat"]) for c in stub_calls(log)}
-    assert len(caches) == 1, caches
-    cache, cache_stat = caches.pop()
-    assert cache and Path(cache) != planted and not cache.startswith(f"{planted}/"), cache
-    assert Path(cache).parent == scratch, cache
-    assert cache_stat == f"{os.getuid()} 700", cache_stat  # ours, private
-    assert "not a private folder" in proc.stderr
-    assert not Path(cache).exists()  # a fresh folder is removed when the job ends
-
-
-@pytest.mark.parametrize("scheduler", ["slurm", "pbs"])
-def test_private_numba_cache_folder_is_made_and_reused(scheduler, tmp_path):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    stub, log = make_stub(tmp_path / "stub")
-    run_dir = tmp_path / "run"
-    with stubbed_python(stub):
-        assert invoke("submit", NATO, "--shards", 2, "--trials", 2000, "--scheduler",
-                      scheduler, "--out", run_dir, "--dry-run").exit_code == 0
-    for index in (0, 1):  # a second task on the node reuses the compiled kernels
+    suffix = "sbatch" if scheduler == "slurm" else "pbs"
+    for index in (0, 1):
         proc = run_script(run_dir / script_name(scheduler), scheduler, scratch, index=index)
         assert proc.returncode == 0, proc.stderr
-        assert "not a private folder" not in proc.stderr
-    expected = scratch / f"crisis-numba-{os.getuid()}"
-    assert {(c["cache"], c["cache_stat"]) for c in stub_calls(log)} == {
-        (str(expected), f"{os.getuid()} 700")}
-    assert expected.is_dir()
+    proc = run_script(run_dir / f"compile.{suffix}", scheduler, scratch)
+    assert proc.returncode == 0, proc.stderr
+    calls = stub_calls(log)
+    assert [c["argv"][2] for c in calls] == ["shard-state", "cache-copy", "run"] * 2 + ["warm"]
+    caches = [c["cache"] for c in calls if c["argv"][2] in ("cache-copy", "warm")]
+    assert len(set(caches)) == 3, caches  # one per job
+    for call in calls[1:3] + calls[4:]:
+        cache = Path(call["cache"])
+        assert cache.parent == scratch and cache.name.startswith("crisis-numba."), cache
+        assert call["cache_stat"] == f"{os.getuid()} 700", call  # ours, private
+        assert not cache.exists()  # removed when the job ended
+    assert all(c["argv"][-1] == c["cache"] for c in calls if c["argv"][2] == "cache-copy")
+    assert os.path.lexists(planted)  # left alone, never used
+
+
+FAKE_CACHE = {"kernels_ab12/trial._run_trials-244.py311.nbi": b"index",
+              "kernels_ab12/trial._run_trials-244.py311.1.nbc": b"code" * 100,
+              "kernels_ab12/rng.mix64-31.py311.nbi": b"index 2"}
+
+
+def published(tmp_path: Path, files: dict | None = None) -> Path:
+    """A dry-run submission whose ``numba-cache/`` holds ``files`` (as a compile job leaves it:
+    a private Numba cache published with the installed kernels' stamps)."""
+    run_dir = submitted(tmp_path)
+    source = tmp_path / "compiled"
+    source.mkdir(mode=0o700)  # as mktemp -d makes it
+    for name, data in (files or FAKE_CACHE).items():
+        (source / name).parent.mkdir(exist_ok=True)
+        (source / name).write_bytes(data)
+    (source / "kernels_ab12" / "not-a-cache-file.txt").write_text("left out")
+    record = json.loads((run_dir / "submit.json").read_text())
+    files = files or FAKE_CACHE
+    assert kernel_cache.publish_cache(source, run_dir, record["scenario_hash"]) == len(files)
+    return run_dir
+
+
+def private_folder(tmp_path: Path) -> Path:
+    dest = Path(tempfile.mkdtemp(dir=tmp_path))
+    assert oct(dest.stat().st_mode & 0o777) == "0o700"
+    return dest
+
+
+def test_shard_runs_on_a_copy_of_the_published_cache(tmp_path):
+    run_dir = published(tmp_path)
+    cache = run_dir / "numba-cache"
+    assert sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file()) == \
+        sorted([*FAKE_CACHE, "cache.json"])
+    stub, log = make_stub(tmp_path / "stub")
+    with stubbed_python(stub):
+        assert invoke("submit", "--resume", run_dir, "--dry-run").exit_code == 0
+    proc = run_script(run_dir / "shards.sbatch", "slurm", tmp_path, index=1,
+                      STUB_REAL_CHECK="1")
+    assert proc.returncode == 0, proc.stderr
+    assert f"copied 3 compiled kernel files from {cache}" in proc.stdout, proc.stdout
+    assert "numba cache: 0 files written by this shard" in proc.stdout, proc.stdout
+    run = stub_calls(log)[-1]
+    assert run["argv"][2] == "run" and run["cache"] != str(cache)
+    assert run["cache_files"] == sorted(f"./{name}" for name in FAKE_CACHE)  # the copy
+    # a run that compiles (Numba writes to its cache) says so in the shard's log
+    proc = run_script(run_dir / "shards.sbatch", "slurm", tmp_path, index=1,
+                      STUB_REAL_CHECK="1", STUB_WRITES_CACHE="1")
+    assert proc.returncode == 0, proc.stderr
+    assert "numba cache: 1 files written by this shard" in proc.stdout, proc.stdout
+    assert cache.is_dir() and not (cache / "kernels_x").exists()  # the shared one: untouched
+
+
+def _spoil(cache: Path, kind: str, tmp_path: Path) -> None:
+    index = cache / "kernels_ab12" / "rng.mix64-31.py311.nbi"
+    listing = cache / "cache.json"
+    record = json.loads(listing.read_text())
+    if kind == "link-folder":
+        moved = tmp_path / "moved"
+        cache.rename(moved)
+        cache.symlink_to(moved)
+    elif kind == "link-file":
+        target = tmp_path / "elsewhere.nbi"
+        target.write_bytes(index.read_bytes())
+        index.unlink()
+        index.symlink_to(target)
+    elif kind == "link-subfolder":
+        sub = cache / "kernels_ab12"
+        sub.rename(tmp_path / "sub")
+        sub.symlink_to(tmp_path / "sub")
+    elif kind == "group-writable":
+        index.chmod(0o664)
+    elif kind == "world-writable-folder":
+        cache.chmod(0o777)
+    elif kind == "other-owner":
+        if os.geteuid() != 0:
+            pytest.skip("making a file owned by someone else needs root")
+        nobody = pwd.getpwnam("nobody")
+        os.chown(index, nobody.pw_uid, nobody.pw_gid)
+    elif kind == "fifo":
+        index.unlink()
+        os.mkfifo(index, 0o600)
+    elif kind == "changed-byte":
+        data = bytearray(index.read_bytes())
+        data[0] ^= 1
+        index.write_bytes(bytes(data))
+    elif kind == "missing-file":
+        index.unlink()
+    elif kind == "missing-listing":
+        listing.unlink()
+    elif kind in ("traversal", "absolute", "extra-key", "other-numba", "kernels-changed"):
+        if kind == "traversal":
+            record["files"][0]["path"] = "../../x.nbi"
+        elif kind == "absolute":
+            record["files"][0]["path"] = "/etc/passwd.nbi"
+        elif kind == "extra-key":
+            record["evil"] = 1
+        elif kind == "other-numba":
+            record["numba"] = "0.1.0"
+        else:
+            record["sources"][0]["mtime_ns"] += 1
+        listing.write_text(json.dumps(record))
+    else:
+        raise AssertionError(kind)
+
+
+SPOILED = ["link-folder", "link-file", "link-subfolder", "group-writable",
+           "world-writable-folder", "other-owner", "fifo", "changed-byte", "missing-file",
+           "missing-listing", "traversal", "absolute", "extra-key", "other-numba",
+           "kernels-changed"]
+
+
+@pytest.mark.parametrize("kind", SPOILED)
+def test_a_spoiled_published_cache_is_not_copied(kind, tmp_path):
+    """Anything wrong with ``numba-cache/``: nothing is copied (the shard compiles for itself,
+    still correct), the job says why and goes on, and ``--resume`` submits a compile job."""
+    run_dir = published(tmp_path)
+    dest = private_folder(tmp_path)
+    assert kernel_cache.copy_cache(run_dir, dest) == 3  # as published: copied
+    _clear_folder(dest)
+    _spoil(run_dir / "numba-cache", kind, tmp_path)
+    with pytest.raises(UserError) as err:
+        kernel_cache.copy_cache(run_dir, dest)
+    assert list(dest.iterdir()) == [], kind
+    assert "Traceback" not in str(err.value)
+    record = json.loads((run_dir / "submit.json").read_text())
+    assert kernel_cache.cache_problem(run_dir, record["scenario_hash"]) is not None
+    stub, log = make_stub(tmp_path / "stub")
+    with stubbed_python(stub):
+        assert invoke("submit", "--resume", run_dir, "--dry-run").exit_code == 0
+    entry = json.loads((run_dir / "submit.json").read_text())["submissions"][-1]
+    assert entry["compile_script"] == "compile.sbatch", entry
+    proc = run_script(run_dir / "shards.sbatch", "slurm", tmp_path, index=0,
+                      STUB_REAL_CHECK="1")
+    assert proc.returncode == 0, proc.stderr
+    assert "cache-copy:" in proc.stderr and "shard 0: compiling here" in proc.stderr
+    assert stub_calls(log)[-1]["argv"][2] == "run"
+    assert stub_calls(log)[-1]["cache_files"] == []
+
+
+def _clear_folder(folder: Path) -> None:
+    for child in folder.iterdir():
+        shutil.rmtree(child)
+
+
+@pytest.mark.parametrize("kind", ["link", "group-writable", "not-empty"])
+def test_cache_is_copied_only_into_an_empty_private_folder(kind, tmp_path):
+    run_dir = published(tmp_path)
+    dest = private_folder(tmp_path)
+    if kind == "link":
+        link = tmp_path / "link"
+        link.symlink_to(dest)
+        dest = link
+    elif kind == "group-writable":
+        dest.chmod(0o770)
+    else:
+        (dest / "x").write_text("x")
+    with pytest.raises(UserError):
+        kernel_cache.copy_cache(run_dir, dest)
+    assert not (Path(os.path.realpath(dest)) / "kernels_ab12").exists()
+
+
+def test_publishing_replaces_the_cache_and_never_follows_a_link(tmp_path):
+    run_dir = published(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("keep")
+    shutil.rmtree(run_dir / "numba-cache")
+    (run_dir / "numba-cache").symlink_to(elsewhere)
+    record = json.loads((run_dir / "submit.json").read_text())
+    source = tmp_path / "compiled"
+    assert kernel_cache.publish_cache(source, run_dir, record["scenario_hash"]) == 3
+    assert not (run_dir / "numba-cache").is_symlink()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep"]
+    # published again over a real folder: replaced whole, nothing left beside it
+    (source / "kernels_ab12" / "rng.mix64-31.py311.nbi").unlink()
+    assert kernel_cache.publish_cache(source, run_dir, record["scenario_hash"]) == 2
+    assert sorted(p.name for p in run_dir.iterdir() if "numba" in p.name) == ["numba-cache"]
+    dest = private_folder(tmp_path)
+    assert kernel_cache.copy_cache(run_dir, dest) == 2
+    # a link in the compile job's own cache stops the publishing
+    (source / "kernels_ab12" / "evil.nbi").symlink_to(elsewhere / "keep")
+    with pytest.raises(UserError, match="evil.nbi"):
+        kernel_cache.publish_cache(source, run_dir, record["scenario_hash"])
+    # the last one still stands
+    assert kernel_cache.copy_cache(run_dir, private_folder(tmp_path)) == 2
+
+
+def test_publishing_under_umask_002_gives_a_private_cache(tmp_path):
+    """Numba writes group-writable files under a umask of 002 (common on clusters): inside the
+    compile job's private folder that is harmless, and what is published is private anyway."""
+    run_dir = submitted(tmp_path)
+    source = tmp_path / "compiled"
+    source.mkdir(mode=0o700)
+    old = os.umask(0o002)
+    try:
+        (source / "kernels_ab12").mkdir(mode=0o775)
+        (source / "kernels_ab12" / "k-1.py311.nbi").write_bytes(b"index")
+        os.chmod(source / "kernels_ab12" / "k-1.py311.nbi", 0o664)
+        record = hpc.load_record(run_dir)
+        assert kernel_cache.publish_cache(source, run_dir, record["scenario_hash"]) == 1
+    finally:
+        os.umask(old)
+    cache = run_dir / "numba-cache"
+    modes = {str(p.relative_to(cache)): oct(p.stat().st_mode & 0o777) for p in cache.rglob("*")}
+    assert modes == {"kernels_ab12": "0o700", "kernels_ab12/k-1.py311.nbi": "0o600",
+                     "cache.json": "0o600"}, modes
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+    assert kernel_cache.copy_cache(run_dir, private_folder(tmp_path)) == 1
+    source.chmod(0o750)  # but the compile job's own folder must be private
+    with pytest.raises(UserError, match="only we can read"):
+        kernel_cache.publish_cache(source, run_dir, record["scenario_hash"])
+
+
+def test_job_steps_fail_cleanly_without_a_traceback(tmp_path):
+    run_dir = submitted(tmp_path)
+    dest = private_folder(tmp_path)
+    for argv, code in ((["cache-copy", str(run_dir), str(dest)], 1),
+                       (["warm", str(run_dir)], 1), (["cache-copy", str(run_dir)], 2),
+                       (["warm"], 2)):
+        proc = subprocess.run([sys.executable, "-m", "engine.scale.hpc", *argv],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "NUMBA_CACHE_DIR": ""}, cwd=ROOT)
+        assert proc.returncode == code, (argv, proc.stderr)
+        assert "Traceback" not in proc.stderr and proc.stderr.startswith(argv[0]), proc.stderr
+    assert list(dest.iterdir()) == []
+    assert not (run_dir / "numba-cache").exists()
 
 
 # ---- 7. stale shards and the folder lock ------------------------------------------------------
@@ -591,9 +869,10 @@ def test_job_script_resumes_and_starts_again_when_resuming_fails(fails, tmp_path
     assert proc.returncode == 0, proc.stderr
     calls = [c["argv"][2:4] for c in stub_calls(log)]
     shard_dir = str(RunFolder(run_dir).shard(1, 2).path)
-    assert calls == [["shard-state", str(run_dir)], ["run", "--resume"]] + (
-        [["run", str(run_dir / "scenario.toml")]] if fails else [])
-    assert stub_calls(log)[1]["argv"][4] == shard_dir
+    assert calls == [["shard-state", str(run_dir)], ["cache-copy", str(run_dir)],
+                     ["run", "--resume"]] + ([["run", str(run_dir / "scenario.toml")]] if fails
+                                             else [])
+    assert stub_calls(log)[2]["argv"][4] == shard_dir
 
 
 @contextmanager

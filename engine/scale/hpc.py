@@ -1,11 +1,25 @@
 """``crisis submit`` / ``crisis status``: shard a run over an HPC job array (SLURM or PBS).
 
 ``submit`` writes the job-array script into the run folder (array index → shard; Numba threads
-from the CPU allocation; a private node-local Numba cache; one log per task), submits it, then
+from the CPU allocation; one log per task) and submits it after a small compile job, then
 submits a merge job that runs after the whole array succeeded (``--dependency=afterok``), and
-records the plan and the job ids in ``submit.json``.  ``status`` shows which shards are done,
-running, pending, failed, stale or missing; ``submit --resume`` resubmits only the shards that
-are not done.
+records the plan and the job ids in ``submit.json``.
+
+Compile once per cluster: the compile job runs the scenario on one trial with a fresh Numba
+cache on node-local scratch and publishes a checked copy of it as ``numba-cache/`` in the run
+folder (:mod:`engine.scale.kernel_cache`: ``cache.json`` lists every file with its size and
+SHA-256, and the kernel sources, Numba and Python it was compiled with). The array starts after
+it (``afterany``: a compile job that failed or was cancelled only means that each shard compiles
+for itself). Each shard copies the published cache into a fresh private folder on node-local
+scratch (``mktemp -d``, removed when the task ends) and runs with that one, so no two tasks ever
+write one cache; the copy reads without following links and takes only files of ours that no one
+else can write and whose digest matches, else nothing (the shard then compiles, still correct).
+The shard's log says how many cache files the run wrote: 0 means every kernel came from the
+compile job. ``--resume`` submits a compile job again only when the published cache does not fit
+the installed kernels.
+
+``status`` shows which shards are done, running, pending, failed, stale or missing; ``submit
+--resume`` resubmits only the shards that are not done.
 
 Nothing a user or a file supplies reaches a job script unchecked: every option and every key of
 ``submit.json`` is validated (the run options with the bounds of :mod:`engine.runs.options`,
@@ -17,6 +31,7 @@ which asks ``python -m engine.scale.hpc shard-state`` before it skips a shard.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -33,6 +48,7 @@ from ..model.config import load_scenario, scenario_hash
 from ..model.limits import MAX_TRIALS_PER_RUN, check_request
 from ..runs.folder import (
     LOCK,
+    POSTERIOR,
     SHARD_NAME,
     SHARDS,
     SUBMIT_JSON,
@@ -48,10 +64,12 @@ from ..runs.options import (
     SaveTrials,
     ScenarioHash,
     Seed,
+    Sha256,
     ShardCount,
     Trials,
 )
 from ..version import __version__
+from .kernel_cache import cache_problem, copy_cache, publish_cache
 
 SCHEDULERS = ("slurm", "pbs")
 MAX_CPUS_PER_TASK = 4096
@@ -118,6 +136,8 @@ class Plan(_Strict):
     mem: JobValue | None
     slug: Slug
     scenario_hash: ScenarioHash
+    # a run over a posterior (engine.runs.posterior): the SHA-256 of the run folder's copy
+    posterior_sha256: Sha256 | None = None
 
 
 class Submission(_Strict):
@@ -125,7 +145,10 @@ class Submission(_Strict):
     shards: Annotated[list[ShardIndex], Field(min_length=1, max_length=MAX_SHARDS)]
     array_script: Literal["shards.sbatch", "shards.pbs"]
     merge_script: Literal["merge.sbatch", "merge.pbs"]
+    # None: the run folder's numba-cache/ fitted, no compile job (and older submit.json files)
+    compile_script: Literal["compile.sbatch", "compile.pbs"] | None = None
     dry_run: bool
+    compile_job: JobId | None = None
     array_job: JobId | None = None
     merge_job: JobId | None = None
     cleared: Annotated[list[Annotated[str, Field(pattern=r"^shard-[0-9]+-of-[0-9]+$")]],
@@ -140,7 +163,8 @@ class SubmitRecord(Plan):
 
 
 # the plan keys a shard's results depend on (a shard made with other values is stale)
-RESULT_KEYS = ("shards", "trials", "seed", "block_size", "save_trials", "scenario_hash")
+RESULT_KEYS = ("shards", "trials", "seed", "block_size", "save_trials", "scenario_hash",
+               "posterior_sha256")
 OPTION_FLAGS = {"scheduler": "--scheduler", "shards": "--shards", "trials": "--trials",
                 "seed": "--seed", "block_size": "--block-size", "save_trials": "--save-trials",
                 "partition": "--partition", "time": "--time", "cpus_per_task": "--cpus-per-task",
@@ -295,12 +319,14 @@ def load_record(run_dir: str | Path) -> dict:
             problems.append(f"{where}.shards: a shard index is not below {count}")
         if len(set(entry["shards"])) != len(entry["shards"]):
             problems.append(f"{where}.shards: a shard index appears twice")
-        for key in ("array_job", "merge_job"):
+        for key in ("compile_job", "array_job", "merge_job"):
             if entry[key] is not None and (msg := _job_id_problem(scheduler, entry[key])):
                 problems.append(f"{where}.{key}: {msg}")
+        if entry["compile_job"] is not None and entry["compile_script"] is None:
+            problems.append(f"{where}.compile_job: a compile job without a compile_script")
         suffix = "sbatch" if scheduler == "slurm" else "pbs"
-        for key in ("array_script", "merge_script"):
-            if not entry[key].endswith("." + suffix):
+        for key in ("array_script", "merge_script", "compile_script"):
+            if entry[key] is not None and not entry[key].endswith("." + suffix):
                 problems.append(f"{where}.{key}: not a script for scheduler {scheduler!r}")
     if problems:
         raise _fail(str(path), problems)
@@ -326,15 +352,19 @@ def _manifest_matches(manifest: dict, plan: dict, index: int) -> bool:
     expected = _expected(plan, index)
     expected["trial_range"] = list(shard_range(plan["trials"], index, plan["shards"]))
     versions = manifest.get("versions")
+    post = manifest.get("posterior")
     return (all(_same(manifest.get(k), v) for k, v in expected.items())
-            and isinstance(versions, dict) and versions.get("engine") == __version__)
+            and isinstance(versions, dict) and versions.get("engine") == __version__
+            and (post.get("sha256") if isinstance(post, dict) else None)
+            == plan.get("posterior_sha256"))
 
 
 def _options_match(options: dict | BaseModel, plan: dict, index: int) -> bool:
     if isinstance(options, BaseModel):  # RunFolder.read_options gives a validated RunOptions
         options = options.model_dump(mode="json")
     return (all(_same(options.get(k), v) for k, v in _expected(plan, index).items())
-            and options.get("engine") == __version__)
+            and options.get("engine") == __version__
+            and options.get("posterior_sha256") == plan.get("posterior_sha256"))
 
 
 def shard_state(shard: RunFolder, plan: dict, index: int) -> str:
@@ -401,6 +431,27 @@ def clear_stale_shards(folder: RunFolder, plan: dict) -> list[str]:
     return cleared
 
 
+# ---- the compile job ------------------------------------------------------------------------
+def warm(run_dir: str | Path) -> int:
+    """The compile job: run the run folder's scenario on one trial with the plan's options (so
+    Numba compiles every kernel variant the shards use, into the NUMBA_CACHE_DIR the job script
+    made) and publish that cache; the number of files published."""
+    from ..runs.runner import run_in_memory
+
+    run_dir = Path(run_dir)
+    record = load_record(run_dir)
+    source = os.environ.get("NUMBA_CACHE_DIR", "")
+    if not source:
+        raise UserError("warm: NUMBA_CACHE_DIR is not set (the compile job script sets it)")
+    scenario = load_scenario(RunFolder(run_dir).scenario_path)
+    digest = scenario_hash(scenario)
+    if digest != record["scenario_hash"]:
+        raise UserError(f"{_path(run_dir)}: scenario.toml is not the scenario of {SUBMIT_JSON}")
+    run_in_memory(scenario, trials=1, seed=record["seed"], block_size=record["block_size"],
+                  save_trials=min(record["save_trials"], 1))
+    return publish_cache(source, run_dir, digest)
+
+
 # ---- job scripts ------------------------------------------------------------------------------
 def python_command(module: str = "engine") -> str:
     """How a job calls this engine: this interpreter (a cluster shares the software tree)."""
@@ -424,6 +475,18 @@ def format_ranges(indices: list[int]) -> str:
     return ",".join(parts)
 
 
+# Numba writes and unpickles its cache: a job uses a fresh folder of its own on node-local scratch
+# (mktemp -d: private, never one planted there), removed when the job ends
+def _private_cache(scratch_expr: str, fail: str) -> str:
+    return f"""NUMBA_CACHE_DIR="$(mktemp -d "{scratch_expr}/crisis-numba.XXXXXXXXXX")" || {fail}
+export NUMBA_CACHE_DIR
+trap 'rm -rf -- "$NUMBA_CACHE_DIR"' EXIT
+cache_files() {{ find "$NUMBA_CACHE_DIR" -type f -printf '%P %s %T@\\n' | LC_ALL=C sort; }}"""
+
+
+_SCRATCH = {"slurm": "${SLURM_TMPDIR:-${TMPDIR:-/tmp}}", "pbs": "${TMPDIR:-/tmp}"}
+
+
 def _shard_body(run_dir: Path, plan: dict, index_expr: str, threads_expr: str,
                 scratch_expr: str) -> str:
     q = shlex.quote
@@ -432,11 +495,15 @@ def _shard_body(run_dir: Path, plan: dict, index_expr: str, threads_expr: str,
     trials, seed = int(plan["trials"]), int(plan["seed"])
     block, save = int(plan["block_size"]), int(plan["save_trials"])
     digest = q(plan["scenario_hash"])
-    check = (f"{python_command('engine.scale.hpc')} shard-state {q(str(run_dir))} \"$I\" {k} "
-             f"{trials} {seed} {block} {save} {digest}")
+    hpc = python_command("engine.scale.hpc")
+    posterior = plan.get("posterior_sha256")
+    check = (f"{hpc} shard-state {q(str(run_dir))} \"$I\" {k} "
+             f"{trials} {seed} {block} {save} {digest}"
+             + (f" {q(posterior)}" if posterior else ""))
     run = (f"{python_command()} run {q(str(folder.scenario_path))} --trials {trials}"
            f" --seed {seed} --block-size {block} --save-trials {save} --shard \"$I/{k}\""
-           f" --out {q(str(run_dir))} --force --quiet")
+           + (f" --posterior {q(str(run_dir / POSTERIOR))}" if posterior else "")
+           + f" --out {q(str(run_dir))} --force --quiet")
     return f"""set -uo pipefail
 I="{index_expr}"
 case "$I" in ''|*[!0-9]*) echo "not an array index: $I" >&2; exit 2 ;; esac
@@ -446,16 +513,6 @@ mkdir -p "$STATUS"
 rm -f "$STATUS/shard-$I.failed"
 failed() {{ echo "$1" > "$STATUS/shard-$I.failed"; exit "$1"; }}
 export NUMBA_NUM_THREADS="{threads_expr}"
-# Numba unpickles its cache index: use only a folder of ours that no one else can write
-CACHE_ROOT="{scratch_expr}"
-export NUMBA_CACHE_DIR="$CACHE_ROOT/crisis-numba-$(id -u)"
-mkdir -m 700 "$NUMBA_CACHE_DIR" 2>/dev/null
-if [ -L "$NUMBA_CACHE_DIR" ] || [ ! -d "$NUMBA_CACHE_DIR" ] || [ ! -O "$NUMBA_CACHE_DIR" ] || \\
-        [ -z "$(find "$NUMBA_CACHE_DIR" -maxdepth 0 -type d -user "$(id -u)" ! -perm /022)" ]; then
-    echo "$NUMBA_CACHE_DIR is not a private folder of $(id -un): using a new one" >&2
-    NUMBA_CACHE_DIR="$(mktemp -d "$CACHE_ROOT/crisis-numba.XXXXXXXXXX")" || failed 1
-    trap 'rm -rf -- "$NUMBA_CACHE_DIR"' EXIT
-fi
 echo "shard $I/{k} on $(hostname) with $NUMBA_NUM_THREADS threads"
 STATE="$({check})" || failed 2
 case "$STATE" in
@@ -465,21 +522,41 @@ case "$STATE" in
     superseded)
         echo "{SUBMIT_JSON} now holds another plan: this job was superseded" >&2
         exit 3 ;;
-    resume)
-        {python_command()} run --resume "$SHARD_DIR" --quiet || {{
-            echo "shard $I: resuming failed; running it again from the start" >&2
-            {run}
-        }} ;;
-    run)
-        {run} ;;
+    resume|run) ;;
     *)
         echo "unexpected shard state: $STATE" >&2
         failed 2 ;;
 esac
+{_private_cache(scratch_expr, "failed 1")}
+# the compile job's kernels, checked and copied in (a missing or bad cache: compile here)
+{hpc} cache-copy {q(str(run_dir))} "$NUMBA_CACHE_DIR" || echo "shard $I: compiling here" >&2
+BEFORE="$(cache_files)"
+if [ "$STATE" = resume ]; then
+    {python_command()} run --resume "$SHARD_DIR" --quiet || {{
+        echo "shard $I: resuming failed; running it again from the start" >&2
+        {run}
+    }}
+else
+    {run}
+fi
 rc=$?
+WRITTEN="$(cache_files | LC_ALL=C comm -13 <(printf '%s\\n' "$BEFORE") - | grep -c .)"
+echo "numba cache: $WRITTEN files written by this shard (0: no kernel compiled here)"
 if [ "$rc" -ne 0 ]; then
     failed "$rc"
 fi
+"""
+
+
+def _compile_body(run_dir: Path, scratch_expr: str) -> str:
+    return f"""set -uo pipefail
+export NUMBA_NUM_THREADS=1
+echo "compiling the kernels on $(hostname)"
+{_private_cache(scratch_expr, "exit 1")}
+{python_command("engine.scale.hpc")} warm {shlex.quote(str(run_dir))}
+rc=$?
+echo "numba cache: $(cache_files | grep -c .) files written by the compile job"
+exit "$rc"
 """
 
 
@@ -508,8 +585,7 @@ def render_slurm(run_dir: Path, plan: dict, indices: list[int]) -> tuple[str, st
         if plan[key] is not None:
             lines.append(f"#SBATCH --{key}={plan[key]}")
     array = "\n".join(lines) + "\n" + _shard_body(
-        run_dir, plan, "${SLURM_ARRAY_TASK_ID}", "${SLURM_CPUS_PER_TASK:-1}",
-        "${SLURM_TMPDIR:-${TMPDIR:-/tmp}}")
+        run_dir, plan, "${SLURM_ARRAY_TASK_ID}", "${SLURM_CPUS_PER_TASK:-1}", _SCRATCH["slurm"])
     merge = "\n".join(["#!/bin/bash", f"#SBATCH --job-name=crisis-{plan['slug']}-merge",
                        "#SBATCH --cpus-per-task=1",
                        f"#SBATCH --output={_slurm_path(logs, 'merge.out')}",
@@ -538,11 +614,37 @@ def render_pbs(run_dir: Path, plan: dict, indices: list[int]) -> tuple[str, str]
     if plan["partition"] is not None:
         lines.append(f"#PBS -q {plan['partition']}")
     array = "\n".join(lines) + "\n" + _shard_body(
-        run_dir, plan, f"${{PBS_ARRAY_INDEX:-{lo}}}", "${NCPUS:-1}", "${TMPDIR:-/tmp}")
+        run_dir, plan, f"${{PBS_ARRAY_INDEX:-{lo}}}", "${NCPUS:-1}", _SCRATCH["pbs"])
     merge = "\n".join(["#!/bin/bash", "#PBS -N crisis-merge", "#PBS -l select=1:ncpus=1",
                        f"#PBS -o {logs}/merge.out", "#PBS -j oe", "set -euo pipefail",
                        f"{python_command()} merge {shlex.quote(str(run_dir))} --quiet", ""])
     return array, merge
+
+
+def render_compile(run_dir: Path, plan: dict) -> str:
+    """The compile job's script for ``plan["scheduler"]``: one CPU, the shards' partition, time
+    and memory (it does what each shard did before it, once)."""
+    scheduler = plan.get("scheduler")
+    plan = _checked(run_dir, plan, [0])
+    logs = RunFolder(run_dir).logs_dir
+    given = [(key, plan[key]) for key in ("partition", "time", "mem") if plan[key] is not None]
+    if scheduler == "slurm":
+        lines = ["#!/bin/bash", f"#SBATCH --job-name=crisis-{plan['slug']}-compile",
+                 "#SBATCH --cpus-per-task=1",
+                 f"#SBATCH --output={_slurm_path(logs, 'compile.out')}",
+                 f"#SBATCH --error={_slurm_path(logs, 'compile.err')}"]
+        lines += [f"#SBATCH --{key}={value}" for key, value in given]
+    else:
+        values = dict(given)
+        lines = ["#!/bin/bash", "#PBS -N crisis-compile",
+                 "#PBS -l select=1:ncpus=1" + (f":mem={values['mem']}" if "mem" in values
+                                               else ""),
+                 f"#PBS -o {logs}/compile.out", "#PBS -j oe"]
+        if "time" in values:
+            lines.append(f"#PBS -l walltime={values['time']}")
+        if "partition" in values:
+            lines.append(f"#PBS -q {values['partition']}")
+    return "\n".join(lines) + "\n" + _compile_body(run_dir, _SCRATCH[plan["scheduler"]])
 
 
 # ---- submitting -------------------------------------------------------------------------------
@@ -571,51 +673,75 @@ def _job_id(output: str, scheduler: str, command: str) -> str:
     return job
 
 
-def _submit(run_dir: Path, plan: dict, indices: list[int], dry_run: bool) -> dict:
+def _enqueue(scheduler: str, script: Path, after: tuple[str, str] | None = None) -> str:
+    """Submit ``script``, to start once job ``after[1]`` ended (``after[0]``: ``afterok`` or
+    ``afterany``); its checked job id."""
+    if scheduler == "slurm":
+        cmd = ["sbatch", "--parsable"] + ([f"--dependency={after[0]}:{after[1]}"] if after
+                                           else [])
+    else:
+        cmd = ["qsub"] + (["-W", f"depend={after[0]}:{after[1]}"] if after else [])
+    return _job_id(_run([*cmd, str(script)]), scheduler, cmd[0])
+
+
+def _submit(run_dir: Path, plan: dict, indices: list[int], dry_run: bool,
+            compile_first: bool) -> dict:
+    """Write the scripts and submit them: the compile job (when ``compile_first``), the array
+    after it has ended however it ended (a failed compile job leaves each shard to compile for
+    itself), and the merge after the whole array succeeded."""
     scheduler = plan["scheduler"]
     render = render_slurm if scheduler == "slurm" else render_pbs
     array, merge = render(run_dir, plan, indices)
     folder = RunFolder(run_dir)
-    array_script = folder.job_script("shards", scheduler)
-    merge_script = folder.job_script("merge", scheduler)
+    scripts = {"array_script": (folder.job_script("shards", scheduler), array),
+               "merge_script": (folder.job_script("merge", scheduler), merge)}
+    if compile_first:
+        scripts["compile_script"] = (folder.job_script("compile", scheduler),
+                                     render_compile(run_dir, plan))
     folder.logs_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes(array_script, array.encode())
-    write_bytes(merge_script, merge.encode())
+    for path, text in scripts.values():
+        write_bytes(path, text.encode())
     entry = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "shards": indices,
-             "array_script": array_script.name, "merge_script": merge_script.name,
-             "dry_run": dry_run}
+             **{key: path.name for key, (path, _) in scripts.items()}, "dry_run": dry_run}
     if dry_run:
         return entry
-    if scheduler == "slurm":
-        array_id = _job_id(_run(["sbatch", "--parsable", str(array_script)]), scheduler,
-                           "sbatch")
-        merge_id = _job_id(_run(["sbatch", "--parsable", f"--dependency=afterok:{array_id}",
-                                 str(merge_script)]), scheduler, "sbatch")
-    else:
-        array_id = _job_id(_run(["qsub", str(array_script)]), scheduler, "qsub")
-        merge_id = _job_id(_run(["qsub", "-W", f"depend=afterok:{array_id}",
-                                 str(merge_script)]), scheduler, "qsub")
-    entry.update(array_job=array_id, merge_job=merge_id)
+    compile_id = (_enqueue(scheduler, scripts["compile_script"][0]) if compile_first
+                  else None)
+    array_id = _enqueue(scheduler, scripts["array_script"][0],
+                        ("afterany", compile_id) if compile_id else None)
+    merge_id = _enqueue(scheduler, scripts["merge_script"][0], ("afterok", array_id))
+    entry.update(compile_job=compile_id, array_job=array_id, merge_job=merge_id)
     return entry
 
 
 def submit(config_path, *, shards: int, scheduler: str = "slurm", out_dir=None, trials=None,
            seed=None, block_size: int = 4096, save_trials: int = 0, partition=None, time=None,
-           cpus_per_task: int = 1, mem=None, dry_run: bool = False, force: bool = False) -> dict:
+           cpus_per_task: int = 1, mem=None, dry_run: bool = False, force: bool = False,
+           posterior=None) -> dict:
     """Write the job scripts into the run folder (under its lock), submit them unless
     ``dry_run``, and record the plan and job ids in ``submit.json``.  ``force`` reuses a
-    non-empty folder: its shards made with another plan are removed first."""
+    non-empty folder: its shards made with another plan are removed first.  ``posterior`` (a
+    ``posterior.parquet``): every shard runs over it from the run folder's copy, tied to the
+    plan by its SHA-256 (engine.runs.posterior)."""
     if "\x00" in str(config_path):
         raise UserError(f"CONFIG {_show(str(config_path))}: a path cannot hold a NUL byte")
     config_path = Path(config_path)
     scenario = load_scenario(config_path)
     seed = scenario.scenario.seed if seed is None else seed
     trials = scenario.scenario.trials if trials is None else trials
+    post = None
+    if posterior is not None:
+        from ..runs.posterior import read_posterior
+        from ..runs.runner import check_posterior
+
+        post = read_posterior(posterior)
+        check_posterior(scenario, post)
     plan = check_plan({"scheduler": scheduler, "shards": shards, "trials": trials, "seed": seed,
                        "block_size": block_size, "save_trials": save_trials,
                        "partition": partition, "time": time, "cpus_per_task": cpus_per_task,
                        "mem": mem, "slug": slugify(scenario.scenario.name)[:40],
-                       "scenario_hash": scenario_hash(scenario)},
+                       "scenario_hash": scenario_hash(scenario),
+                       "posterior_sha256": post.sha256 if post else None},
                       names=OPTION_FLAGS, where="crisis submit")
     per_shard = -(-plan["trials"] // plan["shards"])
     if per_shard > MAX_TRIALS_PER_RUN:
@@ -647,7 +773,10 @@ def submit(config_path, *, shards: int, scheduler: str = "slurm", out_dir=None, 
         for marker in folder.status_dir.glob("shard-*.failed"):
             marker.unlink(missing_ok=True)
         folder.write_scenario(scenario.source_text())  # the bytes that were hashed
-        entry = _submit(run_dir, plan, list(range(plan["shards"])), dry_run)
+        if post is not None:
+            folder.write_posterior(post.data)  # the bytes that were hashed
+        entry = _submit(run_dir, plan, list(range(plan["shards"])), dry_run,
+                        compile_first=cache_problem(run_dir, plan["scenario_hash"]) is not None)
         if cleared:
             entry["cleared"] = cleared
         record = {**plan, "run_dir": str(run_dir), "submissions": [entry]}
@@ -732,7 +861,8 @@ def resubmit(run_dir, *, dry_run: bool = False) -> dict:
             # a validated job id (digits): never an option
             subprocess.run(["scancel", str(int(last["merge_job"]))], capture_output=True,
                            timeout=60)
-        entry = _submit(run_dir, record, todo, dry_run)
+        entry = _submit(run_dir, record, todo, dry_run,
+                        compile_first=cache_problem(run_dir, record["scenario_hash"]) is not None)
         if cleared:
             entry["cleared"] = cleared
         record["submissions"].append(entry)
@@ -743,19 +873,22 @@ def resubmit(run_dir, *, dry_run: bool = False) -> dict:
 
 # ---- the job script's question: is this shard done with this plan? ----------------------------
 _USAGE = ("usage: python -m engine.scale.hpc shard-state RUN_DIR INDEX SHARDS TRIALS SEED "
-          "BLOCK_SIZE SAVE_TRIALS SCENARIO_HASH")
+          "BLOCK_SIZE SAVE_TRIALS SCENARIO_HASH [POSTERIOR_SHA256] | warm RUN_DIR | "
+          "cache-copy RUN_DIR CACHE_DIR")
 
 
 def job_shard_state(argv: list[str]) -> str:
     """What a job does with its shard: ``done``, ``resume``, ``run`` (a fresh run with --force,
     which also replaces a stale shard) or ``superseded`` (submit.json holds another plan)."""
-    if len(argv) != 9 or argv[0] != "shard-state" or not all(
-            re.fullmatch(r"[0-9]{1,20}", a) for a in argv[2:8]):
+    if len(argv) not in (9, 10) or argv[0] != "shard-state" or not all(
+            re.fullmatch(r"[0-9]{1,20}", a) for a in argv[2:8]) or (
+            len(argv) == 10 and not re.fullmatch(r"[0-9a-f]{64}", argv[9])):
         raise UserError(_USAGE)
     run_dir = Path(argv[1])
     index, count, trials, seed, block_size, save_trials = (int(a) for a in argv[2:8])
     plan = {"shards": count, "trials": trials, "seed": seed, "block_size": block_size,
-            "save_trials": save_trials, "scenario_hash": argv[8]}
+            "save_trials": save_trials, "scenario_hash": argv[8],
+            "posterior_sha256": argv[9] if len(argv) == 10 else None}
     record = load_record(run_dir)
     if any(not _same(record[k], plan[k]) for k in RESULT_KEYS) or index >= count:
         return "superseded"
@@ -763,7 +896,26 @@ def job_shard_state(argv: list[str]) -> str:
     return state if state in ("done", "resume") else "run"
 
 
+def _job_step(argv: list[str]) -> str:
+    """A compile job's ``warm`` or a shard's ``cache-copy``: what to log."""
+    if argv[:1] == ["warm"] and len(argv) == 2:
+        count = warm(argv[1])
+        return f"published {count} compiled kernel files to {RunFolder(argv[1]).numba_cache_dir}"
+    if argv[:1] == ["cache-copy"] and len(argv) == 3:
+        count = copy_cache(argv[1], argv[2])
+        return (f"copied {count} compiled kernel files from "
+                f"{RunFolder(argv[1]).numba_cache_dir}")
+    raise UserError(_USAGE)
+
+
 def _main(argv: list[str]) -> int:
+    if argv[:1] in (["warm"], ["cache-copy"]):
+        try:
+            print(_job_step(argv), flush=True)
+        except UserError as err:
+            print(f"{argv[0]}: {err}", file=sys.stderr)
+            return 2 if str(err) == _USAGE else 1
+        return 0
     try:
         print(job_shard_state(argv))
     except UserError as err:
