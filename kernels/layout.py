@@ -19,6 +19,7 @@ slot                           purpose
 ``SLOT_DETERRENCE``            deterred iff ``u < Φ((ln R − ln(cap_a·resolve_a)) / σ)``
 ``SLOT_ATTRIBUTION``           ``D_att = −mean · log(1 − u)``
 ``SLOT_OUTCOME``               repelled iff ``u < Φ((ln F − ln(cap_a·sev_k) − delay/window)/σ_o)``
+``SLOT_CRISIS``                campaigns: a crisis in the period iff ``u < crisis_rate`` (< 1)
 ``delivery_slot(s)``           state ``s`` delivers iff ``u < stability_s``
 ``consult_slot(A, s)``         state ``s``'s backing uniform in alliance ``A`` (see below)
 ``round_slot(A, s, r)``        one uniform per round; used only by the literal reference
@@ -49,6 +50,7 @@ SLOT_ATTACK_TYPE = 2
 SLOT_DETERRENCE = 3
 SLOT_ATTRIBUTION = 4
 SLOT_OUTCOME = 5
+SLOT_CRISIS = 6  # campaigns (design §7): a crisis in the period iff u < crisis_rate (< 1)
 SLOT_DELIVERY_BASE = 1 << 24  # + state index
 SLOT_CONSULT_BASE = 1 << 40  # + alliance index << 20 + state index
 SLOT_ROUND_BASE = 1 << 56  # + round << 40 + alliance index << 20 + state index
@@ -103,6 +105,28 @@ CAUSES = ("none", "deadlock", "veto", "defection")
 # ---- fixed point -------------------------------------------------------------------------
 DELAY_SCALE = 1024.0
 SHARE_SCALE = float(1 << 24)
+
+# ---- campaigns (design §7) -------------------------------------------------------------------
+# per period, summed over trajectories at the end of the period (fixed point where noted)
+P_REPUTATION_SUM = 0  # mean reputation of the roster states (members and candidates), SHARE_SCALE
+P_RESOLVE_SUM = 1  # mean resolve multiplier of the aggressors, RESOLVE_SCALE, each ≤ RESOLVE_CAP
+P_THREAT_SUM = 2  # mean threat of every state, SHARE_SCALE
+P_EXITS = 3  # members that left an alliance in the period
+P_JOINS = 4  # candidates that acceded in the period
+P_DISSOLVED = 5  # alliances dissolved in the period
+N_PERIOD_COLUMNS = 6
+PERIOD_COLUMNS = ("reputation_sum_fx", "resolve_sum_fx", "threat_sum_fx", "exits", "joins",
+                  "dissolved")
+RESOLVE_SCALE = float(1 << 20)
+RESOLVE_CAP = float(1 << 30)  # a multiplier is summed as at most this (int64 stays exact)
+# per alliance × period, summed over trajectories at the end of the period
+AP_ACTIVE = 0  # active members
+AP_REPUTATION_SUM = 1  # mean reputation of its active members (0 when none), SHARE_SCALE
+AP_EXITS = 2
+AP_JOINS = 3
+AP_ALIVE = 4  # trajectories in which it is not dissolved
+N_ALLIANCE_PERIOD_COLUMNS = 5
+ALLIANCE_PERIOD_COLUMNS = ("active_sum", "reputation_sum_fx", "exits", "joins", "alive")
 
 # ---- per-cell tally columns (int64) --------------------------------------------------------
 # A cell is one aggressor × target × attack type.

@@ -26,6 +26,7 @@ ONE = np.uint64(1)
 TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
 PILOT_SALT = np.uint64(0xD1B54A32D192ED03)
 POSTERIOR_SALT = np.uint64(0x8CB92BA72F3D8DD7)
+PERIOD_SALT = np.uint64(0x2545F4914F6CDD1D)
 
 
 @njit(cache=True)
@@ -62,6 +63,14 @@ def posterior_key(base, block):
     block's draw is ``⌊uniform(posterior_key(base, block), 0) · draws⌋``, a stream of its own,
     never a trial's or a pilot's key."""
     return mix64((base ^ POSTERIOR_SALT) + (np.uint64(block) + ONE) * GOLDEN)
+
+
+@njit(cache=True)
+def period_key(key, period):
+    """Key of period ``period`` (int64 ≥ 1) of the campaign trajectory whose trial key is
+    ``key`` (design §7); period 0 uses the trial key itself, so a one-period campaign draws
+    exactly what a v1 trial draws."""
+    return mix64((key ^ PERIOD_SALT) + (np.uint64(period) + ONE) * GOLDEN)
 
 
 @njit(cache=True)

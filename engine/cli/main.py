@@ -15,13 +15,16 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from ..runs.folder import default_out_dir
+from ..runs.folder import PERIODS, default_out_dir
 from ..runs.options import MAX_BLOCK_SIZE, MAX_SEED
 from .base import CrisisGroup
 
 # option types with the bounds that run.json and submit.json are validated against
 SEED = click.IntRange(0, MAX_SEED)
 BLOCK_SIZE = click.IntRange(1, MAX_BLOCK_SIZE)
+# a campaign run's tables (design §7) as `crisis summarize --table` names them, in the order
+# of engine.runs.folder.CAMPAIGN_TABLES
+CAMPAIGN_TABLE_NAMES = ("periods", "alliance_periods", "successes")
 
 @click.group(cls=CrisisGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="crisis-engine", prog_name="crisis")
@@ -114,12 +117,18 @@ def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, 
                        f"{post['draws']:,} draws used)")
         click.echo(format_summary(result.summary))
         click.echo("")
+        if result.campaign:
+            _echo_periods(result.campaign[PERIODS])
     lo, hi = m["trial_range"]
     what = f"trials {lo:,}–{hi:,} of {m['trials']:,}" if m.get("shard") else f"{hi - lo:,} trials"
     rate = f" ({m['trials_per_s'] / 1e6:.2f} M trials/s)" if m.get("trials_per_s") else ""
     where = "on Dask" if m["threads"] == "dask" else f"{m['threads']} threads"
     click.echo(f"{what}, seed {m['seed']}, {where}, {m['wall_time_s']:.2f} s{rate} → "
                f"{result.out_dir}")
+    if result.campaign and isinstance(m.get("campaign"), dict):
+        from ..present.terminal import format_campaign_line
+
+        click.echo(format_campaign_line(m["campaign"]))
     step2 = m.get("deterrence") or {}
     if post:
         click.echo(f"parameters from the posterior {post['file']} (sha256 {post['sha256'][:12]}…): "
@@ -133,6 +142,17 @@ def run(config, trials, seed, threads, block_size, out_dir, save_trials, shard, 
                if piloted else "every cell exact")
         click.echo(f"deterrence: expected response, {how}; {step2.get('seconds', 0.0):.2f} s "
                    f"once per run")
+
+
+def _echo_periods(periods, max_rows: int | None = None) -> None:
+    """Print a campaign run's table by period (``periods.parquet``), at most ``max_rows``
+    periods (default :data:`~engine.present.terminal.PERIOD_ROWS`)."""
+    from ..present.terminal import PERIOD_ROWS, format_periods
+
+    click.echo("by period (the table above counts every crisis of every period):")
+    click.echo(format_periods(periods, max(2, max_rows or PERIOD_ROWS), more_hint=(
+        "; all of them: crisis summarize RUN_DIR --table periods")))
+    click.echo("")
 
 
 class _progress_bar:
@@ -170,6 +190,10 @@ def merge(run_dir, quiet):
     if not quiet:
         click.echo(format_summary(result.summary))
         click.echo("")
+        if result.campaign:
+            from ..runs.folder import PERIODS
+
+            _echo_periods(result.campaign[PERIODS])
     m = result.manifest
     click.echo(f"merged {m['shards']} shards: {m['trials']:,} trials, seed {m['seed']} "
                f"→ {run_dir}")
@@ -197,41 +221,70 @@ def validate(config):
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
-@click.option("--table", "which", type=click.Choice(["summary", "members", "cells"]),
+@click.option("--table", "which",
+              type=click.Choice(["summary", "members", "cells", *CAMPAIGN_TABLE_NAMES]),
               default="summary", show_default=True,
               help="With --format csv: the table to print (members: one row per alliance × "
-                   "member state).")
+                   "member state; periods, alliance_periods, successes: a campaign run's tables "
+                   "by period, by alliance × period and of successful aggressions per "
+                   "trajectory). With --format table, periods shows every period.")
 def summarize(run_dir, fmt, which):
     """Print the results of the run in RUN_DIR (json is for scripts).
 
     The table format ends with the members, the least reliable first (lowest share of
-    commitments honored); json holds every table (summary, cells, members)."""
+    commitments honored); a campaign run's table by period comes before them.  json holds every
+    table (summary, cells, members, and a campaign run's periods, alliance_periods and
+    successes)."""
     from .. import api
     from ..present.sanitize import csv_safe_frame, terminal_safe
-    from ..present.terminal import format_members, format_summary
+    from ..present.terminal import format_campaign_line, format_members, format_summary
 
     run = api.open_run(run_dir)
     run.require("cells")
     manifest, summary, cells, members = run.manifest, run.summary, run.cells, run.members
+    campaign = _campaign_tables(run, run_dir, which)
     if fmt == "json":
         doc = {"manifest": manifest, "summary": summary.to_dicts(), "cells": cells.to_dicts(),
                "members": None if members is None else members.to_dicts()}
+        if campaign:
+            doc["campaign"] = {name: frame.to_dicts() for name, frame in campaign.items()}
         click.echo(json.dumps(_finite(doc), indent=2, default=str, allow_nan=False))
     elif fmt == "csv":
         if which == "members":
             run.require("members")
-        table = {"summary": summary, "cells": cells, "members": members}[which]
+        tables = {"summary": summary, "cells": cells, "members": members, **(campaign or {})}
+        table = tables[which]
         click.echo(csv_safe_frame(table).write_csv(), nl=False)
     else:
         click.echo(f"{terminal_safe(manifest['scenario'])} — {manifest['trials']:,} trials, "
                    f"seed {manifest['seed']}, scenario {manifest['scenario_hash'][:12]}")
+        if campaign:
+            click.echo(format_campaign_line(manifest["campaign"]))
         click.echo(format_summary(summary))
+        if campaign:
+            click.echo("")
+            periods = campaign["periods"]
+            _echo_periods(periods, periods.height if which == "periods" else None)
         click.echo("\nmembers, the least reliable first (% of the crises each was pledged to):")
         if members is None:
             click.echo("  none: this run has no members.parquet (a run of an older engine?)")
         else:
             click.echo(format_members(members, more_hint=" (all of them: crisis summarize "
                                       "RUN_DIR --format csv --table members)"))
+
+
+def _campaign_tables(run, run_dir: Path, which: str) -> dict | None:
+    """A campaign run's tables by their ``--table`` names (None for a run without campaign); a
+    user error naming the run when ``which`` asks for a campaign table it does not have."""
+    from ..present.plots import campaign_tables
+
+    tables = campaign_tables(run)
+    if tables is None:
+        if which in CAMPAIGN_TABLE_NAMES:
+            raise UserError(f"{run_dir}: not a campaign run (its scenario has no [campaign] "
+                            f"table), so it has no {which} table")
+        return None
+    return dict(zip(CAMPAIGN_TABLE_NAMES, tables, strict=True))
 
 
 @main.command()
@@ -254,17 +307,22 @@ def summarize(run_dir, fmt, which):
               help="Run folder (default: results/<scenario>-<seed>/).")
 @click.option("--resume", "resume_dir", metavar="RUN_DIR",
               help="Resubmit the failed, missing or stale shards of this run folder.")
+@click.option("--posterior", type=click.Path(dir_okay=False, path_type=Path),
+              help="posterior.parquet: every shard runs over it (copied into the run folder, "
+                   "tied to the plan by its SHA-256).")
 @click.option("--dry-run", is_flag=True, help="Write the scripts and show them; submit nothing.")
 @click.option("--force", is_flag=True, help="Reuse a non-empty run folder.")
 def submit(config, shards, scheduler, partition, walltime, cpus_per_task, mem, trials, seed,
-           block_size, save_trials, out_dir, resume_dir, dry_run, force):
-    """Shard CONFIG over an HPC job array, with a merge job after it."""
+           block_size, save_trials, out_dir, resume_dir, posterior, dry_run, force):
+    """Shard CONFIG over an HPC job array, after one compile job, with a merge job after it."""
     from ..scale.hpc import resubmit
     from ..scale.hpc import submit as do_submit
 
     if resume_dir is not None:
         if config is not None:
             raise UserError("give either CONFIG or --resume RUN_DIR, not both")
+        if posterior is not None:
+            raise UserError("--posterior starts a submission; --resume keeps the plan's")
         record = resubmit(resume_dir, dry_run=dry_run)
     else:
         if config is None:
@@ -274,7 +332,8 @@ def submit(config, shards, scheduler, partition, walltime, cpus_per_task, mem, t
         record = do_submit(config, shards=shards, scheduler=scheduler, out_dir=out_dir,
                            trials=trials, seed=seed, block_size=block_size,
                            save_trials=save_trials, partition=partition, time=walltime,
-                           cpus_per_task=cpus_per_task, mem=mem, dry_run=dry_run, force=force)
+                           cpus_per_task=cpus_per_task, mem=mem, dry_run=dry_run, force=force,
+                           posterior=posterior)
     run_dir = Path(record["run_dir"])
     entry = record["submissions"][-1]
     if entry.get("cleared"):
@@ -283,11 +342,15 @@ def submit(config, shards, scheduler, partition, walltime, cpus_per_task, mem, t
                    f"{', …' if len(entry['cleared']) > 8 else ''}", err=True)
     if dry_run:
         click.echo((run_dir / entry["array_script"]).read_text())
-        click.echo(f"(dry run) scripts written to {run_dir / entry['array_script']} and "
-                   f"{run_dir / entry['merge_script']}; nothing submitted")
+        scripts = [entry[k] for k in ("compile_script", "array_script", "merge_script")
+                   if entry.get(k)]
+        click.echo(f"(dry run) scripts written to {', '.join(str(run_dir / s) for s in scripts)}"
+                   "; nothing submitted")
     else:
         click.echo(f"submitted {len(entry['shards'])} shards as {record['scheduler']} job "
-                   f"{entry['array_job']}, merge job {entry['merge_job']} → {run_dir}")
+                   f"{entry['array_job']}, merge job {entry['merge_job']} → {run_dir}; "
+                   + (f"compile job {entry['compile_job']} first" if entry.get("compile_job")
+                      else "kernels from its numba-cache/"))
 
 
 @main.command()
@@ -446,10 +509,27 @@ def sweep(config, sets, grid_file, trials, seed, threads, posterior, out, force,
                       "breakdown_rate": "breakdown", "honor_rate": "honored",
                       "free_riders_mean": "free riders",
                       "delay_p50_days": "delay p50", "delay_p90_days": "delay p90"})
+        if scenario.campaign is not None:  # the last period, survival, successes (design §7)
+            survival = [c for c in frame.columns if c.endswith("_survival_rate")][:3]
+            shown = [*names, "deterrence_success_rate", "final_deterrence_success_rate",
+                     "final_aggression_success_rate", "final_reputation_mean",
+                     "final_resolve_multiplier_mean", *survival,
+                     *(c.replace("_survival_rate", "_members_mean") for c in survival),
+                     "successes_mean"]
+            short.update({"deterrence_success_rate": "deterred (all)",
+                          "final_deterrence_success_rate": "deterred (last)",
+                          "final_aggression_success_rate": "succeeded (last)",
+                          "final_reputation_mean": "reputation (last)",
+                          "final_resolve_multiplier_mean": "resolve × (last)",
+                          "successes_mean": "successes"})
+            short.update({c: f"{c.removesuffix('_survival_rate')} survives" for c in survival})
+            short.update({c.replace("_survival_rate", "_members_mean"):
+                          f"{c.removesuffix('_survival_rate')} members" for c in survival})
         with pl.Config(tbl_rows=50, tbl_cols=-1, tbl_hide_dataframe_shape=True,
                        tbl_hide_column_data_types=True, tbl_width_chars=160,
                        float_precision=4):
-            table = frame.select([c for c in shown if c in frame.columns]).rename(short)
+            table = frame.select([c for c in shown if c in frame.columns])
+            table = table.rename({k: v for k, v in short.items() if k in table.columns})
             click.echo(terminal_safe_frame(table))
     click.echo(f"{frame.height} points × {trials:,} trials, seed {seed} (common random "
                f"numbers) → {out}")
@@ -470,7 +550,13 @@ def sweep(config, sets, grid_file, trials, seed, threads, posterior, out, force,
               show_default=True,
               help="bisect: one parameter to one target; mcmc: joint Bayesian calibration.")
 @click.option("--observations", type=click.Path(dir_okay=False, path_type=Path),
-              help="Alliance-wars file for MEASURE=observed (Berkemeier & Fuhrmann 2018).")
+              help="Alliance-wars file for MEASURE=observed (Berkemeier & Fuhrmann 2018; "
+                   "default: the one of --data DIR, else of the `crisis data` cache).")
+@click.option("--data", "data_folder", type=click.Path(file_okay=False, exists=True,
+                                                       path_type=Path),
+              help="Folder holding the dataset files under their usual names (default: the "
+                   "`crisis data` cache): the alliance-wars file when --observations is "
+                   "omitted.")
 @click.option("--era", help="bisect: filter observations by war start year, e.g. 1816-1944.")
 @click.option("--obligation", type=click.Choice(["defense", "offense", "neutrality",
                                                   "nonaggression", "consultation"]),
@@ -493,13 +579,21 @@ def sweep(config, sets, grid_file, trials, seed, threads, posterior, out, force,
                    "calibrated scenario(s), diagnostics and figures (required).")
 @click.option("--force", is_flag=True, help="Overwrite --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def calibrate(configs, target_texts, parameter, method, observations, era, obligation, coding,
-              trials, seed, bounds, prior_texts, walkers, steps, burn, out, force, quiet):
+def calibrate(configs, target_texts, parameter, method, observations, data_folder, era,
+              obligation, coding, trials, seed, bounds, prior_texts, walkers, steps, burn, out,
+              force, quiet):
     """Fit parameters of CONFIG so that simulated measures match targets: one by bisection, or
     several jointly by MCMC (posterior draws, diagnostics, figures)."""
     from ..experiments.calibrate import calibrate as fit_parameter
     from ..experiments.calibrate import observed_honor_rate, write_calibrated
     from ..model.config import load_scenario
+
+    if observations is None and any("=observed" in t for t in target_texts):
+        from ..data.registry import data_files
+
+        observations = data_files(data_folder, {"alliance-wars": None})["alliance-wars"]
+    elif data_folder is not None and observations is not None:
+        raise UserError("give --observations FILE or --data DIR, not both")
 
     if method == "mcmc":
         _calibrate_mcmc(configs, target_texts, parameter, observations, coding, trials, seed,

@@ -47,6 +47,8 @@ def _sweep_columns(frame) -> tuple[list[str], list[str]]:
 def plot_command(source: Path, out_dir: Path | None, chosen: tuple[str, ...]) -> None:
     """Draw the figures (PNG and SVG) of a run folder, or of a sweep table SWEEP.parquet.
 
+    A campaign run (a scenario with [campaign]) also gets its figures by period: rates,
+    alliance survival, reputation/resolve/threat and successful aggressions per trajectory.
     For a sweep, every measure is plotted against the first parameter column (one curve per
     value of a second parameter column when it has at most 8 values)."""
     if source.suffix.lower() == ".parquet" and not source.is_dir():

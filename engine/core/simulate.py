@@ -360,3 +360,98 @@ def simulate(
         if on_wave is not None:
             on_wave(position, snapshot, records)
     return snapshot(), records
+
+
+@dataclass
+class CampaignTallies:
+    """What a campaign run adds up (design §7; every array int64): the v1 tallies over every
+    crisis of every period (``cells`` … ``members``, the latter with a row per roster slot:
+    members in the member CSR's order, then the candidates), and per period the cell columns
+    and delay histogram summed over cells, the :data:`~kernels.layout.PERIOD_COLUMNS`, per
+    alliance × period the :data:`~kernels.layout.ALLIANCE_PERIOD_COLUMNS`, and the trajectories
+    by their number of successful aggressions."""
+
+    cells: np.ndarray  # (C, N_CELL_COLUMNS)
+    cell_hist: np.ndarray  # (C, N_HIST_BINS)
+    alliances: np.ndarray  # (A, N_ALLIANCE_COLUMNS)
+    alliance_hist: np.ndarray  # (A, N_HIST_BINS)
+    members: np.ndarray  # (memberships + candidates, N_MEMBER_COLUMNS)
+    period_cells: np.ndarray  # (steps, N_CELL_COLUMNS)
+    period_hist: np.ndarray  # (steps, N_HIST_BINS)
+    periods: np.ndarray  # (steps, N_PERIOD_COLUMNS)
+    alliance_periods: np.ndarray  # (A, steps, N_ALLIANCE_PERIOD_COLUMNS)
+    successes: np.ndarray  # (steps + 1,)
+
+    @classmethod
+    def zeros(cls, c: CompiledScenario, threads: int | None = None) -> CampaignTallies:
+        """Zero tallies of campaign scenario ``c`` (with a leading thread axis when given)."""
+        from kernels.layout import N_ALLIANCE_PERIOD_COLUMNS, N_PERIOD_COLUMNS
+
+        cp = c.campaign
+        lead = () if threads is None else (threads,)
+        shapes = ((c.n_cells, N_CELL_COLUMNS), (c.n_cells, N_HIST_BINS),
+                  (c.n_alliances, N_ALLIANCE_COLUMNS), (c.n_alliances, N_HIST_BINS),
+                  (c.n_memberships + cp.n_candidates, N_MEMBER_COLUMNS),
+                  (cp.steps, N_CELL_COLUMNS), (cp.steps, N_HIST_BINS),
+                  (cp.steps, N_PERIOD_COLUMNS),
+                  (c.n_alliances, cp.steps, N_ALLIANCE_PERIOD_COLUMNS), (cp.steps + 1,))
+        return cls(*(np.zeros(lead + shape, np.int64) for shape in shapes))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.cells, self.cell_hist, self.alliances, self.alliance_hist, self.members,
+                self.period_cells, self.period_hist, self.periods, self.alliance_periods,
+                self.successes)
+
+    def add(self, other: CampaignTallies) -> None:
+        for mine, theirs in zip(self.arrays(), other.arrays(), strict=True):
+            mine += theirs
+
+    def equals(self, other: CampaignTallies) -> bool:
+        return all(np.array_equal(x, y)
+                   for x, y in zip(self.arrays(), other.arrays(), strict=True))
+
+
+def simulate_campaign(compiled: CompiledScenario, seed: int, start: int, stop: int, *,
+                      block_size: int = 256,
+                      deterrence: DeterrenceTables | None = None) -> CampaignTallies:
+    """Simulate campaign trajectories ``[start, stop)`` (design §7) with the campaign kernel
+    (:mod:`kernels.campaign`); ``deterrence`` is step 2 of the scenario's cells at the start
+    (computed here when None).  Tallies are integers summed over threads: the same for any
+    thread count or block size."""
+    import numba
+
+    from kernels.campaign import run_campaigns
+
+    c = compiled
+    cp = c.campaign
+    if cp is None:
+        raise ValueError("not a campaign scenario")
+    if block_size < 1:
+        raise ValueError("block_size must be ≥ 1")
+    if deterrence is None:
+        deterrence = deterrence_tables(c, seed)
+    expected = (deterrence.expected if deterrence.expected is not None
+                else np.full(c.n_cells, np.nan))
+    threads = numba.get_num_threads()
+    slab = CampaignTallies.zeros(c, threads)
+    run_campaigns(
+        np.int64(seed), np.int64(start), np.int64(stop), np.int64(block_size),
+        c.capability, c.capability_units, c.commitment, c.stability, c.free_riding,
+        c.exposure, c.shares_alliance,
+        c.obligation, c.rule, c.quota, c.max_rounds, c.round_days, c.integration,
+        c.intel_sharing, c.bindingness, c.veto,
+        c.aggressor_state, c.aggressor_cum_weight, c.resolve, c.target_ptr, c.target_state,
+        c.target_cum_weight, c.target_cell_base, c.mix_ptr, c.mix_type, c.mix_cum_weight,
+        c.severity, c.attribution_days, c.ambiguity,
+        np.ascontiguousarray(deterrence.p_deterred, dtype=np.float64),
+        np.ascontiguousarray(deterrence.p_deterred_no_alliance, dtype=np.float64),
+        np.ascontiguousarray(expected, dtype=np.float64), np.int64(c.deterrence),
+        c.misperception, c.outcome_noise, c.mobilization_days, c.window_days,
+        c.interoperability_bonus, c.defection_threshold, c.conflict_penalty, c.threat_weight,
+        np.int64(cp.steps), cp.crisis_rate, cp.reputation_learning, cp.trust_weight,
+        cp.resolve_learning, cp.threat_shock, cp.threat_decay, cp.exit_threshold,
+        cp.join_threshold, cp.roster_ptr, cp.roster_idx, cp.roster_initial,
+        cp.roster_protected, cp.roster_row, np.unique(cp.roster_idx).astype(np.int64),
+        *slab.arrays(),
+    )
+    return CampaignTallies(*(x.sum(axis=0) for x in slab.arrays()))

@@ -16,6 +16,7 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -33,6 +34,11 @@ from kernels.layout import (
     A_REPELLED,
     A_ROUNDS_SUM,
     A_VETO,
+    AP_ACTIVE,
+    AP_ALIVE,
+    AP_EXITS,
+    AP_JOINS,
+    AP_REPUTATION_SUM,
     C_TRIALS,
     CAUSES,
     CELL_COLUMNS,
@@ -40,16 +46,25 @@ from kernels.layout import (
     M_HONORED,
     M_PLEDGED,
     MEMBER_COLUMNS,
+    N_ALLIANCE_PERIOD_COLUMNS,
     N_MEMBER_COLUMNS,
+    N_PERIOD_COLUMNS,
     N_RECORD_COLUMNS,
     OBLIGATION_COLLECTIVE_SECURITY,
     OBLIGATION_DEFENSE,
+    P_DISSOLVED,
+    P_EXITS,
+    P_JOINS,
+    P_REPUTATION_SUM,
+    P_RESOLVE_SUM,
+    P_THREAT_SUM,
     R_AGGRESSOR,
     R_ALLIANCE,
     R_ATTACK_TYPE,
     R_CAUSE,
     R_TARGET,
     RECORD_COLUMNS,
+    RESOLVE_SCALE,
     SHARE_SCALE,
 )
 
@@ -443,7 +458,8 @@ def summary_table(compiled: CompiledScenario, tallies: Tallies) -> pl.DataFrame:
 def members_table(compiled: CompiledScenario, tallies: Tallies,
                   state_names: Sequence[str | None] | None = None) -> pl.DataFrame:
     """One row per alliance × member state (design §8), in the order of the compiled member CSR:
-    alliances in file order, each one's members in state (file) order.
+    alliances in file order, each one's members in state (file) order; a campaign's candidates
+    (design §7) follow, in alliance then state order.
 
     Columns :data:`MEMBERS_COLUMNS`: String ``alliance`` and ``state`` (ids) and ``name`` (the
     state's name from ``state_names``, indexed like the scenario's states; null when it has
@@ -460,11 +476,19 @@ def members_table(compiled: CompiledScenario, tallies: Tallies,
     """
     c = compiled
     m = np.asarray(tallies.members, dtype=np.int64).reshape(-1, N_MEMBER_COLUMNS)
-    if m.shape[0] != c.n_memberships:
-        raise ValueError(f"members tallies have {m.shape[0]} rows, the scenario "
-                         f"{c.n_memberships} memberships")
     alliance = membership_alliance(c)
     state = np.asarray(c.member_idx, dtype=np.int64)
+    if c.campaign is not None and c.campaign.n_candidates:
+        # a campaign's candidates follow the members (design §7: roster_row)
+        cp = c.campaign
+        slot_alliance = np.repeat(np.arange(c.n_alliances), np.diff(cp.roster_ptr))
+        candidate = np.flatnonzero(cp.roster_initial == 0)
+        order = np.argsort(cp.roster_row[candidate], kind="stable")
+        alliance = np.concatenate([alliance, slot_alliance[candidate][order]])
+        state = np.concatenate([state, cp.roster_idx[candidate][order]])
+    if m.shape[0] != len(state):
+        raise ValueError(f"members tallies have {m.shape[0]} rows, the scenario "
+                         f"{len(state)} memberships")
     names = [None] * c.n_states if state_names is None else list(state_names)
     if len(names) != c.n_states:
         raise ValueError(f"{len(names)} state names for {c.n_states} states")
@@ -532,6 +556,169 @@ def records_table(compiled: CompiledScenario, records: np.ndarray) -> pl.DataFra
     columns["cause"] = pl.Series(
         "cause", [CAUSES[k] for k in r[:, R_CAUSE].astype(np.int64)], dtype=pl.String)
     return pl.DataFrame([columns[name] for name in RECORD_COLUMNS])
+
+
+# ---- campaigns (design §7) ---------------------------------------------------------------------
+
+
+class CampaignArrays(Protocol):
+    """The per-period tallies of a campaign run (``CampaignTallies`` of the simulation; int64)."""
+
+    period_cells: np.ndarray  # (steps, N_CELL_COLUMNS): the cell columns summed over cells
+    period_hist: np.ndarray  # (steps, N_HIST_BINS): the delay histogram summed over cells
+    periods: np.ndarray  # (steps, N_PERIOD_COLUMNS)
+    alliance_periods: np.ndarray  # (A, steps, N_ALLIANCE_PERIOD_COLUMNS)
+    successes: np.ndarray  # (steps + 1,): trajectories by their successful aggressions
+
+
+# periods.parquet: one row per period; the v1 measures of the period's crises (the overall row of
+# summary_table over them; their ``trials`` count is ``crises``) and the state at its end
+PERIOD_STATE_COLUMNS = ("reputation_mean", "resolve_multiplier_mean", "threat_mean", "exits",
+                        "joins", "dissolved")
+PERIODS_COLUMNS = (
+    ("period", "crises")
+    + COUNT_COLUMNS[1:]
+    + tuple(c for r in RATE_COLUMNS for c in (r, f"{r}_low", f"{r}_high"))
+    + MEAN_COLUMNS
+    + ("crisis_rate_observed", "crisis_rate_observed_low", "crisis_rate_observed_high")
+    + PERIOD_STATE_COLUMNS
+)
+# alliance_periods.parquet: one row per alliance × period
+ALLIANCE_PERIODS_COLUMNS = ("alliance", "period", "members_at_start", "active_members_mean",
+                            "reputation_mean", "exits", "joins", "alive", "survival",
+                            "survival_low", "survival_high")
+# successes.parquet: trajectories by their number of successful aggressions
+SUCCESSES_COLUMNS = ("successful_aggressions", "trajectories", "share", "share_low",
+                     "share_high")
+
+
+def _trajectories(ct: CampaignArrays, trials: int) -> int:
+    """``trials``, checked against the tallies (every trajectory has a count of successes)."""
+    counted = int(np.asarray(ct.successes, dtype=np.int64).sum())
+    if counted != trials:
+        raise ValueError(f"the campaign tallies count {counted:,} trajectories, not {trials:,}")
+    return trials
+
+
+def _rate_series(name: str, num, den) -> dict[str, pl.Series]:
+    low, high = wilson_interval(num, den)
+    return {name: _float_series(name, _ratio(num, den)),
+            f"{name}_low": _float_series(f"{name}_low", low),
+            f"{name}_high": _float_series(f"{name}_high", high)}
+
+
+def periods_table(compiled: CompiledScenario, ct: CampaignArrays, trials: int) -> pl.DataFrame:
+    """One row per period of a campaign run (design §7), ``period`` from 0.
+
+    Columns :data:`PERIODS_COLUMNS`:
+
+    * ``crises`` (Int64): the period's crises over every trajectory (``trials`` of the period's
+      cells; fewer than the trajectories when ``crisis_rate < 1``);
+    * the other :data:`COUNT_COLUMNS`, every rate of :data:`RATE_COLUMNS` with its 95% Wilson
+      bounds and the :data:`MEAN_COLUMNS`, computed from the period's tallies summed over cells
+      exactly as :func:`summary_table` computes its ``overall`` row (so with ``steps = 1`` row 0
+      *is* the overall row, ``trials`` renamed ``crises``);
+    * ``crisis_rate_observed`` = crises / trajectories, with its Wilson bounds;
+    * the state at the end of the period, means over the trajectories (fixed-point sums / scale /
+      trials): ``reputation_mean`` (mean reputation of the states in some alliance's roster,
+      members and candidates), ``resolve_multiplier_mean`` (mean over the aggressors of ``m_j``,
+      each capped at :data:`kernels.layout.RESOLVE_CAP`), ``threat_mean`` (mean threat of every
+      state); and the Int64 counts over all trajectories of the period's ``exits``, ``joins``
+      and ``dissolved`` alliances.
+
+    ``trials`` is the number of trajectories (checked against ``ct.successes``).
+    """
+    n = _trajectories(ct, trials)
+    cells = np.asarray(ct.period_cells, dtype=np.int64)
+    steps = cells.shape[0]
+    if compiled.campaign is not None and compiled.campaign.steps != steps:
+        raise ValueError(f"the tallies have {steps} periods, the scenario "
+                         f"{compiled.campaign.steps}")
+    measures = _cell_measures(cells, np.asarray(ct.period_hist, dtype=np.int64))
+    crises = cells[:, C_TRIALS]
+    p = np.asarray(ct.periods, dtype=np.int64).reshape(steps, N_PERIOD_COLUMNS)
+    trajectories = np.full(steps, n, dtype=np.int64)
+    columns: dict[str, pl.Series] = {
+        "period": pl.Series("period", np.arange(steps, dtype=np.int64), dtype=pl.Int64),
+        "crises": pl.Series("crises", crises, dtype=pl.Int64),
+        **measures,
+        **_rate_series("crisis_rate_observed", crises, trajectories),
+        "reputation_mean": _float_series("reputation_mean",
+                                         _ratio(p[:, P_REPUTATION_SUM], trajectories,
+                                                SHARE_SCALE)),
+        "resolve_multiplier_mean": _float_series("resolve_multiplier_mean",
+                                                 _ratio(p[:, P_RESOLVE_SUM], trajectories,
+                                                        RESOLVE_SCALE)),
+        "threat_mean": _float_series("threat_mean",
+                                     _ratio(p[:, P_THREAT_SUM], trajectories, SHARE_SCALE)),
+    }
+    for name, col in (("exits", P_EXITS), ("joins", P_JOINS), ("dissolved", P_DISSOLVED)):
+        columns[name] = pl.Series(name, p[:, col], dtype=pl.Int64)
+    return pl.DataFrame([columns[name] for name in PERIODS_COLUMNS])
+
+
+def alliance_periods_table(compiled: CompiledScenario, ct: CampaignArrays,
+                           trials: int) -> pl.DataFrame:
+    """One row per alliance × period of a campaign run (design §7): alliances in file order,
+    each one's periods from 0.
+
+    Columns :data:`ALLIANCE_PERIODS_COLUMNS`: String ``alliance`` (id); Int64 ``period`` and
+    ``members_at_start`` (the scenario's members); at the end of the period, over all
+    ``trials`` trajectories: ``active_members_mean`` (active members per trajectory; none once
+    dissolved), Int64 ``exits`` and ``joins`` in the period, ``alive`` (trajectories in which the
+    alliance is not dissolved) and ``survival`` = alive / trials with its 95% Wilson bounds
+    (non-increasing: a dissolved alliance stays dissolved).
+
+    ``reputation_mean`` is the mean reputation of the alliance's active members: the per
+    trajectory means (``AP_REPUTATION_SUM``, tallied in trajectories where it has any active
+    member) summed and divided by **``alive``** (``AP_ALIVE``), the trajectories in which it is
+    not dissolved (null when there are none).  An alliance that is not dissolved has active
+    members, so this is the mean over the alive trajectories as long as the tallies add nothing
+    for dissolved ones — and a dissolved alliance has no active member left (design §7 as the
+    campaign kernel and its oracle implement it).
+    """
+    c = compiled
+    n = _trajectories(ct, trials)
+    ap = np.asarray(ct.alliance_periods, dtype=np.int64)
+    n_alliances, steps = ap.shape[0], ap.shape[1]
+    if n_alliances != c.n_alliances:
+        raise ValueError(f"the tallies have {n_alliances} alliances, the scenario "
+                         f"{c.n_alliances}")
+    ap = ap.reshape(n_alliances * steps, N_ALLIANCE_PERIOD_COLUMNS)
+    at_start = np.diff(np.asarray(c.member_ptr, dtype=np.int64))
+    trajectories = np.full(ap.shape[0], n, dtype=np.int64)
+    alive = ap[:, AP_ALIVE]
+    columns: dict[str, pl.Series] = {
+        "alliance": pl.Series("alliance", [c.alliance_ids[a] for a in range(n_alliances)
+                                           for _ in range(steps)], dtype=pl.String),
+        "period": pl.Series("period", np.tile(np.arange(steps, dtype=np.int64), n_alliances),
+                            dtype=pl.Int64),
+        "members_at_start": pl.Series("members_at_start", np.repeat(at_start, steps),
+                                      dtype=pl.Int64),
+        "active_members_mean": _float_series("active_members_mean",
+                                             _ratio(ap[:, AP_ACTIVE], trajectories)),
+        "reputation_mean": _float_series("reputation_mean",
+                                         _ratio(ap[:, AP_REPUTATION_SUM], alive, SHARE_SCALE)),
+        "exits": pl.Series("exits", ap[:, AP_EXITS], dtype=pl.Int64),
+        "joins": pl.Series("joins", ap[:, AP_JOINS], dtype=pl.Int64),
+        "alive": pl.Series("alive", alive, dtype=pl.Int64),
+        **_rate_series("survival", alive, trajectories),
+    }
+    return pl.DataFrame([columns[name] for name in ALLIANCE_PERIODS_COLUMNS])
+
+
+def successes_table(ct: CampaignArrays, trials: int) -> pl.DataFrame:
+    """The distribution of successful aggressions per trajectory of a campaign run: one row per
+    count 0 … steps (Int64 ``successful_aggressions``), the Int64 ``trajectories`` with that
+    many and their ``share`` of all ``trials`` with its 95% Wilson bounds (shares add up to 1)."""
+    n = _trajectories(ct, trials)
+    counts = np.asarray(ct.successes, dtype=np.int64)
+    return pl.DataFrame([
+        pl.Series("successful_aggressions", np.arange(counts.size, dtype=np.int64),
+                  dtype=pl.Int64),
+        pl.Series("trajectories", counts, dtype=pl.Int64),
+        *_rate_series("share", counts, np.full(counts.size, n, dtype=np.int64)).values(),
+    ])
 
 
 # ---- terminal view ---------------------------------------------------------------------------

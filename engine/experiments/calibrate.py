@@ -108,6 +108,12 @@ def measure_of(scenario: Scenario, measure: str, seed: int, trials: int,
     denominators = {"honor_rate": int(row["consulted"]), "deterrence_success_rate": trials,
                     "deterrence_lift": trials, "attack_rate": trials,
                     "defection_rate": int(row["invoked"])}
+    if measure.startswith("final_"):  # a campaign's last period (its crises, its attacks)
+        n = row["final_crises"] if measure == "final_deterrence_success_rate" else \
+            row["final_attacked"]
+        return float(value), int(n)
+    if measure.endswith("_survival_rate"):  # a campaign's trajectories
+        return float(value), trials
     return float(value), denominators.get(measure, int(row["attacked"]))
 
 

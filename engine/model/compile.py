@@ -28,6 +28,34 @@ from .config import Scenario
 
 
 @dataclass(frozen=True)
+class CompiledCampaign:
+    """``[campaign]`` (design §7) as the campaign simulation reads it.
+
+    Each alliance's *roster* is its members and its candidates, in ascending state order (CSR
+    ``roster_ptr``/``roster_idx``); ``roster_initial`` marks the members (active at the start),
+    ``roster_protected`` the slots a ``defense`` alliance covers when active (every member
+    unless ``protected`` is set; a candidate only when ``protected`` is not set), and
+    ``roster_row`` the row of the per-member tallies: a member's row of the member CSR, a
+    candidate's ``n_memberships + k`` (candidates numbered in alliance, then state order)."""
+
+    steps: int
+    crisis_rate: float
+    reputation_learning: float
+    trust_weight: float
+    resolve_learning: float
+    threat_shock: float
+    threat_decay: float
+    exit_threshold: float
+    join_threshold: float
+    roster_ptr: np.ndarray  # int64 (A + 1,)
+    roster_idx: np.ndarray  # int64: states, ascending within an alliance
+    roster_initial: np.ndarray  # uint8: a member at the start
+    roster_protected: np.ndarray  # uint8: covered by its defense alliance when active
+    roster_row: np.ndarray  # int64: row of the per-member tallies
+    n_candidates: int
+
+
+@dataclass(frozen=True)
 class CompiledScenario:
     # states, shape (S,)
     state_ids: tuple[str, ...]
@@ -97,6 +125,7 @@ class CompiledScenario:
     threat_weight: float
     deterrence: int  # index into DETERRENCE_MODES
     pilot_samples: int
+    campaign: CompiledCampaign | None = None  # None: every trial is one v1 crisis
 
     @property
     def n_states(self) -> int:
@@ -267,6 +296,9 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
         return np.asarray(x, dtype=np.float64)
 
     sc = s.scenario
+    campaign = None
+    if s.campaign is not None:
+        campaign = _compile_campaign(s, sindex, member_ptr, member_idx)
     return CompiledScenario(
         state_ids=state_ids,
         capability=f64([st.capability for st in s.states]),
@@ -321,4 +353,43 @@ def compile_scenario(s: Scenario) -> CompiledScenario:
         threat_weight=float(sc.threat_weight),
         deterrence=DETERRENCE_MODES.index(sc.deterrence),
         pilot_samples=int(sc.pilot_samples),
+        campaign=campaign,
     )
+
+
+def _compile_campaign(s: Scenario, sindex: dict[str, int], member_ptr: np.ndarray,
+                      member_idx: np.ndarray) -> CompiledCampaign:
+    """The rosters (members and candidates) and the knobs of ``[campaign]``."""
+    cp = s.campaign
+    ptr = [0]
+    idx: list[int] = []
+    initial: list[int] = []
+    protected: list[int] = []
+    row: list[int] = []
+    n_candidates = 0
+    n_memberships = len(member_idx)
+    for a, al in enumerate(s.alliances):
+        member_rows = {int(member_idx[r]): r for r in range(member_ptr[a], member_ptr[a + 1])}
+        candidate_rows = {}
+        for state in sorted(sindex[c] for c in al.candidates):
+            candidate_rows[state] = n_memberships + n_candidates
+            n_candidates += 1
+        shielded = (None if al.protected is None
+                    else {sindex[p] for p in al.protected})
+        for state in sorted({**member_rows, **candidate_rows}):
+            idx.append(state)
+            is_member = state in member_rows
+            initial.append(1 if is_member else 0)
+            protected.append(1 if (shielded is None or state in shielded) else 0)
+            row.append(member_rows[state] if is_member else candidate_rows[state])
+        ptr.append(len(idx))
+    return CompiledCampaign(
+        steps=int(cp.steps), crisis_rate=float(cp.crisis_rate),
+        reputation_learning=float(cp.reputation_learning),
+        trust_weight=float(cp.trust_weight), resolve_learning=float(cp.resolve_learning),
+        threat_shock=float(cp.threat_shock), threat_decay=float(cp.threat_decay),
+        exit_threshold=float(cp.exit_threshold), join_threshold=float(cp.join_threshold),
+        roster_ptr=np.asarray(ptr, dtype=np.int64), roster_idx=np.asarray(idx, dtype=np.int64),
+        roster_initial=np.asarray(initial, dtype=np.uint8),
+        roster_protected=np.asarray(protected, dtype=np.uint8),
+        roster_row=np.asarray(row, dtype=np.int64), n_candidates=n_candidates)

@@ -104,6 +104,9 @@ class Alliance(Section):
     # directed pledges: a defense alliance covers only these members when attacked (the others
     # still consult and back); neutral: absent = every member is protected
     protected: list[Identifier] | None = None
+    # campaigns (design §7): states that may accede when their threat reaches join_threshold;
+    # neutral: none
+    candidates: list[Identifier] = []
 
 
 class Aggressor(Section):
@@ -118,6 +121,32 @@ class AttackType(Section):
     severity: Positive = 1.0
     attribution_days: NonNegative = 0.0
     ambiguity: Unit = 0.0
+
+
+MAX_CAMPAIGN_STEPS = 10_000
+
+
+class Campaign(Section):
+    """``[campaign]`` (design §7): each trial is a trajectory of ``steps`` periods in which
+    reputation, the aggressors' resolve, threat and membership carry over.  Every knob is
+    neutral at its default; with all of them neutral each period is a v1 crisis."""
+
+    steps: Annotated[int, Field(ge=1, le=MAX_CAMPAIGN_STEPS)]
+    crisis_rate: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 1.0
+    reputation_learning: Unit = 0.0  # λ
+    trust_weight: Unit = 0.0  # ω
+    resolve_learning: NonNegative = 0.0  # ρ
+    threat_shock: NonNegative = 0.0  # κ
+    threat_decay: Unit = 0.0  # δ
+    exit_threshold: Unit = 0.0
+    join_threshold: Annotated[float, Field(gt=0.0, allow_inf_nan=True)] = math.inf
+
+    @field_validator("join_threshold")
+    @classmethod
+    def _join_not_nan(cls, value):
+        if math.isnan(value):
+            raise ValueError("must be a positive number or inf, not nan")
+        return value
 
 
 class Exposure(BaseModel):
@@ -142,6 +171,7 @@ class Scenario(Section):
     aggressors: Annotated[list[Aggressor], Field(min_length=1)]
     attack_types: Annotated[dict[str, AttackType], Field(min_length=1)]
     exposure: Exposure = Exposure()
+    campaign: Campaign | None = None
 
     def to_toml_dict(self) -> dict:
         """Plain dict of the full scenario (every default filled in), for hashing and dumps."""
@@ -154,6 +184,11 @@ class Scenario(Section):
         for key, neutral in NEUTRAL_SETTINGS.items():
             if data["scenario"].get(key) == neutral:
                 del data["scenario"][key]
+        for alliance in data["alliances"]:
+            if not alliance.get("candidates"):
+                alliance.pop("candidates", None)
+        if data.get("campaign") is None:
+            data.pop("campaign", None)
         return data
 
     # the file this scenario was read from and its bytes (None when built or edited in Python)
@@ -291,6 +326,19 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
                                  "(collective security covers every member)"))
         if al.decision_rule == "veto" and not al.veto_holders:
             problems.append((f"{where}.veto_holders", "decision_rule \"veto\" needs veto holders"))
+        candidates: set[str] = set()
+        for cand in al.candidates:
+            if cand not in state_ids:
+                problems.append((f"{where}.candidates", f"unknown state id {cand!r}"))
+            elif cand in seen:
+                problems.append((f"{where}.candidates", f"{cand!r} is a member of {al.id} "
+                                 f"already"))
+            if cand in candidates:
+                problems.append((f"{where}.candidates", f"state {cand!r} is listed twice"))
+            candidates.add(cand)
+        if al.candidates and s.campaign is None:
+            problems.append((f"{where}.candidates", "candidates accede only in a campaign: add "
+                             "a [campaign] table"))
 
     aggressor_ids: set[str] = set()
     for ag in s.aggressors:

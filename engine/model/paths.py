@@ -96,6 +96,11 @@ def set_value(data: dict, path: str, value, option: str = "--set") -> None:
     if head == "exposure" and len(parts) >= 2:
         data.setdefault("exposure", {})[".".join(parts[1:])] = value
         return
+    if head == "campaign" and len(parts) == 2:
+        if data.get("campaign") is None:
+            raise UserError(f"{option} {path}: the scenario has no [campaign] table")
+        data["campaign"][parts[1]] = value
+        return
     if head in ("scenario", "attack_types") and len(parts) >= 2:
         node = data.setdefault(head, {})
         for part in parts[1:-1]:
@@ -106,7 +111,7 @@ def set_value(data: dict, path: str, value, option: str = "--set") -> None:
         return
     raise UserError(f"{option} {path}: unknown path (scenario.*, states.ID.*, alliances.ID.*, "
                     f"alliances.ID.members-/+, aggressors.STATE.*, attack_types.NAME.*, "
-                    f"exposure.*)")
+                    f"exposure.*, campaign.*)")
 
 
 def _set_weight(aggressor: dict, table: str, key: str, value, where: str) -> None:

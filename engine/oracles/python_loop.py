@@ -690,6 +690,104 @@ def cell_deterrence(c: CompiledScenario, seed: int,
                           np.array(expected, np.float64), np.array(how, np.int64))
 
 
+def outcome(c: CompiledScenario, world: World, response: Response, key: int, a: int,
+            k: int) -> tuple[bool, bool]:
+    """Step 8 of an attacked trial (repelled) and whether its allies defected."""
+    first = response.first
+    n_resp, n_failed = response.n_resp, response.n_failed
+    defection = first >= 0 and n_resp > 0 and n_failed / n_resp > c.defection_threshold
+    threat = world.capability[a] * float(c.severity[k])
+    z = (math.log(response.force) - math.log(threat) - response.delay / c.window_days
+         ) / c.outcome_noise
+    return uniform(key, SLOT_OUTCOME) < normal_cdf(z), defection
+
+
+# ---- tallies of an attacked trial ------------------------------------------------------------
+def tally_attacked(cell: Cell, response: Response, repelled: bool, defection: bool,
+                   rows: list, at, ah, mt) -> None:
+    """Steps 3–8's tallies of one attacked trial: the per-member rows ``mt``, the alliance rows
+    ``at``/``ah``, and every (cell-like tally row, delay histogram) of ``rows`` (a campaign also
+    adds the period's row)."""
+    t = cell.target
+    results = response.results
+    first = response.first
+    invoked = first >= 0
+    delay = response.delay
+    n_resp, n_failed = response.n_resp, response.n_failed
+    # per-member tallies: every consultation × every member of M_A but the target
+    honored = 0
+    pledges = 0
+    for cons, (decided, _, backed, _, _) in zip(cell.consultations, results, strict=True):
+        pledges += len(cons.members) - 1
+        for mem, b in zip(cons.members, backed, strict=True):
+            if mem.state == t:
+                continue
+            row = mt[mem.row]
+            row[M_PLEDGED] += 1
+            delivered = mem.state in response.delivered  # a responder, so invoked
+            if b:
+                row[M_BACKED] += 1
+            elif decided:
+                row[M_FREE_RODE] += 1
+            if delivered:
+                row[M_DELIVERED] += 1
+                if b:
+                    row[M_HONORED] += 1
+                    honored += 1
+
+    # cell tallies
+    delay_fx = fixed(delay, DELAY_SCALE) if invoked else 0
+    bin_no = delay_bin(delay) if invoked else 0
+    for tally, hist in rows:
+        tally[C_REPELLED if repelled else C_SUCCEEDED] += 1
+        if results:
+            tally[C_CONSULTED] += 1
+            tally[C_BACKING_SHARE_SUM] += fixed(response.n_union_back / response.n_union,
+                                                SHARE_SCALE)
+            tally[C_ALLIES_SUM] += pledges
+            tally[C_HONORED_SUM] += honored
+            if not invoked:
+                if any(res[4] for res in results):
+                    tally[C_VETO] += 1
+                else:
+                    tally[C_DEADLOCK] += 1
+        if invoked:
+            tally[C_INVOKED] += 1
+            tally[C_ROUNDS_SUM] += results[first][1]
+            tally[C_DELAY_SUM] += delay_fx
+            hist[bin_no] += 1
+            tally[C_FREE_RIDERS_SUM] += response.n_free
+            if n_resp > 0:
+                tally[C_WITH_ALLIED_BACKERS] += 1
+                tally[C_DELIVERED_SHARE_SUM] += fixed((n_resp - n_failed) / n_resp, SHARE_SCALE)
+            if defection:
+                tally[C_DEFECTION] += 1
+            if repelled:
+                tally[C_REPELLED_INVOKED] += 1
+
+    # alliance tallies
+    for pos, (cons, (decided, r, _, n_back, vetoed)) in enumerate(
+            zip(cell.consultations, results, strict=True)):
+        row = at[cons.alliance]
+        m = len(cons.members)
+        row[A_CONSULTED] += 1
+        row[A_BACKING_SHARE_SUM] += fixed(n_back / m, SHARE_SCALE)
+        if repelled:
+            row[A_REPELLED] += 1
+        if decided:
+            row[A_DECIDED] += 1
+            row[A_ROUNDS_SUM] += r
+            row[A_FREE_RIDERS_SUM] += m - n_back
+        elif vetoed:
+            row[A_VETO] += 1
+        else:
+            row[A_DEADLOCK] += 1
+        if pos == first:
+            row[A_FIRST] += 1
+            row[A_DELAY_SUM] += delay_fx
+            ah[cons.alliance][bin_no] += 1
+
+
 # ---- driver --------------------------------------------------------------------------------
 def simulate_python(compiled: CompiledScenario, seed: int, start: int, stop: int, *,
                     deterrence: CellDeterrence | None = None) -> Tallies:
@@ -700,17 +798,14 @@ def simulate_python(compiled: CompiledScenario, seed: int, start: int, stop: int
     ``p_deterred`` and ``p_deterred_no_alliance``, such as the engine's ``DeterrenceTables``."""
     c = compiled
     world = World(c)
-    capability = world.capability
     aggressor_state = c.aggressor_state.tolist()
     aggressor_cum = c.aggressor_cum_weight.tolist()
     target_ptr = c.target_ptr.tolist()
-    target_state = c.target_state.tolist()
     target_cum = c.target_cum_weight.tolist()
     target_cell_base = c.target_cell_base.tolist()
     mix_ptr = c.mix_ptr.tolist()
     mix_type = c.mix_type.tolist()
     mix_cum = c.mix_cum_weight.tolist()
-    severity = c.severity.tolist()
     cells = cell_table(c)
     if deterrence is None:
         deterrence = cell_deterrence(c, seed, cells)
@@ -739,7 +834,6 @@ def simulate_python(compiled: CompiledScenario, seed: int, start: int, stop: int
         if mix_ptr[j + 1] - ki > 1:
             ki = pick(mix_cum, ki, mix_ptr[j + 1], uniform(key, SLOT_ATTACK_TYPE))
         a = aggressor_state[j]
-        t = target_state[ti]
         k = mix_type[ki]
         cell_no = target_cell_base[ti] + (ki - mix_ptr[j])
         cell = cells[cell_no]
@@ -760,93 +854,11 @@ def simulate_python(compiled: CompiledScenario, seed: int, start: int, stop: int
             continue
         tally[C_ATTACKED] += 1
 
-        # 3–7. attribution, consultation, delay, delivery
+        # 3–8. attribution, consultation, delay, delivery, outcome
         response = respond(world, cell, key)
-        results = response.results
-        first = response.first
-        invoked = first >= 0
-        force = response.force
-        delay = response.delay
-        n_resp = response.n_resp
-        n_failed = response.n_failed
-        defection = invoked and n_resp > 0 and n_failed / n_resp > c.defection_threshold
-
-        # 8. outcome
-        threat = capability[a] * severity[k]
-        z = (math.log(force) - math.log(threat) - delay / c.window_days) / c.outcome_noise
-        repelled = uniform(key, SLOT_OUTCOME) < normal_cdf(z)
-
-        # per-member tallies: every consultation × every member of M_A but the target
-        honored = 0
-        pledges = 0
-        for cons, (decided, _, backed, _, _) in zip(cell.consultations, results, strict=True):
-            pledges += len(cons.members) - 1
-            for mem, b in zip(cons.members, backed, strict=True):
-                if mem.state == t:
-                    continue
-                row = mt[mem.row]
-                row[M_PLEDGED] += 1
-                delivered = mem.state in response.delivered  # a responder, so invoked
-                if b:
-                    row[M_BACKED] += 1
-                elif decided:
-                    row[M_FREE_RODE] += 1
-                if delivered:
-                    row[M_DELIVERED] += 1
-                    if b:
-                        row[M_HONORED] += 1
-                        honored += 1
-
-        # cell tallies
-        tally[C_REPELLED if repelled else C_SUCCEEDED] += 1
-        if results:
-            tally[C_CONSULTED] += 1
-            tally[C_BACKING_SHARE_SUM] += fixed(response.n_union_back / response.n_union,
-                                                SHARE_SCALE)
-            tally[C_ALLIES_SUM] += pledges
-            tally[C_HONORED_SUM] += honored
-            if not invoked:
-                if any(res[4] for res in results):
-                    tally[C_VETO] += 1
-                else:
-                    tally[C_DEADLOCK] += 1
-        if invoked:
-            delay_fx = fixed(delay, DELAY_SCALE)
-            bin_no = delay_bin(delay)
-            tally[C_INVOKED] += 1
-            tally[C_ROUNDS_SUM] += results[first][1]
-            tally[C_DELAY_SUM] += delay_fx
-            ch[cell_no][bin_no] += 1
-            tally[C_FREE_RIDERS_SUM] += response.n_free
-            if n_resp > 0:
-                tally[C_WITH_ALLIED_BACKERS] += 1
-                tally[C_DELIVERED_SHARE_SUM] += fixed((n_resp - n_failed) / n_resp, SHARE_SCALE)
-            if defection:
-                tally[C_DEFECTION] += 1
-            if repelled:
-                tally[C_REPELLED_INVOKED] += 1
-
-        # alliance tallies
-        for pos, (cons, (decided, r, _, n_back, vetoed)) in enumerate(
-                zip(cell.consultations, results, strict=True)):
-            row = at[cons.alliance]
-            m = len(cons.members)
-            row[A_CONSULTED] += 1
-            row[A_BACKING_SHARE_SUM] += fixed(n_back / m, SHARE_SCALE)
-            if repelled:
-                row[A_REPELLED] += 1
-            if decided:
-                row[A_DECIDED] += 1
-                row[A_ROUNDS_SUM] += r
-                row[A_FREE_RIDERS_SUM] += m - n_back
-            elif vetoed:
-                row[A_VETO] += 1
-            else:
-                row[A_DEADLOCK] += 1
-            if pos == first:
-                row[A_FIRST] += 1
-                row[A_DELAY_SUM] += delay_fx
-                ah[cons.alliance][bin_no] += 1
+        repelled, defection = outcome(c, world, response, key, a, k)
+        tally_attacked(cell, response, repelled, defection, [(tally, ch[cell_no])], at, ah,
+                       mt)
 
     return Tallies(
         np.array(ct, dtype=np.int64).reshape(c.n_cells, N_CELL_COLUMNS),

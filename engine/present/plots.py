@@ -55,7 +55,7 @@ from ..core.statistics import wilson_interval
 from ..core.tables import members_by_reliability
 from ..data.names import alliance_name
 from ..errors import UserError
-from ..runs.folder import RunData, RunFolder
+from ..runs.folder import CAMPAIGN_TABLES, RunData, RunFolder
 from .sanitize import plot_safe
 from .terminal import member_label
 
@@ -171,6 +171,21 @@ def read_run(run_dir: Path) -> RunData:
         # labels only: without the scenario, alliances are A1, A2, … in tally order
         run.alliance_ids = [f"A{i + 1}" for i in range(run.tallies.alliance_hist.shape[0])]
     return run
+
+
+def campaign_tables(run: RunData) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None:
+    """A campaign run's tables (periods, alliance × period, successes per trajectory), or None
+    for a run without ``[campaign]``; a :class:`UserError` naming the run when its manifest says
+    campaign but a table could not be read."""
+    if not isinstance(run.manifest.get("campaign"), dict):
+        return None
+    missing = [name for name in CAMPAIGN_TABLES if name not in run.campaign]
+    if missing:
+        why = "; ".join(run.notes) or "missing"
+        raise UserError(f"{run.path}: a campaign run, but cannot read its "
+                        f"{', '.join(missing)}: {why}")
+    periods, alliance_periods, successes = (run.campaign[name] for name in CAMPAIGN_TABLES)
+    return periods, alliance_periods, successes
 
 
 # ---- names, not codes ----------------------------------------------------------------------
@@ -661,7 +676,8 @@ def _plot_members(run: RunData, names: Names, out_dir: Path) -> list[Path]:
 def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
     """Write the figures of the run in ``run_dir`` into ``out_dir`` (default RUN_DIR/plots).
 
-    Returns the written paths (PNG and SVG of each figure in :data:`RUN_FIGURES`)."""
+    Returns the written paths (PNG and SVG of each figure in :data:`RUN_FIGURES`, then, for a
+    campaign run, of each in :data:`CAMPAIGN_FIGURES`: :func:`plot_campaign`)."""
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / "plots"
@@ -675,7 +691,12 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     paths += _plot_delay(run, names, out)
     paths += _plot_breakdown(run, names, out)
     paths += _plot_members(run, names, out)
+    tables = campaign_tables(run)
+    if tables is not None:
+        paths += plot_campaign(*tables, out, title=run.manifest.get("scenario", ""),
+                               names=names)
     return paths
+
 
 
 # the tables of a scenario whose rows a parameter path names by id ("alliances.NATO.round_days")
@@ -955,3 +976,290 @@ def plot_corner(posterior: pl.DataFrame, names: list[str], out_dir: str | Path) 
     fig.suptitle("Posterior: marginals (median, 95% interval) and pairs", x=0.01, ha="left",
                  fontsize=12)
     return _save(fig, Path(out_dir), "corner")
+
+
+# ---- campaigns (design §7) -----------------------------------------------------------------
+
+CAMPAIGN_FIGURES = ("campaign_rates", "campaign_survival", "campaign_reputation",
+                    "campaign_successes")
+# (measure of periods_table, words, colour) of the rates-over-periods figure
+CAMPAIGN_RATES = (
+    ("deterrence_success_rate", "deterrence success (of crises)", PALETTE[0]),
+    ("aggression_success_rate", "aggression success (of attacks)", PALETTE[3]),
+    ("breakdown_rate", "breakdown: deadlock, veto or defection (of attacks)", PALETTE[4]),
+)
+# periods up to this many are drawn with markers
+MAX_MARKED_PERIODS = 40
+
+
+def _floats(frame: pl.DataFrame, name: str) -> np.ndarray:
+    """A column as float64, null as NaN."""
+    return frame[name].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+
+
+def _period_axis(ax, periods: np.ndarray) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(periods.min() - 0.3, periods.max() + 0.3)
+    ax.set_xlabel("period (from 0)")
+    ax.grid(alpha=0.3)
+
+
+def _band(ax, x: np.ndarray, low: np.ndarray, high: np.ndarray, color: str,
+          label: str | None = None) -> None:
+    """A 95% band; a single period has no area to fill: a bar instead."""
+    if x.size > 1:
+        ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0, label=label)
+    else:
+        ax.vlines(x, low, high, color=color, alpha=0.5, lw=4, label=label)
+
+
+def _rate_ylim(ax, values: np.ndarray) -> None:
+    """0 to a little above the largest value (in %), as the sweep figures do."""
+    finite = values[np.isfinite(values)]
+    top = float(finite.max()) if finite.size else 0.0
+    ax.set_ylim(0, min(100.0, top * 1.1 + 2) if top < 95 else 102)
+
+
+def _plot_campaign_rates(periods: pl.DataFrame, out_dir: Path, title: str) -> list[Path]:
+    plt = _pyplot()
+    x = _floats(periods, "period")
+    marker = "o" if x.size <= MAX_MARKED_PERIODS else None
+    fig, ax = plt.subplots(figsize=(9.0, 4.8))
+    drawn = []
+    for measure, words, color in CAMPAIGN_RATES:
+        y = 100 * _floats(periods, measure)
+        ax.plot(x, y, color=color, lw=1.8, marker=marker, ms=3.5, label=words)
+        low = 100 * _floats(periods, f"{measure}_low")
+        high = 100 * _floats(periods, f"{measure}_high")
+        _band(ax, x, low, high, color, "95% Wilson interval" if not drawn else None)
+        drawn += [y, high]
+    base = 100 * _floats(periods, "deterrence_rate_no_alliance")
+    if np.isfinite(base).any():
+        ax.plot(x, base, color=PALETTE[0], lw=1.2, ls="--", marker=None,
+                label="deterrence had every target stood alone (same crises)")
+        drawn.append(base)
+    _period_axis(ax, x)
+    _rate_ylim(ax, np.concatenate(drawn))
+    ax.set_ylabel("share (%)")
+    crises = _floats(periods, "crisis_rate_observed")
+    sub = ""
+    if np.nanmin(crises, initial=1.0) < 1.0:
+        sub = f"\n(a crisis in {100 * np.nanmean(crises):.0f}% of the periods; rates of those)"
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] == "95% Wilson interval")
+    fig.legend([handles[i] for i in order], [labels[i] for i in order],
+               loc="outside lower center", ncol=2, frameon=False)
+    fig.suptitle(f"Does deterrence hold as the crises go on? Rates per period — "
+                 f"{plot_safe(title)}{sub}", x=0.01, ha="left", fontsize=12.5)
+    return _save(fig, out_dir, "campaign_rates")
+
+
+def _alliance_change(rows: pl.DataFrame) -> float:
+    """How much an alliance changes over the campaign: the larger of the share of trajectories
+    in which it dissolved and the largest relative change of its active members."""
+    lost = 1.0 - float(np.nanmin(_floats(rows, "survival"), initial=1.0))
+    start = max(int(rows["members_at_start"][0]), 1)
+    moved = float(np.nanmax(np.abs(_floats(rows, "active_members_mean") / start - 1.0),
+                            initial=0.0))
+    return max(lost, moved)
+
+
+def _campaign_alliances(alliance_periods: pl.DataFrame
+                        ) -> tuple[list[tuple[str, pl.DataFrame]], list[pl.DataFrame]]:
+    """(the alliances shown, each with its rows; the rows of the others): all when there are at
+    most :data:`MAX_CURVES`, else the ``MAX_CURVES − 1`` that change most (ties in file order)."""
+    groups = [(str(k[0]), g.sort("period"))
+              for k, g in alliance_periods.group_by("alliance", maintain_order=True)]
+    if len(groups) <= MAX_CURVES:
+        return groups, []
+    change = np.array([_alliance_change(g) for _, g in groups])
+    keep = set(np.argsort(-change, kind="stable")[: MAX_CURVES - 1].tolist())
+    return ([g for i, g in enumerate(groups) if i in keep],
+            [g for i, (_, g) in enumerate(groups) if i not in keep])
+
+
+def _plot_campaign_survival(alliance_periods: pl.DataFrame, names: Names, out_dir: Path,
+                            title: str) -> list[Path]:
+    plt = _pyplot()
+    shown, rest = _campaign_alliances(alliance_periods)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.0, 5.0))
+    if not shown:
+        for ax in (left, right):
+            ax.text(0.5, 0.5, "no alliance in this scenario", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_axis_off()
+        fig.suptitle(f"Do the alliances hold? — {plot_safe(title)}", x=0.01, ha="left")
+        return _save(fig, out_dir, "campaign_survival")
+    x = _floats(shown[0][1], "period")
+    marker = "o" if x.size <= MAX_MARKED_PERIODS else None
+    lowest = 100.0
+    for i, (alliance, rows) in enumerate(shown):
+        color = PALETTE[i % len(PALETTE)]
+        label = plot_safe(names.alliance(alliance))
+        survival = 100 * _floats(rows, "survival")
+        low = 100 * _floats(rows, "survival_low")
+        left.plot(x, survival, color=color, lw=1.8, marker=marker, ms=3.5, label=label)
+        _band(left, x, low, 100 * _floats(rows, "survival_high"), color)
+        lowest = min(lowest, float(np.nanmin(low, initial=100.0)))
+        start = max(int(rows["members_at_start"][0]), 1)
+        right.plot(x, 100 * _floats(rows, "active_members_mean") / start, color=color, lw=1.8,
+                   marker=marker, ms=3.5, label=label)
+    if rest:
+        label = _other_label(len(rest), "alliances")
+        survival = np.mean([_floats(g.sort("period"), "survival") for g in rest], axis=0)
+        active = np.sum([_floats(g.sort("period"), "active_members_mean") for g in rest], axis=0)
+        start = sum(max(int(g["members_at_start"][0]), 1) for g in rest)
+        left.plot(x, 100 * survival, color=OTHER_COLOR, lw=1.8, label=f"{label}, mean")
+        right.plot(x, 100 * active / start, color=OTHER_COLOR, lw=1.8, label=f"{label}, mean")
+        lowest = min(lowest, float(np.nanmin(100 * survival, initial=100.0)))
+    for ax in (left, right):
+        _period_axis(ax, x)
+    if lowest >= 99.95:
+        left.set_ylim(0, 102)
+    else:
+        left.set_ylim(max(0.0, 10 * math.floor(lowest / 10) - 2), 101.5)
+    left.set_ylabel("trajectories in which it is not dissolved (%)")
+    left.set_title("survival, with 95% Wilson intervals", loc="left")
+    right.axhline(100, color="0.6", lw=1, ls=":")
+    right.set_ylabel("active members (% of its members at the start, mean)")
+    right.set_title("members: exits and accessions", loc="left")
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3),
+               frameon=False)
+    note = ""
+    if rest:
+        note = (f"\n(the {len(shown)} alliances that change most; the other {len(rest):,} "
+                "pooled)")
+    elif all(_alliance_change(g) == 0.0 for _, g in shown):
+        note = "\n(no alliance lost or gained a member or dissolved in any trajectory)"
+    fig.suptitle(f"Do the alliances hold? Survival and membership per period — "
+                 f"{plot_safe(title)}{note}", x=0.01, ha="left", fontsize=12.5)
+    return _save(fig, out_dir, "campaign_survival")
+
+
+def _plot_campaign_reputation(periods: pl.DataFrame, alliance_periods: pl.DataFrame,
+                              names: Names, out_dir: Path, title: str) -> list[Path]:
+    plt = _pyplot()
+    x = _floats(periods, "period")
+    marker = "o" if x.size <= MAX_MARKED_PERIODS else None
+    fig, (rep_ax, res_ax, thr_ax) = plt.subplots(1, 3, figsize=(14.0, 4.8))
+    rep = _floats(periods, "reputation_mean")
+    rep_ax.plot(x, rep, color=PALETTE[6], lw=2.2, marker=marker, ms=3.5,
+                label="every state in an alliance's roster")
+    values = [rep]
+    shown, _ = _campaign_alliances(alliance_periods)
+    for i, (alliance, rows) in enumerate(shown):
+        y = _floats(rows, "reputation_mean")
+        rep_ax.plot(_floats(rows, "period"), y, color=PALETTE[i % (len(PALETTE) - 2)], lw=1.3,
+                    ls="--", label=f"{plot_safe(names.alliance(alliance))}: its active members")
+        values.append(y)
+    top = max(1.0, float(np.nanmax(np.concatenate(values), initial=1.0)))
+    rep_ax.set_ylim(0, top * 1.03)
+    rep_ax.set_ylabel("mean reputation (1 at the start)")
+    rep_ax.set_title("reputation of the allies", loc="left")
+    rep_ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.16), frameon=False, fontsize=8.5)
+    resolve = _floats(periods, "resolve_multiplier_mean")
+    res_ax.plot(x, resolve, color=PALETTE[3], lw=2.0, marker=marker, ms=3.5)
+    res_ax.axhline(1.0, color="0.6", lw=1, ls=":")
+    finite = resolve[np.isfinite(resolve) & (resolve > 0)]
+    if finite.size and finite.max() / finite.min() > 4:
+        res_ax.set_yscale("log")
+    else:
+        lo = min(1.0, float(finite.min())) if finite.size else 1.0
+        hi = max(1.0, float(finite.max())) if finite.size else 1.0
+        pad = max(0.05, 0.08 * (hi - lo))
+        res_ax.set_ylim(max(0.0, lo - pad), hi + pad)
+    res_ax.set_ylabel("mean resolve multiplier (1 at the start)")
+    res_ax.set_title("aggressors' resolve (learning)", loc="left")
+    threat = _floats(periods, "threat_mean")
+    thr_ax.plot(x, threat, color=PALETTE[1], lw=2.0, marker=marker, ms=3.5)
+    thr_ax.set_ylim(0, 1.03)
+    thr_ax.set_ylabel("mean threat level of every state (0–1)")
+    thr_ax.set_title("perceived threat", loc="left")
+    for ax in (rep_ax, res_ax, thr_ax):
+        _period_axis(ax, x)
+    fig.suptitle(f"How do trust, resolve and threat move? — {plot_safe(title)}\n(means over "
+                 "the trajectories at the end of each period)", x=0.01, ha="left",
+                 fontsize=12.5)
+    return _save(fig, out_dir, "campaign_reputation")
+
+
+def _plot_campaign_successes(successes: pl.DataFrame, out_dir: Path, title: str) -> list[Path]:
+    plt = _pyplot()
+    k = _floats(successes, "successful_aggressions")
+    share = 100 * _floats(successes, "share")
+    low = 100 * _floats(successes, "share_low")
+    high = 100 * _floats(successes, "share_high")
+    counts = _floats(successes, "trajectories")
+    fig, ax = plt.subplots(figsize=(max(7.0, min(14.0, 0.35 * k.size + 4.0)), 4.6))
+    ax.bar(k, share, width=0.7, color=PALETTE[3], alpha=0.85, label="share of trajectories")
+    err = np.vstack([np.clip(share - low, 0, None), np.clip(high - share, 0, None)])
+    ax.errorbar(k, share, yerr=err, fmt="none", ecolor="black", elinewidth=1.1, capsize=3,
+                label="95% Wilson interval")
+    labelled = k.size <= 25
+    if labelled:  # above the interval, where no whisker runs
+        for ki, s, hi in zip(k, share, high, strict=True):
+            ax.text(ki, hi, f"{s:.1f}%", ha="center", va="bottom", fontsize=8)
+    total = counts.sum()
+    mean = float((k * counts).sum() / total) if total > 0 else float("nan")
+    if math.isfinite(mean):
+        ax.axvline(mean, color=PALETTE[6], ls="--", lw=1.2,
+                   label=f"mean: {mean:.2f} successful aggressions per trajectory")
+    from matplotlib.ticker import MaxNLocator
+
+    if labelled:
+        ax.set_xticks(k, [f"{int(v)}" for v in k])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(k.min() - 0.6, k.max() + 0.6)
+    ax.set_ylim(0, min(100.0, float(np.nanmax(high, initial=0.0)) * 1.15 + 1))
+    ax.set_xlabel(f"successful aggressions in a trajectory of {k.size - 1} periods")
+    ax.set_ylabel("trajectories (%)")
+    ax.grid(axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+    fig.suptitle(f"How many aggressions succeed in a campaign? — {plot_safe(title)}", x=0.01,
+                 ha="left", fontsize=12.5)
+    return _save(fig, out_dir, "campaign_successes")
+
+
+def plot_campaign(periods: pl.DataFrame, alliance_periods: pl.DataFrame,
+                  successes: pl.DataFrame, out_dir: str | Path, title: str = "",
+                  names: Names | None = None) -> list[Path]:
+    """The figures of a campaign run (design §7) from its tables
+    (:func:`engine.core.tables.periods_table`, :func:`~engine.core.tables.alliance_periods_table`,
+    :func:`~engine.core.tables.successes_table`), each as PNG and SVG in ``out_dir``:
+
+    ``campaign_rates``
+        deterrence success (of crises), aggression success and breakdown (of attacks) per
+        period with their 95% Wilson bands, and deterrence had every target stood alone.
+    ``campaign_survival``
+        per alliance, the share of trajectories in which it is not dissolved (Wilson bands) and
+        its active members as a share of its members at the start; at most :data:`MAX_CURVES`
+        curves: the alliances that change most, the others pooled as one grey mean.
+    ``campaign_reputation``
+        the mean reputation (of the roster states, and of each shown alliance's active
+        members), the aggressors' mean resolve multiplier and the states' mean threat per period
+        (means over trajectories: the tallies keep no spread, so no band).
+    ``campaign_successes``
+        the distribution of successful aggressions per trajectory, with Wilson intervals and the
+        mean.
+
+    ``title`` names the scenario; ``names`` (:class:`Names`) the alliances.  Returns the paths
+    written, in the order of :data:`CAMPAIGN_FIGURES`."""
+    names = names or Names()
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{out}: cannot create the plot folder: {err.strerror}") from None
+    if periods.height == 0:
+        raise UserError("campaign figures: the periods table has no rows")
+    paths: list[Path] = []
+    paths += _plot_campaign_rates(periods, out, title)
+    paths += _plot_campaign_survival(alliance_periods, names, out, title)
+    paths += _plot_campaign_reputation(periods, alliance_periods, names, out, title)
+    paths += _plot_campaign_successes(successes, out, title)
+    return paths

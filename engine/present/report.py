@@ -28,6 +28,7 @@ import json
 import math
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,9 +40,17 @@ from ..data.registry import DATASETS, Dataset
 from ..errors import UserError
 from ..runs.folder import MEMBERS, SCENARIO, RunData
 from ..runs.io import atomic_write
-from .plots import RUN_FIGURES, Names, plot_run, read_run, scenario_names
+from .plots import (
+    CAMPAIGN_FIGURES,
+    RUN_FIGURES,
+    Names,
+    campaign_tables,
+    plot_run,
+    read_run,
+    scenario_names,
+)
 from .sanitize import terminal_safe
-from .terminal import member_label
+from .terminal import evenly_spaced, member_label
 
 # the most rows of one summary table (the rest: one row pointing to summary.parquet)
 MAX_TABLE_ROWS = 50
@@ -241,7 +250,9 @@ def _svg_figure(svg: Path, name: str, caption: str, alt: str | None = None) -> s
             "</figcaption></figure>")
 
 
-def _figures_html(run_dir: Path) -> str:
+def _figures_html(run_dir: Path, run: RunData, names: Names) -> tuple[str, str]:
+    """The embedded figures of the run (:func:`plot_run`, drawn once) and, for a campaign run,
+    its :func:`campaign_section` with the campaign figures ("" otherwise)."""
     with tempfile.TemporaryDirectory(prefix="crisis-report-") as tmp:
         paths = plot_run(run_dir, tmp)
         parts = []
@@ -249,7 +260,10 @@ def _figures_html(run_dir: Path) -> str:
             svg = next((p for p in paths if p.name == f"{name}.svg"), None)
             if svg is not None:
                 parts.append(_svg_figure(svg, name, FIGURE_CAPTIONS.get(name, name)))
-    return "\n".join(parts)
+        tables = campaign_tables(run)
+        campaign = ("" if tables is None else
+                    campaign_section(*tables, figures=paths, names=names))
+    return "\n".join(parts), campaign
 
 
 def _frame_html(frame: pl.DataFrame, limit: int = MAX_TABLE_ROWS) -> str:
@@ -449,7 +463,9 @@ def reading(run: RunData, names: Names) -> list[str]:
     if overall is None or not _finite(overall.get("deterrence_success_rate")):
         return ["This run has no trials to read."]
     trials = overall.get("trials") or m.get("trials")
-    first = (f"Across {trials:,} trials, aggression was deterred in "
+    campaign = m.get("campaign") if isinstance(m.get("campaign"), dict) else None
+    first = (f"Across {trials:,} {'trials' if campaign is None else 'crises'}, aggression was "
+             "deterred in "
              f"{_share(overall['deterrence_success_rate'])}"
              f"{_bracket(overall, 'deterrence_success_rate')} of crises.")
     alone = overall.get("deterrence_rate_no_alliance")
@@ -458,7 +474,8 @@ def reading(run: RunData, names: Names) -> list[str]:
         lift = overall.get("deterrence_lift")
         first += (f": alliances add {100 * lift:.1f} percentage points"
                   f"{_bracket(overall, 'deterrence_lift')}." if _finite(lift) else ".")
-    out = [first, _outcome_sentence(overall)]
+    out = [_campaign_totals_sentence(campaign, m.get("trials"), trials), first,
+           _outcome_sentence(overall)]
     out += _target_sentences(summary, names)
     p50, p90 = overall.get("delay_p50_days"), overall.get("delay_p90_days")
     if _finite(p50) and _finite(p90):
@@ -469,6 +486,20 @@ def reading(run: RunData, names: Names) -> list[str]:
                                if isinstance(m.get("posterior"), dict)
                                else "95% Wilson intervals (Monte Carlo uncertainty only)."))
     return [s for s in out if s]
+
+
+def _campaign_totals_sentence(campaign: dict | None, trajectories, crises) -> str | None:
+    """For a campaign run: what the run's totals count (every crisis of every period)."""
+    if campaign is None:
+        return None
+    steps = campaign.get("steps")
+    return (f"This run is a campaign: {trajectories:,} trajectories of {steps:,} periods each. "
+            f"Its totals — this reading, the figures and the tables after the campaign section "
+            f"— are over every crisis of every period ({crises:,} crises); the campaign "
+            "section shows them period by period."
+            if isinstance(trajectories, int) and isinstance(steps, int)
+            else "This run is a campaign: its totals are over every crisis of every period; "
+                 "the campaign section shows them period by period.")
 
 
 # ---- the assumptions: values the scenario marks `# assumption`, and the defaults it left -------
@@ -687,8 +718,9 @@ def _scenario_of(run: RunData):
 
 def render_report(run_dir: str | Path) -> str:
     """The HTML page of the run in ``run_dir``: a reading of the results in words, the
-    assumptions, the figures, the results and members tables, the posterior's parameters (a
-    calibrated run), the sources cited, then the manifest and the scenario file."""
+    assumptions, a campaign run's :func:`campaign_section` (by period, over all of its periods'
+    crises otherwise), the figures, the results and members tables, the posterior's parameters
+    (a calibrated run), the sources cited, then the manifest and the scenario file."""
     run_dir = Path(run_dir)
     if is_backtest_folder(run_dir) and not (run_dir / "manifest.json").is_file():
         return render_backtest(run_dir)
@@ -715,6 +747,7 @@ def render_report(run_dir: str | Path) -> str:
         ("run folder", str(run_dir)),
     ]
     esc = html.escape
+    figures, campaign = _figures_html(run_dir, run, names)
     body = [
         f"<h1>{esc(name)}</h1>",
         f'<p class="sub">{esc(f"{trials:,}" if isinstance(trials, int) else str(trials))} '
@@ -726,9 +759,12 @@ def render_report(run_dir: str | Path) -> str:
                                           for s in reading(run, names)) + "</div>",
         '<h2 id="assumptions">Assumptions</h2>',
         assumptions_html(scenario_text, scenario, names),
-        '<h2 id="figures">Figures</h2>', _figures_html(run_dir),
+        *([campaign] if campaign else []),
+        '<h2 id="figures">Figures</h2>', figures,
         '<h2 id="results">Results</h2>',
-        '<p class="sub">Rates are percentages: deterrence and lift of all trials; invocation, '
+        '<p class="sub">' + ("Every crisis of every period of the campaign counts once. "
+                             if campaign else "")
+        + 'Rates are percentages: deterrence and lift of all trials; invocation, '
         "deadlock, veto, breakdown and repelled of attacked trials; defection of invoked trials; "
         "honored of the allies' commitments in consulted crises. Brackets: "
         + ("2.5–97.5% over the posterior: parameter and Monte Carlo uncertainty together. "
@@ -779,3 +815,269 @@ def write_report(run_dir: str | Path, out_path: str | Path | None = None) -> Pat
             raise UserError(f"{out.parent}: cannot create the folder: {err.strerror}") from None
     atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return out
+
+
+# ---- campaigns (design §7): the reading, the table by period and the figures ----------------
+
+CAMPAIGN_CAPTIONS = {
+    "campaign_rates": "Per period: the share of crises deterred, and of the attacks the share "
+                      "that succeeded and that broke down (deadlock, veto or defection), with "
+                      "95% Wilson bands; dashed: deterrence had every target stood alone.",
+    "campaign_survival": "Per alliance: the share of trajectories in which it is not yet "
+                         "dissolved after each period (95% Wilson bands), and its active "
+                         "members as a share of its members at the start (exits and "
+                         "accessions); the alliances that change most, the others pooled.",
+    "campaign_reputation": "Means over the trajectories at the end of each period: reputation "
+                           "of the allies (all roster states, and each alliance's active "
+                           "members), the aggressors' resolve multiplier and the threat level.",
+    "campaign_successes": "How many of its crises an aggressor won in one trajectory: the share "
+                          "of trajectories by their number of successful aggressions, with 95% "
+                          "Wilson intervals; dashed: the mean.",
+}
+# (column heading, measure, kind) of the table by period; kinds as in COLUMNS, and "mean"
+PERIOD_TABLE_COLUMNS = (
+    ("period", "period", "count"),
+    ("crises", "crises", "count"),
+    ("deterred % [95% CI]", "deterrence_success_rate", "rate+ci"),
+    ("no-alliance %", "deterrence_rate_no_alliance", "rate"),
+    ("attacked", "attacked", "count"),
+    ("aggression success % [95% CI]", "aggression_success_rate", "rate+ci"),
+    ("breakdown % [95% CI]", "breakdown_rate", "rate+ci"),
+    ("honored %", "honor_rate", "rate"),
+    ("delay p50 (d)", "delay_p50_days", "days"),
+    ("reputation", "reputation_mean", "mean"),
+    ("resolve ×", "resolve_multiplier_mean", "mean"),
+    ("threat", "threat_mean", "mean"),
+    ("exits", "exits", "count"),
+    ("joins", "joins", "count"),
+    ("dissolved", "dissolved", "count"),
+)
+# the reading names at most this many alliances
+MAX_CAMPAIGN_ALLIANCES_NAMED = 3
+
+
+def _campaign_cell(rec: dict, measure: str, kind: str) -> str:
+    if kind == "mean":
+        x = rec.get(measure)
+        return f"{x:.3f}" if _finite(x) else "-"
+    return _cell(rec, measure, kind)
+
+
+def _no_overlap(first: dict, last: dict, measure: str) -> int:
+    """+1 / −1 when ``last``'s Wilson interval lies wholly above / below ``first``'s, else 0."""
+    lo0, hi0 = first.get(f"{measure}_low"), first.get(f"{measure}_high")
+    lo1, hi1 = last.get(f"{measure}_low"), last.get(f"{measure}_high")
+    if not all(_finite(x) for x in (lo0, hi0, lo1, hi1)):
+        return 0
+    return 1 if lo1 > hi0 else -1 if hi1 < lo0 else 0
+
+
+def _trend_sentence(first: dict, last: dict, measure: str, what: str) -> str | None:
+    """How ``measure`` moved from the first period to the last, in words ("fell" / "rose" only
+    when the two 95% intervals do not overlap)."""
+    a, b = first.get(measure), last.get(measure)
+    if not (_finite(a) and _finite(b)):
+        return None
+    p0, p1 = first["period"], last["period"]
+    then = f"{_share(a)}{_bracket(first, measure)} in period {p0}"
+    now = f"{_share(b)}{_bracket(last, measure)} in period {p1}"
+    move = _no_overlap(first, last, measure)
+    if move < 0:
+        return f"{what} fell from {then} to {now}."
+    if move > 0:
+        return f"{what} rose from {then} to {now}."
+    return f"{what} stayed within Monte Carlo noise: {then}, {now}."
+
+
+def _alliance_rows(alliance_periods: pl.DataFrame) -> list[tuple[str, dict, dict]]:
+    """(alliance id, its first period's row, its last period's row), the alliances that change
+    most first (lowest survival at the end, then the largest change in active members)."""
+    out = []
+    for key, rows in alliance_periods.group_by("alliance", maintain_order=True):
+        rows = rows.sort("period")
+        out.append((str(key[0]), rows.row(0, named=True), rows.row(rows.height - 1, named=True)))
+
+    def change(item):
+        last = item[2]
+        survival = last["survival"] if _finite(last.get("survival")) else 1.0
+        start = max(last["members_at_start"] or 1, 1)
+        moved = abs((last["active_members_mean"] or 0.0) / start - 1.0)
+        return (survival, -moved)
+
+    return sorted(out, key=change)
+
+
+def campaign_reading(periods: pl.DataFrame, alliance_periods: pl.DataFrame,
+                     successes: pl.DataFrame, names: Names | None = None) -> list[str]:
+    """A campaign run's results in a few sentences, every number from its tables: how
+    deterrence and aggression success moved from the first period to the last, how often a
+    crisis broke out, which alliances survived and how their membership changed, where
+    reputation, resolve and threat ended, and how many aggressions a trajectory saw succeed."""
+    names = names or Names()
+    if periods.height == 0:
+        return ["This campaign has no periods to read."]
+    rows = periods.sort("period")
+    first, last = rows.row(0, named=True), rows.row(rows.height - 1, named=True)
+    steps = rows.height
+    out: list[str] = []
+    if steps == 1:
+        out.append(f"In its single period, aggression was deterred in "
+                   f"{_share(first['deterrence_success_rate'])}"
+                   f"{_bracket(first, 'deterrence_success_rate')} of crises."
+                   if _finite(first.get("deterrence_success_rate"))
+                   else "No crisis broke out in its single period.")
+    else:
+        trend = _trend_sentence(first, last, "deterrence_success_rate", "deterrence")
+        out.append(f"Over {steps} periods {trend[0].lower()}{trend[1:]}" if trend else
+                   f"Over {steps} periods no deterrence rate can be compared (no crises).")
+        trend = _trend_sentence(first, last, "aggression_success_rate",
+                                "The share of attacks that succeeded")
+        if trend:
+            out.append(trend)
+    observed = [r for r in rows["crisis_rate_observed"].to_list() if _finite(r)]
+    if observed and min(observed) < 1.0:
+        crises = int(rows["crises"].sum())
+        out.append(f"A crisis broke out in {_share(sum(observed) / len(observed))} of the "
+                   f"periods ({crises:,} crises in all).")
+    out += _campaign_alliance_sentences(alliance_periods, names, last["period"])
+    rep, res, thr = (last.get(m) for m in ("reputation_mean", "resolve_multiplier_mean",
+                                           "threat_mean"))
+    if _finite(rep) and _finite(res) and _finite(thr):
+        out.append(f"At the end of period {last['period']} the mean reputation of the "
+                   f"alliances' members and candidates stood at {rep:.3f} (1 at the start), "
+                   f"the aggressors' mean resolve multiplier at {res:.3f} (1 at the start) and "
+                   f"the mean threat level of the states at {thr:.3f} (0 at the start).")
+    out.append(_successes_sentence(successes))
+    out.append("Brackets: 95% Wilson intervals (Monte Carlo uncertainty only); \"fell\" and "
+               "\"rose\" only where the first and last periods' intervals do not overlap.")
+    return [s for s in out if s]
+
+
+def _campaign_alliance_sentences(alliance_periods: pl.DataFrame, names: Names,
+                                 period: int) -> list[str]:
+    items = _alliance_rows(alliance_periods)
+    if not items:
+        return []
+    if all(_finite(last.get("survival")) and last["survival"] >= 1.0 for _, _, last in items):
+        text = f"No alliance dissolved in any trajectory by the end of period {period}."
+    else:
+        parts = []
+        for alliance, _, last in items[:MAX_CAMPAIGN_ALLIANCES_NAMED]:
+            parts.append(f"{names.alliance(alliance)} in {_share(last['survival'])}"
+                         f"{_bracket(last, 'survival')}")
+        more = len(items) - MAX_CAMPAIGN_ALLIANCES_NAMED
+        text = (f"Alliances survived to the end of period {period} (not dissolved): "
+                + "; ".join(parts) + " of trajectories"
+                + (f" ({more:,} more alliances in the table)." if more > 0 else "."))
+    out = [text]
+    for alliance, _, last in items[:MAX_CAMPAIGN_ALLIANCES_NAMED]:
+        exits = int(alliance_periods.filter(pl.col("alliance") == alliance)["exits"].sum())
+        joins = int(alliance_periods.filter(pl.col("alliance") == alliance)["joins"].sum())
+        if exits or joins:
+            out.append(f"{names.alliance(alliance)} ended with "
+                       f"{last['active_members_mean']:.1f} active members per trajectory on "
+                       f"average, against {last['members_at_start']:,} at the start "
+                       f"({exits:,} exits and {joins:,} accessions over all trajectories).")
+    return out
+
+
+def _successes_sentence(successes: pl.DataFrame) -> str | None:
+    total = int(successes["trajectories"].sum())
+    if total == 0:
+        return None
+    k = successes["successful_aggressions"].to_numpy()
+    n = successes["trajectories"].to_numpy()
+    mean = float((k * n).sum() / total)
+    none = float(n[k == 0].sum() / total)
+    steps = int(k.max())
+    half = float(n[2 * k >= steps].sum() / total) if steps > 0 else 0.0
+    return (f"A trajectory saw {mean:.2f} successful aggressions on average; none in "
+            f"{_share(none)} of trajectories, and in {_share(half)} at least half of its "
+            f"{steps} periods ({math.ceil(steps / 2)} or more) ended in a successful "
+            "aggression.")
+
+
+def _periods_rows(periods: pl.DataFrame) -> tuple[list[dict], int]:
+    """The periods shown (all up to :data:`MAX_TABLE_ROWS`, else evenly spread ones with the
+    first and the last) and how many are left out."""
+    rows = periods.sort("period")
+    keep = evenly_spaced(rows.height, MAX_TABLE_ROWS)
+    return [rows.row(i, named=True) for i in keep], rows.height - len(keep)
+
+
+def periods_html(periods: pl.DataFrame) -> str:
+    """The table by period (``periods.parquet``): crises, rates with 95% Wilson intervals, the
+    mean state at the end of each period, exits, joins and dissolutions."""
+    recs, left_out = _periods_rows(periods)
+    if not recs:
+        return '<p class="sub">no periods</p>'
+    cols = [c for c in PERIOD_TABLE_COLUMNS if c[1] in periods.columns]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_campaign_cell(r, m, k)}</td>" for _, m, k in cols)
+                   + "</tr>" for r in recs)
+    note = ("" if not left_out else
+            f'<p class="sub">{left_out:,} more periods, not shown: every period is in '
+            "periods.parquet.</p>")
+    return (f'<div class="scroll"><table class="periods"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>{note}")
+
+
+def campaign_alliances_html(alliance_periods: pl.DataFrame, names: Names | None = None) -> str:
+    """Per alliance at the end of the campaign, the most changed first: survival with its 95%
+    Wilson interval, active members at the end against the start, exits and accessions."""
+    names = names or Names()
+    items = _alliance_rows(alliance_periods)
+    if not items:
+        return '<p class="sub">No alliance in this scenario.</p>'
+    totals = alliance_periods.group_by("alliance").agg(pl.col("exits").sum(),
+                                                       pl.col("joins").sum())
+    sums = {r["alliance"]: r for r in totals.iter_rows(named=True)}
+    rows = []
+    for alliance, _, last in items[:MAX_TABLE_ROWS]:
+        label = html.escape(terminal_safe(names.alliance(alliance)))
+        rows.append(f'<tr><td class="key">{label}</td><td>{_cell(last, "survival", "rate+ci")}'
+                    f"</td><td>{last['members_at_start']:,}</td>"
+                    f"<td>{last['active_members_mean']:.2f}</td>"
+                    f"<td>{_campaign_cell(last, 'reputation_mean', 'mean')}</td>"
+                    f"<td>{sums[alliance]['exits']:,}</td><td>{sums[alliance]['joins']:,}</td>"
+                    "</tr>")
+    note = ("" if len(items) <= MAX_TABLE_ROWS else
+            f'<p class="sub">{len(items) - MAX_TABLE_ROWS:,} more alliances, less changed, not '
+            "shown: every one is in alliance_periods.parquet.</p>")
+    return ('<div class="scroll"><table><thead><tr><th class="key">alliance</th>'
+            "<th>survived % [95% CI]</th><th>members at the start</th>"
+            "<th>active members at the end (mean)</th><th>reputation at the end</th>"
+            "<th>exits</th><th>joins</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>{note}")
+
+
+def campaign_section(periods: pl.DataFrame, alliance_periods: pl.DataFrame,
+                     successes: pl.DataFrame, figures: Sequence[Path] = (),
+                     names: Names | None = None) -> str:
+    """The HTML section of a campaign run (design §7): the reading in words
+    (:func:`campaign_reading`), the figures of :func:`engine.present.plots.plot_campaign`
+    (``figures``: the paths it returned; their SVGs are embedded in the order of
+    :data:`~engine.present.plots.CAMPAIGN_FIGURES`), the table by period and the alliances at
+    the end.  ``names`` shows alliances by name."""
+    names = names or Names()
+    esc = html.escape
+    steps = periods.height
+    body = [f'<section id="campaign"><h2>Campaign: {steps:,} period{"s" * (steps != 1)}</h2>',
+            '<div class="reading">' + "".join(
+                f"<p>{esc(terminal_safe(s))}</p>"
+                for s in campaign_reading(periods, alliance_periods, successes, names))
+            + "</div>"]
+    svgs = {Path(p).stem: Path(p) for p in figures if Path(p).suffix == ".svg"}
+    for name in CAMPAIGN_FIGURES:
+        if name in svgs:
+            body.append(_svg_figure(svgs[name], name, CAMPAIGN_CAPTIONS[name]))
+    body += ["<h3>By period</h3>",
+             '<p class="sub">Rates are percentages: deterrence of the period\'s crises; '
+             "aggression success and breakdown of its attacks; honored of the allies' "
+             "commitments in consulted crises. Reputation, resolve multiplier and threat are "
+             "means over the trajectories at the end of the period; exits, joins and "
+             "dissolutions are counted over all trajectories.</p>",
+             periods_html(periods),
+             "<h3>Alliances at the end</h3>", campaign_alliances_html(alliance_periods, names),
+             "</section>"]
+    return "\n".join(body)

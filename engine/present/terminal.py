@@ -138,3 +138,79 @@ def format_members(members: pl.DataFrame, limit: int = MEMBER_ROWS,
         out.append(f"({never:,} memberships never pledged: their alliance was never consulted "
                    f"with them as an ally)")
     return "\n".join(out)
+
+
+# ---- campaigns (design §7) -------------------------------------------------------------------
+
+# the most periods format_periods shows (evenly spaced, with the first and the last)
+PERIOD_ROWS = 12
+
+
+def evenly_spaced(n: int, limit: int) -> list[int]:
+    """Row indices of at most ``limit`` rows out of ``n``, evenly spaced, always with the first
+    and the last (every row when ``n <= limit``; ``limit`` ≥ 2)."""
+    if limit < 2:
+        raise ValueError(f"limit must be at least 2 (the first and the last row), not {limit}")
+    if n <= limit:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)})
+
+
+def _mean(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def format_periods(periods: pl.DataFrame, max_rows: int = PERIOD_ROWS,
+                   more_hint: str = "") -> str:
+    """Fixed-width view of a campaign run's table by period (``periods.parquet``, design §7).
+
+    Per period: crises, deterrence % of the crises with its 95% Wilson interval, aggression
+    success % and breakdown % of the attacks, then at the end of the period the means over the
+    trajectories of reputation, resolve multiplier and threat, and the counts over all
+    trajectories of exits, joins and dissolved alliances.  At most ``max_rows`` (≥ 2) periods,
+    evenly spaced with the first and the last (:func:`evenly_spaced`), then one line saying how
+    many were left out (``more_hint`` says where to find them).  ``-`` marks an undefined value
+    (no crisis, or no attack, in the period)."""
+    header = ("period", "crises", "deterred % [95% CI]", "aggression success %", "breakdown %",
+              "reputation", "resolve ×", "threat", "exits", "joins", "dissolved")
+    ordered = periods.sort("period")
+    shown = evenly_spaced(ordered.height, max_rows)
+    rows = []
+    for i in shown:
+        rec = ordered.row(i, named=True)
+        det = rec["deterrence_success_rate"]
+        ci = ("-" if det is None else
+              f"{_pct(det)} [{_pct(rec['deterrence_success_rate_low'])}"
+              f"–{_pct(rec['deterrence_success_rate_high'])}]")
+        rows.append((f"{rec['period']:,}", f"{rec['crises']:,}", ci,
+                     _pct(rec["aggression_success_rate"]), _pct(rec["breakdown_rate"]),
+                     _mean(rec["reputation_mean"]), _mean(rec["resolve_multiplier_mean"]),
+                     _mean(rec["threat_mean"]), f"{rec['exits']:,}", f"{rec['joins']:,}",
+                     f"{rec['dissolved']:,}"))
+    if not rows:
+        return "no periods"
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    out = ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+           for r in table]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    left_out = ordered.height - len(shown)
+    if left_out:
+        out.append(f"… {left_out:,} of {ordered.height:,} periods not shown (evenly spaced "
+                   f"rows){more_hint}")
+    return "\n".join(out)
+
+
+def format_campaign_line(campaign: dict) -> str:
+    """One line about a campaign run from its manifest's ``campaign`` section: periods per
+    trajectory, crises in all and (when recorded) the throughput in trial-periods per second."""
+    steps = campaign.get("steps")
+    parts = [f"campaign: {steps:,} period{'s' * (steps != 1)}" if isinstance(steps, int)
+             else "campaign"]
+    crises = campaign.get("crises")
+    if isinstance(crises, int):
+        parts.append(f"{crises:,} crises")
+    rate = campaign.get("trial_periods_per_s")
+    if isinstance(rate, int | float) and rate > 0:
+        parts.append(f"{rate / 1e6:.2f} M trial-periods/s")
+    return ", ".join(parts)

@@ -52,13 +52,15 @@ import polars as pl
 
 from kernels.layout import (
     N_ALLIANCE_COLUMNS,
+    N_ALLIANCE_PERIOD_COLUMNS,
     N_CELL_COLUMNS,
     N_HIST_BINS,
     N_MEMBER_COLUMNS,
+    N_PERIOD_COLUMNS,
     N_RECORD_COLUMNS,
 )
 
-from ..core.simulate import Tallies
+from ..core.simulate import CampaignTallies, Tallies
 from ..errors import UserError
 from .integrity import checkpoint_digest, record_problems, tally_problems, totals
 from .io import (
@@ -92,6 +94,11 @@ CHECKPOINT = "checkpoint.npz"
 BLOCKS = "blocks.parquet"  # a posterior run's per-block summaries (engine.runs.posterior)
 POSTERIOR = "posterior.parquet"  # a posterior run's copy of its posterior
 CHECKPOINT_BLOCKS = "checkpoint-blocks.parquet"  # the blocks of a checkpoint of a posterior run
+# a campaign run's tables (design §7): by period, by alliance × period, successes per trajectory
+PERIODS = "periods.parquet"
+ALLIANCE_PERIODS = "alliance_periods.parquet"
+SUCCESSES = "successes.parquet"
+CAMPAIGN_TABLES = (PERIODS, ALLIANCE_PERIODS, SUCCESSES)
 SUBMIT_JSON = "submit.json"
 LOCK = ".lock"
 SHARDS = "shards"
@@ -101,7 +108,7 @@ STATUS = "status"  # ``shard-I.failed`` markers of a submitted run
 NUMBA_CACHE = "numba-cache"  # a submitted run's compiled kernels (its compile job's Numba cache)
 # the files a run writes, removed by --force before it starts again
 RUN_FILES = (CELLS, SUMMARY, MEMBERS, TALLIES, SCENARIO, TRIALS, MANIFEST, RUN_JSON,
-             CHECKPOINT, BLOCKS, POSTERIOR, CHECKPOINT_BLOCKS)
+             CHECKPOINT, BLOCKS, POSTERIOR, CHECKPOINT_BLOCKS, *CAMPAIGN_TABLES)
 # the arrays of tallies.npz (and of checkpoint.npz): the fields of Tallies, in order
 TALLY_ARRAYS = tuple(f.name for f in fields(Tallies))
 SHARD_FOLDER = re.compile(r"shard-\d{4,}-of-\d{4,}")  # SHARD_NAME's names
@@ -114,6 +121,17 @@ TALLY_SPEC = {
     "alliance_hist": ("<i8", ("A", N_HIST_BINS)),
     "members": ("<i8", ("M", N_MEMBER_COLUMNS)),
 }
+# a campaign run's tallies.npz and checkpoint also hold these (design §7; P periods, Q = P + 1;
+# M counts the candidates' rows too)
+CAMPAIGN_TALLY_SPEC = {
+    **TALLY_SPEC,
+    "period_cells": ("<i8", ("P", N_CELL_COLUMNS)),
+    "period_hist": ("<i8", ("P", N_HIST_BINS)),
+    "periods": ("<i8", ("P", N_PERIOD_COLUMNS)),
+    "alliance_periods": ("<i8", ("A", "P", N_ALLIANCE_PERIOD_COLUMNS)),
+    "successes": ("<i8", ("Q",)),
+}
+CAMPAIGN_TALLY_ARRAYS = tuple(f.name for f in fields(CampaignTallies))
 # arrays added by later engines: a file without them was written by an older engine
 NEWER_TALLY_ARRAYS = ("members",)
 CHECKPOINT_SPEC = {
@@ -141,15 +159,40 @@ def default_out_dir(scenario_name: str, seed: int) -> Path:
     return Path("results") / f"{slugify(scenario_name)}-{seed}"
 
 
-def tallies_arrays(t: Tallies) -> dict[str, np.ndarray]:
-    return dict(zip(TALLY_ARRAYS, t.arrays(), strict=True))
+def tallies_arrays(t: Tallies | CampaignTallies) -> dict[str, np.ndarray]:
+    names = CAMPAIGN_TALLY_ARRAYS if isinstance(t, CampaignTallies) else TALLY_ARRAYS
+    return dict(zip(names, t.arrays(), strict=True))
 
 
 def tally_dims(compiled: CompiledScenario | None) -> dict[str, int] | None:
-    """The sizes of TALLY_SPEC's named dimensions for ``compiled`` (None: only consistent)."""
+    """The sizes of the tally specs' named dimensions for ``compiled`` (None: only
+    consistent)."""
     if compiled is None:
         return None
-    return {"C": compiled.n_cells, "A": compiled.n_alliances, "M": compiled.n_memberships}
+    dims = {"C": compiled.n_cells, "A": compiled.n_alliances, "M": compiled.n_memberships}
+    if compiled.campaign is not None:
+        dims.update(M=compiled.n_memberships + compiled.campaign.n_candidates,
+                    P=compiled.campaign.steps, Q=compiled.campaign.steps + 1)
+    return dims
+
+
+def _is_campaign(data: bytes, compiled: CompiledScenario | None) -> bool:
+    """Whether tally bytes are a campaign run's: by the scenario when known, else by the
+    arrays the file holds."""
+    if compiled is not None:
+        return compiled.campaign is not None
+    return "periods" in (npz_names(data) or ())
+
+
+def _tallies_from(arrays: dict[str, np.ndarray], campaign: bool,
+                  path: Path) -> Tallies | CampaignTallies:
+    if not campaign:
+        return Tallies(*(arrays[k] for k in TALLY_ARRAYS))
+    if arrays["successes"].shape[0] != arrays["periods"].shape[0] + 1:
+        raise UserError(f"{path}: unreadable tallies (successes has "
+                        f"{arrays['successes'].shape[0]} entries for "
+                        f"{arrays['periods'].shape[0]} periods)")
+    return CampaignTallies(*(arrays[k] for k in CAMPAIGN_TALLY_ARRAYS))
 
 
 def _refuse_older(data: bytes, path: Path, what: str, again: str) -> None:
@@ -372,7 +415,8 @@ class RunFolder:
         """``posterior.parquet``: the bytes of the posterior a run takes its parameters from."""
         write_bytes(self.path / POSTERIOR, data)
 
-    def write_checkpoint(self, tallies: Tallies, position: int, records: np.ndarray,
+    def write_checkpoint(self, tallies: Tallies | CampaignTallies, position: int,
+                         records: np.ndarray,
                          options: RunOptions, blocks: pl.DataFrame | None = None) -> None:
         """The tallies of the trials before ``position`` and the records so far, with what
         they belong to (scenario hash, seed, trials, trial range, saved trials) and a digest
@@ -394,7 +438,7 @@ class RunFolder:
         (self.path / CHECKPOINT).unlink(missing_ok=True)
         (self.path / CHECKPOINT_BLOCKS).unlink(missing_ok=True)
 
-    def write_tallies(self, tallies: Tallies) -> str:
+    def write_tallies(self, tallies: Tallies | CampaignTallies) -> str:
         return write_npz(self.path / TALLIES, tallies_arrays(tallies))
 
     def write_tables(self, cells: pl.DataFrame, summary: pl.DataFrame,
@@ -415,12 +459,17 @@ class RunFolder:
     def write_results(self, tallies: Tallies, cells: pl.DataFrame | None,
                       summary: pl.DataFrame | None, members: pl.DataFrame | None,
                       records: pl.DataFrame | None, manifest: dict,
-                      blocks: pl.DataFrame | None = None) -> None:
+                      blocks: pl.DataFrame | None = None,
+                      campaign: dict[str, pl.DataFrame] | None = None) -> None:
         """Every result file of a finished run (tables are None for a shard; ``blocks``, a
         posterior run's block summaries), the manifest last — with the SHA-256 of every file
         (``files``, the run's copy of its posterior included) and the counts (``totals``),
         which it gains in place; then the checkpoint goes."""
         files = {TALLIES: self.write_tallies(tallies)}
+        for name, frame in (campaign or {}).items():
+            if name not in CAMPAIGN_TABLES:
+                raise ValueError(f"{name} is not a campaign table")
+            files[name] = write_parquet(self.path / name, frame)
         if blocks is not None:
             files[BLOCKS] = write_parquet(self.path / BLOCKS, blocks)
         if os.path.lexists(self.path / POSTERIOR):
@@ -480,8 +529,10 @@ class RunFolder:
         data = self._verified(TALLIES, "tallies", manifest)
         _refuse_older(data, path, "tallies", "run it again with this engine (a shard: run "
                       "that shard again, then merge)")
-        arrays = read_npz(data, path, "tallies", TALLY_SPEC, tally_dims(compiled))
-        tallies = Tallies(*(arrays[k] for k in TALLY_ARRAYS))
+        campaign = _is_campaign(data, compiled)
+        arrays = read_npz(data, path, "tallies", CAMPAIGN_TALLY_SPEC if campaign else TALLY_SPEC,
+                          tally_dims(compiled))
+        tallies = _tallies_from(arrays, campaign, path)
         if manifest is not None:
             low, high = manifest["trial_range"]
             problems = tally_problems(tallies, high - low, compiled)
@@ -506,9 +557,11 @@ class RunFolder:
                       "(`crisis run … --force`)")
         start, stop = options.trial_range
         with_blocks = options.posterior_sha256 is not None
-        arrays = read_npz(data, path, "checkpoint",
-                          POSTERIOR_CHECKPOINT_SPEC if with_blocks else CHECKPOINT_SPEC,
-                          tally_dims(compiled))
+        campaign = compiled.campaign is not None
+        spec = POSTERIOR_CHECKPOINT_SPEC if with_blocks else CHECKPOINT_SPEC
+        if campaign:
+            spec = {**spec, **CAMPAIGN_TALLY_SPEC}
+        arrays = read_npz(data, path, "checkpoint", spec, tally_dims(compiled))
         run_json = self.path / RUN_JSON
         belongs = {"scenario_hash": options.scenario_hash, "seed": options.seed,
                    "trials": options.trials, "trial_range": [start, stop],
@@ -526,7 +579,7 @@ class RunFolder:
         if not start <= position <= stop:
             raise UserError(f"{path}: position {position} outside the run's trials "
                             f"[{start}, {stop})")
-        tallies = Tallies(*(arrays[k] for k in TALLY_ARRAYS))
+        tallies = _tallies_from(arrays, campaign, path)
         problems = tally_problems(tallies, position - start, compiled)
         records = arrays["records"]
         problems += record_problems(records, start, min(len(records), position - start),
@@ -644,6 +697,12 @@ class RunFolder:
                 run.blocks = self.read_blocks(manifest)
             except UserError as err:
                 run.notes.append(str(err))
+        for name in CAMPAIGN_TABLES:
+            if os.path.lexists(path / name):
+                try:
+                    run.campaign[name] = self.read_table(name, manifest)
+                except UserError as err:
+                    run.notes.append(str(err))
         if os.path.lexists(self.scenario_path):
             try:
                 run.alliance_ids = [al.id for al in self.read_scenario(manifest).alliances]
@@ -716,6 +775,8 @@ class RunData:
     tallies: Tallies | None = None
     members: pl.DataFrame | None = None  # members.parquet: per alliance × member state
     blocks: pl.DataFrame | None = None  # blocks.parquet: a posterior run's block summaries
+    # a campaign run's tables (design §7): file name → table
+    campaign: dict[str, pl.DataFrame] = field(default_factory=dict)
     alliance_ids: list[str] | None = None  # in tally order; None when scenario.toml is unreadable
     notes: list[str] = field(default_factory=list)
 

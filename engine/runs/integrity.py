@@ -35,6 +35,13 @@ and per cell).  With the scenario: each row's ``pledged`` is exactly the ``consu
 the cells its alliance covers in which the member is neither the target nor the aggressor, and
 an alliance's Σ ``free_rode`` is its ``free_riders_sum``.
 
+A campaign run (design §7) holds trajectories, not single crises: its successes add up to the
+trajectories and weigh up to the cells' ``succeeded``; its periods' cell columns and delay
+histograms add up to the cells' exactly; no period has more crises than trajectories; the
+survivors of an alliance never grow; the periods' exits and joins are the alliances'.  Then
+the per-cell, per-alliance and per-member relations above hold over its crises (those that need
+the scenario's fixed coverage do not apply: coverage moves with membership).
+
 These checks stop accidents, mix-ups and crashes; they cannot tell a consistent forgery from a
 real result (nothing in a run folder is secret).
 """
@@ -74,7 +81,7 @@ from kernels.layout import (
     SHARE_SCALE,
 )
 
-from ..core.simulate import Tallies
+from ..core.simulate import CampaignTallies, Tallies
 from ..model.compile import CompiledScenario
 from ..model.limits import MAX_STATES
 
@@ -113,17 +120,63 @@ def _need(problems: list[str], ok, what: str) -> None:
         problems.append(f"{what} (row {int(bad[0])}{' and others' if bad.size > 1 else ''})")
 
 
-def totals(tallies: Tallies) -> dict[str, int]:
-    """The manifest's ``totals``: every count summed over the cells."""
+def totals(tallies: Tallies | CampaignTallies) -> dict[str, int]:
+    """The manifest's ``totals``: every count summed over the cells (a campaign's ``trials``
+    are its trajectories, its ``crises`` the cells' trials)."""
     sums = _column_sums(np.asarray(tallies.cells, dtype=np.int64))
-    return {name: int(sums[CELL_COLUMNS.index(name)]) for name in TOTAL_COLUMNS}
+    out = {name: int(sums[CELL_COLUMNS.index(name)]) for name in TOTAL_COLUMNS}
+    if isinstance(tallies, CampaignTallies):
+        out["crises"] = out["trials"]
+        out["trials"] = int(sum(_exact(tallies.successes)))
+    return out
 
 
-def tally_problems(tallies: Tallies, n_trials: int,
+def campaign_problems(ct: CampaignTallies, n_trials: int) -> list[str]:
+    """The campaign relations of the module docstring, then the per-crisis ones."""
+    problems: list[str] = []
+    for name, array in zip(("period_cells", "period_hist", "periods", "alliance_periods",
+                            "successes"), ct.arrays()[5:], strict=True):
+        if array.size and int(array.min()) < 0:
+            problems.append(f"{name}: negative counts")
+    if problems:
+        return problems
+    successes = _exact(ct.successes)
+    if sum(successes) != n_trials:
+        return [f"successes: {sum(successes):,} trajectories where the range holds "
+                f"{n_trials:,}"]
+    weighted = sum(k * x for k, x in enumerate(successes))
+    if weighted != sum(_exact(ct.cells[:, CELL_COLUMNS.index("succeeded")])):
+        problems.append("successes: do not add up to the cells' succeeded")
+    if not np.array_equal(_column_sums(ct.period_cells), _column_sums(ct.cells)):
+        problems.append("period_cells: do not add up to the cells column by column")
+    if not np.array_equal(_column_sums(ct.period_hist), _column_sums(ct.cell_hist)):
+        problems.append("period_hist: does not add up to cell_hist bin by bin")
+    crises = _exact(ct.period_cells[:, CELL_COLUMNS.index("trials")])
+    if any(x > n_trials for x in crises):
+        problems.append("period_cells: a period with more crises than trajectories")
+    from kernels.layout import AP_ALIVE, AP_EXITS, AP_JOINS, P_EXITS, P_JOINS
+
+    alive = np.asarray(ct.alliance_periods[:, :, AP_ALIVE], dtype=np.int64)
+    if alive.size and (int(alive.max()) > n_trials or np.any(np.diff(alive, axis=1) > 0)):
+        problems.append("alliance_periods: survivors above the trajectories or growing")
+    for column, mine in ((P_EXITS, AP_EXITS), (P_JOINS, AP_JOINS)):
+        if not np.array_equal(ct.periods[:, column],
+                              ct.alliance_periods[:, :, mine].sum(axis=0)):
+            problems.append("periods: exits or joins differ from the alliances'")
+            break
+    if problems:
+        return problems
+    return tally_problems(Tallies(*ct.arrays()[:5]), int(sum(crises)))
+
+
+def tally_problems(tallies: Tallies | CampaignTallies, n_trials: int,
                    compiled: CompiledScenario | None = None) -> list[str]:
     """Every broken relation of the module docstring (with ``compiled``, also those that need
     the scenario: cover, veto rules, rounds and members); empty when the tallies are sound.
-    Arrays must already have their dtype (int64) and consistent shapes."""
+    Arrays must already have their dtype (int64) and consistent shapes.  A campaign's
+    ``n_trials`` are its trajectories."""
+    if isinstance(tallies, CampaignTallies):
+        return campaign_problems(tallies, n_trials)[:MAX_PROBLEMS]
     cells, alliances = tallies.cells, tallies.alliances
     problems: list[str] = []
 

@@ -26,7 +26,7 @@ import polars as pl
 
 from kernels.layout import N_RECORD_COLUMNS
 
-from ..core.simulate import Tallies
+from ..core.simulate import CampaignTallies, Tallies
 from ..core.tables import records_table
 from ..errors import UserError
 from ..model.compile import CompiledScenario, compile_scenario
@@ -40,6 +40,7 @@ from .runner import (
     RunResult,
     add_tables,
     block_template,
+    campaign_tables,
     posterior_intervals,
     posterior_manifest,
     stack_blocks,
@@ -168,6 +169,9 @@ def merge_run(run_dir: str | Path | RunFolder) -> RunResult:
             parts = [_shard_records(folder, m, save, expected) for folder, m in shards]
             result.records = pl.concat(parts).sort("trial").head(save)
         add_tables(result, compiled, scenario)
+        campaign = None
+        if compiled.campaign is not None:
+            campaign = campaign_tables(compiled, total, first["trials"])
         blocks = None
         if _posterior_sha(first):
             blocks, info = _merged_blocks(run_dir, shards, compiled, first)
@@ -183,8 +187,13 @@ def merge_run(run_dir: str | Path | RunFolder) -> RunResult:
             "threads": sorted({m["threads"] for _, m in shards}),
         })
         result.manifest = manifest
+        if campaign is not None:
+            manifest["campaign"] = {**(first.get("campaign") or {}),
+                                    "crises": int(total.cells[:, 0].sum())}
+            manifest["campaign"].pop("trial_periods_per_s", None)
         run_dir.write_results(total, result.cells, result.summary, result.members,
-                              result.records, manifest, blocks)
+                              result.records, manifest, blocks, campaign)
+        result.campaign = campaign
     result.blocks = blocks
     return result
 
@@ -217,10 +226,12 @@ def _merged_tallies(run_dir: RunFolder, shards: list[tuple[RunFolder, dict]],
                     compiled: CompiledScenario) -> Tallies:
     """Each shard's tallies checked against its manifest and the scenario, summed in shard
     order (integer sums are exact in any order anyway)."""
-    total = Tallies.zeros(compiled.n_cells, compiled.n_alliances, compiled.n_memberships)
+    total = (CampaignTallies.zeros(compiled) if compiled.campaign is not None else
+             Tallies.zeros(compiled.n_cells, compiled.n_alliances, compiled.n_memberships))
     for folder, manifest in shards:
         _add_exactly(total, folder.read_tallies(manifest, compiled), folder / TALLIES)
-    trials = int(total.cells[:, 0].sum())
+    trials = int(total.successes.sum() if compiled.campaign is not None
+                 else total.cells[:, 0].sum())
     if trials != shards[0][1]["trials"]:
         raise UserError(f"{run_dir}: shard tallies hold {trials} trials, expected "
                         f"{shards[0][1]['trials']}")

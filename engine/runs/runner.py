@@ -10,6 +10,7 @@ them (:mod:`engine.runs.merge`).
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -84,6 +85,8 @@ class RunResult:
     options: dict | None = None  # what run.json records
     blocks: pl.DataFrame | None = None  # blocks.parquet of a run over a posterior
     posterior: Posterior | None = None
+    # a campaign run's tables (periods, alliance_periods, successes), by file name
+    campaign: dict[str, pl.DataFrame] | None = None
 
     def save(self, folder: str | Path, *, force: bool = False) -> Path:
         """Write the run folder (``cells.parquet``, ``summary.parquet``, ``members.parquet``,
@@ -141,10 +144,12 @@ def run_options(scenario: Scenario, *, trials: int, seed: int, block_size: int,
                                "--save-trials, --shard)")
 
 
-def _check_posterior(scenario: Scenario, posterior: Posterior | None) -> None:
+def check_posterior(scenario: Scenario, posterior: Posterior | None) -> None:
     """Every parameter of a posterior must apply to the scenario (checked on the first draw)."""
     if posterior is None:
         return
+    if scenario.campaign is not None:
+        raise UserError("--posterior: campaigns ([campaign]) do not run over a posterior yet")
     from ..model.parameters import apply_values
 
     try:
@@ -170,7 +175,7 @@ def run_in_memory(
     manifest as :func:`run_to_folder`, nothing written (no checkpoints either)."""
     seed, trials = check_options(scenario, trials=trials, seed=seed, block_size=block_size,
                                  save_trials=save_trials)
-    _check_posterior(scenario, posterior)
+    check_posterior(scenario, posterior)
     check_request(scenario, trials_in_process=trials, total_trials=trials,
                   threads=_threads_for(threads), save_trials=save_trials, block_size=block_size)
     options = run_options(scenario, trials=trials, seed=seed, block_size=block_size,
@@ -190,7 +195,7 @@ def save_run(result: RunResult, folder: str | Path, *, force: bool = False) -> R
             target.write_posterior(result.posterior.data)
         target.write_options(result.options)
         target.write_results(result.tallies, result.cells, result.summary, result.members,
-                             result.records, result.manifest, result.blocks)
+                             result.records, result.manifest, result.blocks, result.campaign)
     result.out_dir = target.path
     return target
 
@@ -220,7 +225,7 @@ def run_to_folder(
     backend); ``deterrence`` is step 2, computed once (:func:`deterrence_tables`)."""
     seed, trials = check_options(scenario, trials=trials, seed=seed, block_size=block_size,
                                  save_trials=save_trials)
-    _check_posterior(scenario, posterior)
+    check_posterior(scenario, posterior)
     options = run_options(scenario, trials=trials, seed=seed, block_size=block_size,
                           save_trials=save_trials, shard=shard, posterior=posterior)
     run_dir = RunFolder(out_dir if out_dir is not None
@@ -305,7 +310,7 @@ def resume_run(run_dir: str | Path, *, threads: int | None = None,
         posterior = None
         if options.posterior_sha256 is not None:
             posterior = folder.read_posterior(options.posterior_sha256)
-            _check_posterior(scenario, posterior)
+            check_posterior(scenario, posterior)
         return _execute(folder, scenario, options, threads=threads, progress=progress,
                         progress_total=progress_total, resume=True, posterior=posterior)
 
@@ -329,6 +334,10 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
         return _execute_posterior(target, scenario, options, posterior, threads=threads,
                                   progress=progress, progress_total=progress_total,
                                   resume=resume, executor=executor)
+    if scenario.campaign is not None:
+        return _execute_campaign(target, scenario, options, threads=threads, progress=progress,
+                                 progress_total=progress_total, resume=resume,
+                                 executor=executor)
     trials, seed, shard = options.trials, options.seed, options.shard
     start, stop = options.trial_range
     compiled = compile_scenario(scenario)
@@ -487,6 +496,107 @@ def _execute_posterior(target: RunFolder | None, scenario: Scenario, options: Ru
         target.write_results(tallies, result.cells, result.summary, result.members,
                              result.records, manifest, block_table)
     return result
+
+
+def _execute_campaign(target: RunFolder | None, scenario: Scenario, options: RunOptions, *,
+                      threads, progress, progress_total, resume: bool = False,
+                      executor=None) -> RunResult:
+    """A campaign run (design §7): trajectories in waves through the campaign kernel, with
+    checkpoints between waves; the tables of every crisis plus the campaign's own."""
+    from ..core.simulate import CampaignTallies, simulate_campaign
+
+    if options.save_trials:
+        raise UserError("--save-trials: a campaign run keeps no per-trial records (its tables "
+                        "are by period: periods.parquet, alliance_periods.parquet)")
+    seed = options.seed
+    start, stop = options.trial_range
+    compiled = compile_scenario(scenario)
+    n_threads = set_threads(threads)
+    tallies = CampaignTallies.zeros(compiled)
+    position = start
+    if resume and target is not None and target.has_checkpoint:
+        tallies, position, _, _ = target.read_checkpoint(options, compiled)
+    resumed_at = position
+    if progress_total is not None:
+        progress_total(stop - start)
+        if progress is not None and position > start:
+            progress(position - start)
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    step2 = deterrence_tables(compiled, seed)
+    deterrence_s = time.perf_counter() - t0
+    compile_s = 0.0
+    if executor is None:
+        t0 = time.perf_counter()
+        simulate_campaign(compiled, seed, start, start + 1 if start < stop else start,
+                          block_size=options.block_size, deterrence=step2)
+        compile_s = time.perf_counter() - t0
+    no_records = np.zeros((0, N_RECORD_COLUMNS))
+    t0 = time.perf_counter()
+    if executor is not None:
+        new, _ = executor(compiled, seed, options.trials, options.block_size, 0, progress,
+                          step2)
+        tallies.add(new)
+        n_threads = "dask"
+    else:
+        wave = _campaign_wave(options.block_size, n_threads, compiled.campaign.steps)
+        last_checkpoint = time.perf_counter()
+        every = float(os.environ.get("CRISIS_CHECKPOINT_SECONDS", CHECKPOINT_EVERY_S))
+        while position < stop:
+            end = min(stop, position + wave)
+            tallies.add(simulate_campaign(compiled, seed, position, end,
+                                          block_size=options.block_size, deterrence=step2))
+            if progress is not None:
+                progress(end - position)
+            position = end
+            if (target is not None and position < stop
+                    and time.perf_counter() - last_checkpoint >= every):
+                target.write_checkpoint(tallies, position, no_records, options)
+                last_checkpoint = time.perf_counter()
+    wall = time.perf_counter() - t0
+    simulated = stop - resumed_at
+    manifest = run_manifest(scenario, compiled, options, threads=n_threads,
+                            resumed_at=resumed_at if resume else None, wall_s=wall,
+                            compile_s=compile_s, simulated=simulated, started=started,
+                            deterrence={**step2.manifest(), "seconds": round(deterrence_s, 3)})
+    cp = compiled.campaign
+    manifest["campaign"] = {
+        "steps": cp.steps, "crisis_rate": cp.crisis_rate,
+        "reputation_learning": cp.reputation_learning, "trust_weight": cp.trust_weight,
+        "resolve_learning": cp.resolve_learning, "threat_shock": cp.threat_shock,
+        "threat_decay": cp.threat_decay, "exit_threshold": cp.exit_threshold,
+        "join_threshold": cp.join_threshold if math.isfinite(cp.join_threshold) else "inf",
+        "candidates": cp.n_candidates,
+        "crises": int(tallies.cells[:, 0].sum()),
+        "trial_periods_per_s": (round(simulated * cp.steps / wall, 1) if wall > 0 else None),
+    }
+    result = RunResult(None if target is None else target.path, manifest, tallies,
+                       scenario=scenario, options=options_json(options))
+    tables = None
+    if not options.shard:
+        add_tables(result, compiled, scenario)
+        tables = campaign_tables(compiled, tallies, options.trials)
+        result.campaign = tables
+    if target is not None:
+        target.write_results(tallies, result.cells, result.summary, result.members, None,
+                             manifest, campaign=tables)
+    return result
+
+
+def _campaign_wave(block_size: int, threads: int, steps: int) -> int:
+    """Trajectories per wave of a campaign run (progress and checkpoints fall between waves):
+    about 2²² trial-periods, at least four blocks per thread."""
+    return max(block_size * threads * 4, (1 << 22) // max(1, steps))
+
+
+def campaign_tables(compiled: CompiledScenario, tallies, trials: int) -> dict[str, pl.DataFrame]:
+    """A whole campaign run's own tables, by the run folder's file names."""
+    from ..core.tables import alliance_periods_table, periods_table, successes_table
+    from .folder import ALLIANCE_PERIODS, PERIODS, SUCCESSES
+
+    return {PERIODS: periods_table(compiled, tallies, trials),
+            ALLIANCE_PERIODS: alliance_periods_table(compiled, tallies, trials),
+            SUCCESSES: successes_table(tallies, trials)}
 
 
 def block_template(compiled: CompiledScenario) -> pl.DataFrame:

@@ -26,9 +26,13 @@ def simulate_task(compiled, seed: int, start: int, stop: int, block_size: int,
     """One task: trials ``[start, stop)`` on a worker; returns (tallies arrays, records), the
     arrays in :class:`~engine.core.simulate.Tallies` field order.  ``deterrence`` is step 2,
     computed once by the client (a pilot per cell is not repeated per task)."""
-    from ..core.simulate import set_threads, simulate
+    from ..core.simulate import set_threads, simulate, simulate_campaign
 
     set_threads(threads)
+    if compiled.campaign is not None:  # a campaign: trajectories, no records
+        tallies = simulate_campaign(compiled, seed, start, stop, block_size=block_size,
+                                    deterrence=deterrence)
+        return tallies.arrays(), np.zeros((0, N_RECORD_COLUMNS))
     tallies, records = simulate(compiled, seed, start, stop, block_size=block_size,
                                 save_trials=max(0, min(save_trials - start, stop - start)),
                                 deterrence=deterrence)
@@ -105,6 +109,13 @@ def dask_executor(*, address: str | None = None, workers: int = 2, threads: int 
                                      save_trials, threads, step2, pure=False)
                        for lo, hi in ranges]
             results = gather(client, futures, [hi - lo for lo, hi in ranges], progress)
+        if compiled.campaign is not None:
+            from ..core.simulate import CampaignTallies
+
+            total = CampaignTallies.zeros(compiled)
+            for arrays, _ in results:
+                total.add(CampaignTallies(*arrays))
+            return total, np.zeros((0, N_RECORD_COLUMNS))
         return combine(results, compiled.n_cells, compiled.n_alliances, compiled.n_memberships,
                        save_trials)
 
