@@ -65,7 +65,8 @@ def test_cli_writes_a_calibrated_scenario(tmp_path):
     assert out.read_text().startswith("# Calibrated from")
 
 
-def test_unreachable_target_and_bad_input_are_clear(tmp_path):
+def test_unreachable_target_and_bad_input_are_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRISIS_DATA_DIR", str(tmp_path / "empty-cache"))  # no data here
     runner = CliRunner()
     result = runner.invoke(main, ["calibrate", str(NATO), "--target", "honor_rate=0.99",
                                   "--trials", "20000", "--bounds", "0:0.5"])

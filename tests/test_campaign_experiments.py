@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 
 import pytest
+from click.testing import CliRunner
 
 from engine import api
+from engine.cli.main import main
 from engine.experiments.calibrate import calibrate
 from engine.experiments.compare import compare_runs
 from engine.experiments.overall import overall_summary
@@ -75,3 +77,18 @@ def test_compare_two_campaign_runs(tmp_path):
     row = frame.filter((frame["scope"] == "overall")
                        & (frame["measure"] == "deterrence_success_rate")).row(0, named=True)
     assert row["b"] < row["a"] and row["test"] == "two_proportion"
+    # each period's rates are compared on the period's own counts, and survival at the end
+    periods_a = api.open_run(tmp_path / "a").campaign[PERIODS]
+    periods_b = api.open_run(tmp_path / "b").campaign[PERIODS]
+    last = frame.filter((frame["scope"] == "period") & (frame["key"] == "4")
+                        & (frame["measure"] == "deterrence_success_rate")).row(0, named=True)
+    assert last["a"] == periods_a["deterrence_success_rate"][4]
+    assert last["b"] == periods_b["deterrence_success_rate"][4]
+    x1, n1 = periods_a["deterred"][4], periods_a["crises"][4]
+    x2, n2 = periods_b["deterred"][4], periods_b["crises"][4]
+    se = (x1 / n1 * (1 - x1 / n1) / n1 + x2 / n2 * (1 - x2 / n2) / n2) ** 0.5
+    assert last["diff_low"] == pytest.approx(x2 / n2 - x1 / n1 - 1.959963984540054 * se)
+    survival = frame.filter(frame["scope"] == "survival")
+    assert survival["key"].to_list() == ["PACT"] and survival["test"][0] == "two_proportion"
+    res = CliRunner().invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert res.exit_code == 0 and "period: 4" in res.output and "survival: PACT" in res.output

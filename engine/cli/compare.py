@@ -21,7 +21,7 @@ EXIT_CHANGED = 1
 DEFAULT_SCOPES = ("overall", "target", "alliance")
 DEFAULT_UNTESTED = ("delay_mean_days", "delay_p50_days", "delay_p90_days", "rounds_mean")
 _SCOPE_ORDER = ("overall", "covered_targets", "uncovered_targets", "target", "alliance",
-                "attack_type", "aggressor", "member")
+                "attack_type", "aggressor", "period", "survival", "member")
 # per-member rows listed in the table format (the rest: one line; json and csv hold them all)
 MEMBER_TABLE_ROWS = 15
 
@@ -51,13 +51,18 @@ def _p(x) -> str:
 
 
 def shown(frame, show_all: bool):
-    """The rows printed by default: overall, per-target and per-alliance rows, the tested
-    measures and the main delay/rounds means; everything with ``show_all``."""
+    """The rows printed by default: overall, per-target and per-alliance rows, a campaign's last
+    period and its alliances' survival, the tested measures and the main delay/rounds means;
+    everything with ``show_all``."""
     import polars as pl
 
     if show_all:
         return frame
-    return frame.filter(pl.col("scope").is_in(DEFAULT_SCOPES)
+    periods = frame.filter(pl.col("scope") == "period").get_column("key")
+    last = str(periods.cast(pl.Int64).max()) if periods.len() else None
+    return frame.filter((pl.col("scope").is_in(DEFAULT_SCOPES)
+                         | ((pl.col("scope") == "period") & (pl.col("key") == last))
+                         | (pl.col("scope") == "survival"))
                         & ((pl.col("test") != "none") | pl.col("measure").is_in(DEFAULT_UNTESTED)))
 
 

@@ -591,7 +591,11 @@ def calibrate(configs, target_texts, parameter, method, observations, data_folde
     if observations is None and any("=observed" in t for t in target_texts):
         from ..data.registry import data_files
 
-        observations = data_files(data_folder, {"alliance-wars": None})["alliance-wars"]
+        try:
+            observations = data_files(data_folder, {"alliance-wars": None})["alliance-wars"]
+        except UserError as err:
+            raise UserError(f"--target …=observed needs the alliance-wars file "
+                            f"(--observations FILE or --data DIR): {err}") from None
     elif data_folder is not None and observations is not None:
         raise UserError("give --observations FILE or --data DIR, not both")
 

@@ -42,6 +42,13 @@ Tests
     conservative.  The row's ``a``/``b`` are the mean delays.
 Means (delay mean and quantiles, rounds, backing share, free riders, delivered share) are shown
 without a test (``test = "none"``).
+Campaign runs (design §7)
+    Besides the summary (totals over every crisis of every period), each period of both
+    runs' ``periods.parquet`` is a row (scope ``period``, key the period number) whose rates get
+    the same two-proportion tests (denominators the period's crises or attacks, which are
+    independent across trajectories), and each alliance's survival to the last period (scope
+    ``survival``, key the alliance) a two-proportion test over the trajectories.  All of them are
+    in the one Holm family.
 ``posterior_paired`` (two runs over posteriors, ``crisis run --posterior``)
     Both runs' ``blocks.parquet`` hold one summary per block of trials; with the same number of
     blocks, block ``b`` of A is paired with block ``b`` of B (the same trials' random numbers
@@ -406,6 +413,50 @@ def _member_rows(a: RunData, b: RunData, add) -> list[str]:
     return notes
 
 
+def _campaign_rows(a: RunData, b: RunData, add) -> list[str]:
+    """Per-period rates and final survival of two campaign runs (module docstring)."""
+    from ..runs.folder import ALLIANCE_PERIODS, PERIODS
+
+    pa, pb = a.campaign.get(PERIODS), b.campaign.get(PERIODS)
+    if pa is None and pb is None:
+        return []
+    if pa is None or pb is None:
+        return ["one run is a campaign and the other is not: no per-period rows"]
+    notes = []
+    if pa.height != pb.height:
+        notes.append(f"campaigns of {pa.height} and {pb.height} periods: periods compared up "
+                     f"to the shorter")
+    for ra, rb in zip(pa.iter_rows(named=True), pb.iter_rows(named=True), strict=False):
+        key = str(ra["period"])
+        ca = _rate_counts({**ra, "trials": ra["crises"]})
+        cb = _rate_counts({**rb, "trials": rb["crises"]})
+        for rate in RATE_COLUMNS:
+            va, vb = ra.get(rate), rb.get(rate)
+            if va is None and vb is None:
+                continue
+            if rate in ca and rate in cb:
+                t = two_proportion(*ca[rate], *cb[rate])
+                add("period", key, rate, va, vb, "two_proportion", t["diff"], t["low"],
+                    t["high"], t["z"], t["p"])
+            else:
+                add("period", key, rate, va, vb)
+    aa, ab = a.campaign.get(ALLIANCE_PERIODS), b.campaign.get(ALLIANCE_PERIODS)
+    trials_a, trials_b = a.manifest.get("trials"), b.manifest.get("trials")
+    if aa is not None and ab is not None and trials_a and trials_b:
+        last_a = {r["alliance"]: r for r in aa.filter(
+            aa["period"] == aa["period"].max()).iter_rows(named=True)}
+        last_b = {r["alliance"]: r for r in ab.filter(
+            ab["period"] == ab["period"].max()).iter_rows(named=True)}
+        for alliance, ra in last_a.items():
+            rb = last_b.get(alliance)
+            if rb is None:
+                continue
+            t = two_proportion(ra["alive"], trials_a, rb["alive"], trials_b)
+            add("survival", alliance, "survival_rate", ra["survival"], rb["survival"],
+                "two_proportion", t["diff"], t["low"], t["high"], t["z"], t["p"])
+    return notes
+
+
 def compare_runs_with_notes(dir_a, dir_b, alpha: float = 0.05) -> tuple[pl.DataFrame, list[str]]:
     """:func:`compare_runs` and the notes about the comparison (scenario mismatch, skipped
     tests, rows in one run only)."""
@@ -479,6 +530,7 @@ def compare_runs_with_notes(dir_a, dir_b, alpha: float = 0.05) -> tuple[pl.DataF
         notes.append("honor_rate not tested (ally counts per crisis not recoverable from "
                      "cells.parquet or members.parquet) for: " + ", ".join(honor_skipped))
     notes += _member_rows(a, b, add)
+    notes += _campaign_rows(a, b, add)
 
     schema = {"scope": pl.String, "key": pl.String, "measure": pl.String, "a": pl.Float64,
               "b": pl.Float64, "diff": pl.Float64, "diff_low": pl.Float64,
