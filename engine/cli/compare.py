@@ -59,9 +59,9 @@ def shown(frame, show_all: bool):
     if show_all:
         return frame
     periods = frame.filter(pl.col("scope") == "period").get_column("key")
-    last = str(periods.cast(pl.Int64).max()) if periods.len() else None
-    return frame.filter((pl.col("scope").is_in(DEFAULT_SCOPES)
-                         | ((pl.col("scope") == "period") & (pl.col("key") == last))
+    last_period = (pl.col("scope") == "period") & (
+        pl.col("key") == str(periods.cast(pl.Int64).max()) if periods.len() else pl.lit(False))
+    return frame.filter((pl.col("scope").is_in(DEFAULT_SCOPES) | last_period
                          | (pl.col("scope") == "survival"))
                         & ((pl.col("test") != "none") | pl.col("measure").is_in(DEFAULT_UNTESTED)))
 
