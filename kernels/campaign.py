@@ -83,20 +83,12 @@ from .layout import (
     SLOT_ATTRIBUTION,
     SLOT_CONSULT_BASE,
     SLOT_CRISIS,
-    SLOT_DELIVERY_BASE,
     SLOT_DETERRENCE,
     SLOT_OUTCOME,
     SLOT_TARGET,
 )
 from .rng import period_key, seed_base, trial_key, uniform
-from .trial import fixed, pick
-
-# per-state marks of the delivery step (one trial at a time)
-IN_COVER = 1
-BACKED_ANY = 2
-IN_DECIDING = 4
-RESPONDS = 8
-DELIVERED = 16
+from .trial import BACKED_ANY, DELIVERED, IN_COVER, IN_DECIDING, RESPONDS, delivers, fixed, pick
 
 
 @njit(cache=True)
@@ -514,8 +506,7 @@ def run_campaigns(
                                 continue
                             if mk & RESPONDS:
                                 n_resp += 1
-                                if stability[i] >= 1.0 or uniform(
-                                        key, SLOT_DELIVERY_BASE + i) < stability[i]:
+                                if delivers(key, i, stability):
                                     force = force + capability[i]
                                     mark[i] = DELIVERED
                                 else:

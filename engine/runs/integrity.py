@@ -54,12 +54,17 @@ import numpy as np
 
 from kernels.layout import (
     ALLIANCE_COLUMNS,
+    AP_ALIVE,
+    AP_EXITS,
+    AP_JOINS,
     C_SUCCEEDED,
     CAUSES,
     CELL_COLUMNS,
     MAX_ROUNDS,
     MEMBER_COLUMNS,
     N_RECORD_COLUMNS,
+    P_EXITS,
+    P_JOINS,
     R_AGGRESSOR,
     R_ALLIANCE,
     R_ATTACK_TYPE,
@@ -154,8 +159,6 @@ def campaign_problems(ct: CampaignTallies, n_trials: int) -> list[str]:
     crises = _exact(ct.period_cells[:, CELL_COLUMNS.index("trials")])
     if any(x > n_trials for x in crises):
         problems.append("period_cells: a period with more crises than trajectories")
-    from kernels.layout import AP_ALIVE, AP_EXITS, AP_JOINS, P_EXITS, P_JOINS
-
     alive = np.asarray(ct.alliance_periods[:, :, AP_ALIVE], dtype=np.int64)
     if alive.size and (int(alive.max()) > n_trials or np.any(np.diff(alive, axis=1) > 0)):
         problems.append("alliance_periods: survivors above the trajectories or growing")

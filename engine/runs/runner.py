@@ -56,6 +56,11 @@ from .posterior import Posterior
 CHECKPOINT_EVERY_S = 10.0
 
 
+def _checkpoint_every() -> float:
+    """Seconds between checkpoints: CRISIS_CHECKPOINT_SECONDS, else CHECKPOINT_EVERY_S."""
+    return float(os.environ.get("CRISIS_CHECKPOINT_SECONDS", CHECKPOINT_EVERY_S))
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not match:
@@ -363,10 +368,10 @@ def _execute(target: RunFolder | None, scenario: Scenario, options: RunOptions, 
     step2 = deterrence_tables(compiled, seed)
     deterrence_s = time.perf_counter() - t0
     last_checkpoint = time.perf_counter()
+    every = _checkpoint_every()
 
     def checkpoint(pos: int, snapshot: Callable[[], Tallies], recs: np.ndarray) -> None:
         nonlocal last_checkpoint
-        every = float(os.environ.get("CRISIS_CHECKPOINT_SECONDS", CHECKPOINT_EVERY_S))
         if target is None or pos >= stop or time.perf_counter() - last_checkpoint < every:
             return
         partial = snapshot()
@@ -449,6 +454,7 @@ def _execute_posterior(target: RunFolder | None, scenario: Scenario, options: Ru
             draws[job.draw] = (c, deterrence_tables(c, seed, cache=False))
             deterrence_s += time.perf_counter() - t_step2
     last_checkpoint = time.perf_counter()
+    every = _checkpoint_every()
     t0 = time.perf_counter()
     if executor is not None:
         results = executor.blocks([(*draws[j.draw], seed, j, options.block_size,
@@ -463,19 +469,20 @@ def _execute_posterior(target: RunFolder | None, scenario: Scenario, options: Ru
                 parts.append(block_frame(summary_table(draws[job.draw][0], own), job.block,
                                          job.draw))
         n_threads = "dask"
-    for job in todo if executor is None else ():
-        c, step2 = draws[job.draw]
-        part, own, records = run_job(c, step2, seed, job, block_size=options.block_size,
-                                     progress=progress, records=records, record_start=start)
-        tallies.add(part)
-        if own is not None:
-            parts.append(block_frame(summary_table(c, own), job.block, job.draw))
-        every = float(os.environ.get("CRISIS_CHECKPOINT_SECONDS", CHECKPOINT_EVERY_S))
-        if (target is not None and job.hi < stop
-                and time.perf_counter() - last_checkpoint >= every):
-            target.write_checkpoint(tallies, job.hi, records, options,
-                                    blocks=stack_blocks(parts, template))
-            last_checkpoint = time.perf_counter()
+    else:
+        for job in todo:
+            c, step2 = draws[job.draw]
+            part, own, records = run_job(c, step2, seed, job, block_size=options.block_size,
+                                         progress=progress, records=records,
+                                         record_start=start)
+            tallies.add(part)
+            if own is not None:
+                parts.append(block_frame(summary_table(c, own), job.block, job.draw))
+            if (target is not None and job.hi < stop
+                    and time.perf_counter() - last_checkpoint >= every):
+                target.write_checkpoint(tallies, job.hi, records, options,
+                                        blocks=stack_blocks(parts, template))
+                last_checkpoint = time.perf_counter()
     wall = time.perf_counter() - t0
     block_table = stack_blocks(parts, template)
     manifest = run_manifest(scenario, compiled, options, threads=n_threads,
@@ -541,7 +548,7 @@ def _execute_campaign(target: RunFolder | None, scenario: Scenario, options: Run
     else:
         wave = _campaign_wave(options.block_size, n_threads, compiled.campaign.steps)
         last_checkpoint = time.perf_counter()
-        every = float(os.environ.get("CRISIS_CHECKPOINT_SECONDS", CHECKPOINT_EVERY_S))
+        every = _checkpoint_every()
         while position < stop:
             end = min(stop, position + wave)
             tallies.add(simulate_campaign(compiled, seed, position, end,
