@@ -19,7 +19,7 @@ import numpy as np
 from numba import get_thread_id, njit, prange
 
 from .consultation import backers_needed
-from .deterrence import normal_cdf
+from .deterrence import below_normal_cdf, phi_table
 from .histogram import delay_bin
 from .layout import (
     A_BACKING_SHARE_SUM,
@@ -90,19 +90,8 @@ from .layout import (
 from .rng import period_key, seed_base, trial_key, uniform
 from .trial import BACKED_ANY, DELIVERED, IN_COVER, IN_DECIDING, RESPONDS, delivers, fixed, pick
 
-
-@njit(cache=True)
-def _others(lo, hi, roster_idx, active, rep, t, a):
-    """Sum (ascending) and count of the reputations of the active roster slots ``lo … hi − 1``
-    other than the target and the aggressor."""
-    total = 0.0
-    count = 0
-    for slot in range(lo, hi):
-        i = roster_idx[slot]
-        if active[slot] != 0 and i != t and i != a:
-            total += rep[i]
-            count += 1
-    return total, count
+PAD = 16  # float64/int64 elements after each thread's row of scratch (128 bytes)
+PAD_BYTES = 128  # the same for uint8 rows
 
 
 @njit(cache=True)
@@ -115,6 +104,18 @@ def _mean_without(total, count, rep_i, counted):
     if count > 0:
         return total / count
     return 1.0
+
+
+@njit(cache=True)
+def _ascending_rosters(roster_ptr, roster_idx):
+    """Whether every alliance's roster lists its states in strictly ascending order (the
+    compiler's CSR does): then one alliance's members, in roster order, are the union's
+    ascending state order and the delivery and deterrence sums can walk them directly."""
+    for al in range(roster_ptr.shape[0] - 1):
+        for slot in range(roster_ptr[al] + 1, roster_ptr[al + 1]):
+            if roster_idx[slot] <= roster_idx[slot - 1]:
+                return False
+    return True
 
 
 @njit(cache=True, parallel=True)
@@ -144,38 +145,98 @@ def run_campaigns(
     period_cells, period_hist, periods, alliance_periods, successes,
 ):
     """Simulate trajectories ``[start, stop)`` and add their tallies into the outputs (see
-    ``engine.oracles.campaign_loop.CampaignTallies`` for every output's meaning)."""
+    ``engine.oracles.campaign_loop.CampaignTallies`` for every output's meaning).
+
+    Every float is the oracle's, operation for operation; what is hoisted out of the loops is
+    a value computed from the same operands (``commitment_i · bindingness_A`` per roster slot,
+    ``1 − δ``, ``e^{±ρ}``, ``exposure`` transposed), and what is skipped is provably a no-op
+    (the pristine test reads running counts of ``r_i ≠ 1`` and ``m_j ≠ 1``; the end-of-period
+    means are recomputed only after a period that changed reputation, resolve or membership).
+    """
     base_key = seed_base(seed)
     n_states = capability.shape[0]
     n_alliances = obligation.shape[0]
     n_aggressors = aggressor_state.shape[0]
     n_slots = roster_idx.shape[0]
+    n_roster = roster_states.shape[0]
     n_blocks = (stop - start + block_size - 1) // block_size
     n_threads = cell_tallies.shape[0]
     joins_on = not math.isinf(join_threshold)
-    # per-thread scratch
-    s_rep = np.ones((n_threads, n_states))
-    s_threat = np.zeros((n_threads, n_states))
-    s_cred = np.zeros((n_threads, n_states))
-    s_mark = np.zeros((n_threads, n_states), dtype=np.int64)
-    s_mult = np.ones((n_threads, n_aggressors))
-    s_active = np.zeros((n_threads, n_slots), dtype=np.uint8)
-    s_alive = np.zeros((n_threads, n_alliances), dtype=np.uint8)
-    s_exits = np.zeros((n_threads, n_alliances), dtype=np.int64)
-    s_joins = np.zeros((n_threads, n_alliances), dtype=np.int64)
-    s_cover = np.zeros((n_threads, n_alliances), dtype=np.int64)
-    s_off = np.zeros((n_threads, n_alliances + 1), dtype=np.int64)
-    s_decided = np.zeros((n_threads, n_alliances), dtype=np.int64)  # rounds, 0 = undecided
-    s_nback = np.zeros((n_threads, n_alliances), dtype=np.int64)
-    s_vetoed = np.zeros((n_threads, n_alliances), dtype=np.uint8)
-    s_mstate = np.zeros((n_threads, n_slots), dtype=np.int64)
-    s_mslot = np.zeros((n_threads, n_slots), dtype=np.int64)
-    s_base = np.zeros((n_threads, n_slots))
-    s_theta = np.zeros((n_threads, n_slots))
-    s_static = np.zeros((n_threads, n_slots))
-    s_draw = np.zeros((n_threads, n_slots))
-    s_surv = np.zeros((n_threads, n_slots))
-    s_backed = np.zeros((n_threads, n_slots), dtype=np.uint8)
+    ascending = _ascending_rosters(roster_ptr, roster_idx)
+    phi = phi_table()  # u < Φ(z) without erfc for nearly every draw
+    # loop invariants: the same operands, the same operation, hence the same floats
+    keep_threat = 1.0 - threat_decay
+    boldened = math.exp(resolve_learning)
+    chastened = math.exp(-resolve_learning)
+    trust_rest = 1.0 - trust_weight
+    in_conflict = 1.0 - conflict_penalty
+    exposure_to = np.ascontiguousarray(exposure.T)  # exposure_to[t, i] = exposure[i, t]
+    slot_cb = np.empty(n_slots)  # commitment_i · bindingness_A of every roster slot
+    slot_veto = np.zeros(n_slots, dtype=np.int64)
+    for e_al in range(n_alliances):
+        for e_slot in range(roster_ptr[e_al], roster_ptr[e_al + 1]):
+            e_i = roster_idx[e_slot]
+            slot_cb[e_slot] = commitment[e_i] * bindingness[e_al]
+            slot_veto[e_slot] = 1 if veto[e_i, e_al] != 0 else 0
+    # θ = min(1, exposure · severity + h) is finite when these are (h ∈ [0, 1] then)
+    theta_finite = math.isfinite(threat_shock) and math.isfinite(threat_decay)
+    for e_i in range(exposure.shape[0]):
+        for e_t in range(exposure.shape[1]):
+            theta_finite = theta_finite and math.isfinite(exposure[e_i, e_t])
+    for e_k in range(severity.shape[0]):
+        theta_finite = theta_finite and math.isfinite(severity[e_k])
+    # one alliance whose roster is roster_states: the end-of-period sums share one walk
+    one_roster = n_alliances == 1 and n_slots == n_roster
+    if one_roster:
+        for e_slot in range(n_slots):
+            one_roster = one_roster and roster_idx[e_slot] == roster_states[e_slot]
+    # per cell: ln of the no-alliance response and ln(cap_a · severity_k) of the outcome
+    n_cells = p_deterred.shape[0]
+    cell_log_alone = np.zeros(n_cells)
+    cell_log_attack = np.zeros(n_cells)
+    for e_j in range(n_aggressors):
+        for e_t in range(target_ptr[e_j], target_ptr[e_j + 1]):
+            t_state = target_state[e_t]
+            for e_k in range(mix_ptr[e_j], mix_ptr[e_j + 1]):
+                k_type = mix_type[e_k]
+                e_cell = target_cell_base[e_t] + (e_k - mix_ptr[e_j])
+                if deterrence_mode == DETERRENCE_CAPABILITY:
+                    alone = capability[t_state]
+                else:
+                    alone = capability[t_state] * (
+                        1.0 / (1.0 + attribution_days[k_type] / window_days))
+                cell_log_alone[e_cell] = math.log(alone) if alone > 0.0 else -math.inf
+                cell_log_attack[e_cell] = math.log(capability[aggressor_state[e_j]]
+                                                   * severity[k_type])
+    # per-thread scratch; each row padded so that two threads' rows never share a cache line
+    s_rep = np.ones((n_threads, n_states + PAD))
+    s_threat = np.zeros((n_threads, n_states + PAD))
+    s_cred = np.zeros((n_threads, n_states + PAD))
+    s_mark = np.zeros((n_threads, n_states + PAD), dtype=np.int64)
+    s_mult = np.ones((n_threads, n_aggressors + PAD))
+    s_active = np.zeros((n_threads, n_slots + PAD_BYTES), dtype=np.uint8)
+    s_alive = np.zeros((n_threads, n_alliances + PAD_BYTES), dtype=np.uint8)
+    s_exits = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
+    s_joins = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
+    s_ap_count = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
+    s_ap_rep = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
+    s_cover = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
+    s_off = np.zeros((n_threads, n_alliances + 1 + PAD), dtype=np.int64)
+    s_decided = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)  # rounds, 0 = undecided
+    s_nback = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
+    s_vetoed = np.zeros((n_threads, n_alliances + PAD_BYTES), dtype=np.uint8)
+    s_mstate = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
+    s_mslot = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
+    s_base = np.zeros((n_threads, n_slots + PAD))
+    s_theta = np.zeros((n_threads, n_slots + PAD))
+    s_static = np.zeros((n_threads, n_slots + PAD))
+    s_draw = np.zeros((n_threads, n_slots + PAD))
+    s_surv = np.zeros((n_threads, n_slots + PAD))
+    s_fr = np.zeros((n_threads, n_slots + PAD))
+    s_units = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
+    s_mveto = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
+    s_backed = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
+    s_deliv = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
 
     for b in prange(n_blocks):
         tid = get_thread_id()
@@ -198,6 +259,8 @@ def run_campaigns(
         alive = s_alive[tid]
         exits_of = s_exits[tid]
         joins_of = s_joins[tid]
+        ap_count = s_ap_count[tid]
+        ap_rep = s_ap_rep[tid]
         cover = s_cover[tid]
         off = s_off[tid]
         decided = s_decided[tid]
@@ -210,20 +273,31 @@ def run_campaigns(
         mstatic = s_static[tid]
         mdraw = s_draw[tid]
         msurv = s_surv[tid]
+        mfr = s_fr[tid]
+        munits = s_units[tid]
+        mveto = s_mveto[tid]
         mbacked = s_backed[tid]
+        mdeliv = s_deliv[tid]
         first_g = start + b * block_size
         last_g = min(stop, first_g + block_size)
         for g in range(first_g, last_g):
             for i in range(n_states):
                 rep[i] = 1.0
                 threat[i] = 0.0
-            for j in range(n_aggressors):
-                mult[j] = 1.0
+            for jj in range(n_aggressors):
+                mult[jj] = 1.0
             for slot in range(n_slots):
                 active[slot] = roster_initial[slot]
             for al in range(n_alliances):
                 alive[al] = 1
             moved = False
+            n_rep_moved = 0  # states with r_i ≠ 1
+            n_mult_moved = 0  # aggressor entries with m_j ≠ 1
+            threat_zero = True  # every h_i is 0
+            threat_total = 0.0  # Σ h_i, ascending
+            changed = True  # reputation, resolve or membership changed since the last means
+            rep_fx = 0
+            resolve_fx = 0
             n_successes = 0
             trial = trial_key(base_key, g)
             for s in range(steps):
@@ -236,8 +310,12 @@ def run_campaigns(
                     joins_of[al] = 0
                 crisis = crisis_rate >= 1.0 or uniform(key, SLOT_CRISIS) < crisis_rate
                 if not crisis:
-                    for i in range(n_states):
-                        threat[i] = (1.0 - threat_decay) * threat[i]
+                    if not threat_zero:  # (1 − δ)·0 = 0: nothing to decay otherwise
+                        threat_total = 0.0
+                        for i in range(n_states):
+                            h = keep_threat * threat[i]
+                            threat[i] = h
+                            threat_total += h
                 else:
                     # ---- the crisis (v1 draws) ----------------------------------------------
                     j = 0
@@ -258,6 +336,8 @@ def run_campaigns(
                     cell = target_cell_base[ti] + (ki - mix_ptr[j])
 
                     # ---- coverage and the consultations' members ----------------------------
+                    # one pass per alliance: its active members but the aggressor are written
+                    # after the ones kept so far and kept only when the alliance covers
                     n_cover = 0
                     n_mem = 0
                     for al in range(n_alliances):
@@ -266,97 +346,112 @@ def run_campaigns(
                         kind = obligation[al]
                         if kind != OBLIGATION_DEFENSE and kind != OBLIGATION_COLLECTIVE_SECURITY:
                             continue
+                        collective = kind == OBLIGATION_COLLECTIVE_SECURITY
                         target_ok = False
                         aggressor_in = False
                         others = 0
+                        q = n_mem
                         for slot in range(roster_ptr[al], roster_ptr[al + 1]):
-                            if active[slot] == 0:
-                                continue
                             i = roster_idx[slot]
-                            if i == t:
-                                target_ok = (kind == OBLIGATION_COLLECTIVE_SECURITY
-                                             or roster_protected[slot] != 0)
-                            elif i == a:
-                                aggressor_in = True
-                            else:
-                                others += 1
+                            on = active[slot] != 0
+                            if on and i == t:
+                                target_ok = collective or roster_protected[slot] != 0
+                            aggressor_in = aggressor_in | (on & (i == a))
+                            others += int(on & (i != t) & (i != a))
+                            mstate[q] = i
+                            mslot[q] = slot
+                            q += int(on & (i != a))
                         if not target_ok or others < 1 or a == t:
                             continue
-                        if kind == OBLIGATION_DEFENSE and aggressor_in:
+                        if not collective and aggressor_in:
                             continue
                         cover[n_cover] = al
                         off[n_cover] = n_mem
-                        for slot in range(roster_ptr[al], roster_ptr[al + 1]):
-                            i = roster_idx[slot]
-                            if active[slot] == 0 or i == a:
-                                continue
-                            mstate[n_mem] = i
-                            mslot[n_mem] = slot
-                            n_mem += 1
+                        n_mem = q
                         n_cover += 1
                     off[n_cover] = n_mem
+                    single = n_cover == 1 and ascending
 
                     # ---- deterrence -------------------------------------------------------
-                    pristine = not moved
-                    if pristine:
-                        for i in range(n_states):
-                            if rep[i] != 1.0:
-                                pristine = False
-                                break
-                    if pristine:
-                        for jj in range(n_aggressors):
-                            if mult[jj] != 1.0:
-                                pristine = False
-                                break
-                    if pristine:
-                        p = p_deterred[cell]
-                        p0 = p_deterred_no_alliance[cell]
+                    # a single covering alliance's walk also sums S and n, the reputations of
+                    # its members but the target (ascending), which its consultation reads
+                    walked = False
+                    walk_sum = 0.0
+                    walk_n = 0
+                    u_det = uniform(key, SLOT_DETERRENCE)
+                    if not moved and n_rep_moved == 0 and n_mult_moved == 0:  # pristine
+                        deterred = u_det < p_deterred[cell]
+                        deterred_alone = u_det < p_deterred_no_alliance[cell]
                     else:
-                        for c in range(n_cover):
-                            al = cover[c]
-                            for q in range(off[c], off[c + 1]):
-                                i = mstate[q]
-                                if i == t:
-                                    continue
-                                value = commitment[i] * bindingness[al]
-                                if mark[i] == 0:
-                                    mark[i] = 1
-                                    cred[i] = value
-                                else:
-                                    cred[i] = max(cred[i], value)
+                        threat_j = capability[a] * (resolve[j] * mult[j])
                         if deterrence_mode == DETERRENCE_CAPABILITY:
-                            log_threat = math.log(capability[a] * (resolve[j] * mult[j]))
+                            log_threat = math.log(threat_j)
                             response = capability[t]
-                            for i in range(n_states):
-                                if mark[i] != 0:
-                                    cr = cred[i] * rep[i]
-                                    if cr > 0.0:
-                                        response = response + cr * capability[i]
-                            alone = capability[t]
+                            if single:  # the members are the allies, ascending, once each
+                                for q in range(n_mem):
+                                    i = mstate[q]
+                                    if i != t:
+                                        r_i = rep[i]
+                                        walk_sum += r_i
+                                        walk_n += 1
+                                        cr = slot_cb[mslot[q]] * r_i
+                                        if cr > 0.0:
+                                            response = response + cr * capability[i]
+                                walked = True
+                            else:
+                                for c in range(n_cover):
+                                    for q in range(off[c], off[c + 1]):
+                                        i = mstate[q]
+                                        if i == t:
+                                            continue
+                                        value = slot_cb[mslot[q]]
+                                        if mark[i] == 0:
+                                            mark[i] = 1
+                                            cred[i] = value
+                                        else:
+                                            cred[i] = max(cred[i], value)
+                                for i in range(n_states):
+                                    if mark[i] != 0:
+                                        mark[i] = 0
+                                        cr = cred[i] * rep[i]
+                                        if cr > 0.0:
+                                            response = response + cr * capability[i]
                         else:
-                            log_threat = math.log((capability[a] * (resolve[j] * mult[j]))
-                                                  * severity[k])
-                            att = 1.0 / (1.0 + attribution_days[k] / window_days)
-                            alone = capability[t] * att
+                            log_threat = math.log(threat_j * severity[k])
                             weight = 0.0
                             total = 0.0
-                            for i in range(n_states):
-                                if mark[i] != 0:
-                                    weight += capability[i]
-                                    total += capability[i] * rep[i]
+                            if single:
+                                for q in range(n_mem):
+                                    i = mstate[q]
+                                    if i != t:
+                                        r_i = rep[i]
+                                        walk_sum += r_i
+                                        walk_n += 1
+                                        weight += capability[i]
+                                        total += capability[i] * r_i
+                                walked = True
+                            else:
+                                for c in range(n_cover):
+                                    for q in range(off[c], off[c + 1]):
+                                        i = mstate[q]
+                                        if i != t:
+                                            mark[i] = 1
+                                for i in range(n_states):
+                                    if mark[i] != 0:
+                                        mark[i] = 0
+                                        weight += capability[i]
+                                        total += capability[i] * rep[i]
                             r_bar = total / weight if weight > 0.0 else 1.0
                             response = capability[t] + (expected[cell] - capability[t]) * r_bar
-                        for i in range(n_states):
-                            mark[i] = 0
                         log_response = math.log(response) if response > 0.0 else -math.inf
-                        log_alone = math.log(alone) if alone > 0.0 else -math.inf
-                        p = normal_cdf((log_response - log_threat) / misperception)
-                        p0 = normal_cdf((log_alone - log_threat) / misperception)
-                    u_det = uniform(key, SLOT_DETERRENCE)
-                    deterred = u_det < p
+                        # u < Φ(z) decided by the table of Φ where it can (the same answers)
+                        deterred = below_normal_cdf(
+                            u_det, (log_response - log_threat) / misperception, phi)
+                        deterred_alone = below_normal_cdf(
+                            u_det, (cell_log_alone[cell] - log_threat) / misperception, phi)
                     ct[cell, C_TRIALS] += 1
                     pc[s, C_TRIALS] += 1
-                    if u_det < p0:
+                    if deterred_alone:
                         ct[cell, C_DETERRED_NO_ALLIANCE] += 1
                         pc[s, C_DETERRED_NO_ALLIANCE] += 1
                     for c in range(n_cover):
@@ -364,6 +459,9 @@ def run_campaigns(
                         if deterred:
                             at[cover[c], A_DETERRED] += 1
                     repelled = False
+                    exit_al = -1  # the alliance whose exit S and n are exit_sum, exit_n
+                    exit_sum = 0.0
+                    exit_n = 0
                     if deterred:
                         ct[cell, C_DETERRED] += 1
                         pc[s, C_DETERRED] += 1
@@ -377,82 +475,114 @@ def run_campaigns(
                                 1.0 - uniform(key, SLOT_ATTRIBUTION))
                         # ---- 4–5. consultation in every covering alliance ---------------------
                         w = threat_weight
+                        keep_w = 1.0 - w
+                        static_is_base = w == 0.0 and theta_finite
+                        clear = 1.0 - ambiguity[k]
+                        sev = severity[k]
+                        exp_t = exposure_to[t]
                         for c in range(n_cover):
                             al = cover[c]
                             lo = off[c]
                             hi = off[c + 1]
                             m = hi - lo
+                            # the alliance's members as zero-based views: loops over range(m)
+                            # need no negative-index checks and vectorize
+                            c_state = mstate[lo:hi]
+                            c_slot = mslot[lo:hi]
+                            c_base = mbase[lo:hi]
+                            c_theta = mtheta[lo:hi]
+                            c_static = mstatic[lo:hi]
+                            c_draw = mdraw[lo:hi]
+                            c_surv = msurv[lo:hi]
+                            c_fr = mfr[lo:hi]
+                            c_units = munits[lo:hi]
+                            c_veto = mveto[lo:hi]
+                            c_backed = mbacked[lo:hi]
+                            # S and n: the members but the target (the aggressor is not one)
+                            if walked:  # single: c = 0, the members the walk summed
+                                others_sum = walk_sum
+                                others_n = walk_n
+                            else:
+                                others_sum = 0.0
+                                others_n = 0
+                                for q in range(m):
+                                    i = c_state[q]
+                                    if i != t:
+                                        others_sum += rep[i]
+                                        others_n += 1
+                            vetoing = rule[al] == RULE_VETO
+                            moving = intel_sharing[al] > 0.0 and w > 0.0
+                            slot0 = SLOT_CONSULT_BASE + (al << 20)
                             units_members = 0
                             riding = False
-                            others_sum, others_n = _others(roster_ptr[al], roster_ptr[al + 1],
-                                                           roster_idx, active, rep, t, a)
-                            for q in range(lo, hi):
-                                i = mstate[q]
-                                conflict = 1.0 - conflict_penalty if shares_alliance[i, a] != 0 \
-                                    else 1.0
-                                trust = 1.0
-                                if trust_weight > 0.0:
-                                    trust = 1.0 - trust_weight + trust_weight * _mean_without(
-                                        others_sum, others_n, rep[i], i != t)
-                                base = (((commitment[i] * bindingness[al])
-                                         * (1.0 - ambiguity[k])) * conflict) * trust
-                                mbase[q] = base
-                                mtheta[q] = min(1.0, exposure[i, t] * severity[k] + threat[i])
-                                mstatic[q] = base * ((1.0 - w) + w * mtheta[q])
-                                units_members += capability_units[i]
-                                if i != t and free_riding[i] > 0.0:
-                                    riding = True
-                            need = backers_needed(rule[al], quota[al], m)
-                            vetoing = rule[al] == RULE_VETO
                             n_back = 0
                             units_back = 0
                             veto_left = 0
-                            slot0 = SLOT_CONSULT_BASE + (al << 20)
-                            for q in range(lo, hi):
-                                i = mstate[q]
-                                msurv[q] = 1.0
-                                if i == t:
-                                    mbacked[q] = 1
-                                    mdraw[q] = 0.0
-                                    n_back += 1
-                                    units_back = capability_units[i]
+                            for q in range(m):
+                                i = c_state[q]
+                                slot = c_slot[q]
+                                is_t = i == t
+                                conflict = in_conflict if shares_alliance[i, a] != 0 else 1.0
+                                trust = 1.0
+                                if trust_weight > 0.0:
+                                    trust = trust_rest + trust_weight * _mean_without(
+                                        others_sum, others_n, rep[i], not is_t)
+                                base = ((slot_cb[slot] * clear) * conflict) * trust
+                                if static_is_base:  # base · ((1 − 0) + 0 · θ), θ finite
+                                    c_static[q] = base
                                 else:
-                                    mbacked[q] = 0
-                                    mdraw[q] = uniform(key, slot0 + i)
-                                    if vetoing and veto[i, al] != 0:
-                                        veto_left += 1
-                            moving = intel_sharing[al] > 0.0 and w > 0.0
+                                    theta = min(1.0, exp_t[i] * sev + threat[i])
+                                    if moving:  # base and θ move from round to round
+                                        c_base[q] = base
+                                        c_theta[q] = theta
+                                    else:
+                                        c_static[q] = base * (keep_w + w * theta)
+                                units = capability_units[i]
+                                c_units[q] = units
+                                units_members += units
+                                fr = free_riding[i]
+                                c_fr[q] = fr
+                                riding = riding or (not is_t and fr > 0.0)
+                                vq = slot_veto[slot] if vetoing and not is_t else 0
+                                c_veto[q] = vq
+                                veto_left += vq
+                                c_surv[q] = 1.0
+                                c_backed[q] = 1 if is_t else 0
+                                c_draw[q] = 0.0 if is_t else uniform(key, slot0 + i)
+                                if is_t:
+                                    n_back += 1
+                                    units_back = units
+                            need = backers_needed(rule[al], quota[al], m)
+                            sharing = intel_sharing[al]
                             rounds = 0
                             for r in range(1, max_rounds[al] + 1):
-                                if moving and r > 1:
-                                    total = 0.0
-                                    for q in range(lo, hi):
-                                        total += mtheta[q]
-                                    mean = total / m
-                                    for q in range(lo, hi):
-                                        mtheta[q] = mtheta[q] + intel_sharing[al] * (
-                                            mean - mtheta[q])
                                 share = units_back / units_members if riding else 0.0
                                 new_back = 0
                                 new_units = 0
                                 new_veto = 0
-                                for q in range(lo, hi):
-                                    if mbacked[q] != 0:
-                                        continue
-                                    i = mstate[q]
-                                    if moving:
-                                        prob = (mbase[q] * ((1.0 - w) + w * mtheta[q])) * (
-                                            1.0 - free_riding[i] * share)
-                                    else:
-                                        prob = mstatic[q] * (1.0 - free_riding[i] * share)
-                                    s_next = msurv[q] * (1.0 - prob)
-                                    msurv[q] = s_next
-                                    if mdraw[q] < 1.0 - s_next:
-                                        mbacked[q] = 1
-                                        new_back += 1
-                                        new_units += capability_units[i]
-                                        if vetoing and veto[i, al] != 0:
-                                            new_veto += 1
+                                # every member, backed or not, computes; only the waiting ones
+                                # (not backed yet) can back, and only theirs is ever read again
+                                if moving:
+                                    if r > 1:
+                                        total = 0.0
+                                        for q in range(m):
+                                            total += c_theta[q]
+                                        mean = total / m
+                                        for q in range(m):
+                                            c_theta[q] = c_theta[q] + sharing * (
+                                                mean - c_theta[q])
+                                    for q in range(m):  # this round's factor
+                                        c_static[q] = c_base[q] * (keep_w + w * c_theta[q])
+                                for q in range(m):
+                                    waiting = c_backed[q] == 0
+                                    prob = c_static[q] * (1.0 - c_fr[q] * share)
+                                    s_next = c_surv[q] * (1.0 - prob)
+                                    c_surv[q] = s_next
+                                    backs = waiting & (c_draw[q] < 1.0 - s_next)
+                                    c_backed[q] = c_backed[q] | backs
+                                    new_back += backs
+                                    new_units += c_units[q] if backs else 0
+                                    new_veto += c_veto[q] if backs else 0
                                 n_back += new_back
                                 units_back += new_units
                                 veto_left -= new_veto
@@ -484,38 +614,62 @@ def run_campaigns(
                         n_free = 0
                         n_union = 0
                         n_union_back = 0
-                        for c in range(n_cover):
-                            for q in range(off[c], off[c + 1]):
-                                i = mstate[q]
-                                mark[i] |= IN_COVER
-                                if mbacked[q] != 0:
-                                    mark[i] |= BACKED_ANY
-                                if decided[c] > 0:
-                                    mark[i] |= IN_DECIDING
-                                    if mbacked[q] != 0 and i != t:
-                                        mark[i] |= RESPONDS
-                        for i in range(n_states):
-                            mk = mark[i]
-                            if mk == 0:
-                                continue
-                            n_union += 1
-                            if mk & BACKED_ANY:
-                                n_union_back += 1
-                            if i == t:
-                                mark[i] = 0
-                                continue
-                            if mk & RESPONDS:
-                                n_resp += 1
-                                if delivers(key, i, stability):
-                                    force = force + capability[i]
-                                    mark[i] = DELIVERED
-                                else:
-                                    n_failed += 1
+                        if single:  # the union is the one alliance's members, ascending
+                            n_union = off[1]
+                            n_union_back = nback[0]
+                            if invoked:  # then this alliance decided (else mdeliv is unread)
+                                for q in range(n_mem):
+                                    mdeliv[q] = 0
+                                for q in range(n_mem):
+                                    i = mstate[q]
+                                    if i == t:
+                                        continue
+                                    if mbacked[q] != 0:
+                                        n_resp += 1
+                                        if delivers(key, i, stability):
+                                            force = force + capability[i]
+                                            mdeliv[q] = 1
+                                        else:
+                                            n_failed += 1
+                                    else:
+                                        n_free += 1
+                        else:
+                            for c in range(n_cover):
+                                for q in range(off[c], off[c + 1]):
+                                    i = mstate[q]
+                                    mark[i] |= IN_COVER
+                                    if mbacked[q] != 0:
+                                        mark[i] |= BACKED_ANY
+                                    if decided[c] > 0:
+                                        mark[i] |= IN_DECIDING
+                                        if mbacked[q] != 0 and i != t:
+                                            mark[i] |= RESPONDS
+                            for i in range(n_states):
+                                mk = mark[i]
+                                if mk == 0:
+                                    continue
+                                n_union += 1
+                                if mk & BACKED_ANY:
+                                    n_union_back += 1
+                                if i == t:
                                     mark[i] = 0
-                            else:
-                                if mk & IN_DECIDING:
-                                    n_free += 1
-                                mark[i] = 0
+                                    continue
+                                if mk & RESPONDS:
+                                    n_resp += 1
+                                    if delivers(key, i, stability):
+                                        force = force + capability[i]
+                                        mark[i] = DELIVERED
+                                    else:
+                                        n_failed += 1
+                                        mark[i] = 0
+                                else:
+                                    if mk & IN_DECIDING:
+                                        n_free += 1
+                                    mark[i] = 0
+                            for q in range(0, n_mem):
+                                mdeliv[q] = 1 if mark[mstate[q]] == DELIVERED else 0
+                            for q in range(0, n_mem):
+                                mark[mstate[q]] = 0
                         delay = d_att
                         if invoked:
                             first_al = cover[first]
@@ -526,34 +680,50 @@ def run_campaigns(
                         defection = invoked and n_resp > 0 and (
                             n_failed / n_resp > defection_threshold)
                         # ---- 8. outcome -----------------------------------------------------
-                        z = (math.log(force) - math.log(capability[a] * severity[k])
+                        z = (math.log(force) - cell_log_attack[cell]
                              - delay / window_days) / outcome_noise
-                        repelled = uniform(key, SLOT_OUTCOME) < normal_cdf(z)
+                        repelled = below_normal_cdf(uniform(key, SLOT_OUTCOME), z, phi)
                         # ---- tallies: members, cells and period, alliances ------------------
                         honored = 0
                         pledges = 0
                         for c in range(n_cover):
-                            pledges += off[c + 1] - off[c] - 1
-                            for q in range(off[c], off[c + 1]):
-                                i = mstate[q]
-                                if i == t:
-                                    continue
-                                row = roster_row[mslot[q]]
-                                mt[row, M_PLEDGED] += 1
-                                if mbacked[q] != 0:
-                                    mt[row, M_BACKED] += 1
-                                elif decided[c] > 0:
-                                    mt[row, M_FREE_RODE] += 1
-                                if mark[i] == DELIVERED:
-                                    mt[row, M_DELIVERED] += 1
-                                    if mbacked[q] != 0:
-                                        mt[row, M_HONORED] += 1
-                                        honored += 1
+                            lo = off[c]
+                            hi = off[c + 1]
+                            pledges += hi - lo - 1
+                            c_state = mstate[lo:hi]
+                            c_slot = mslot[lo:hi]
+                            c_backed = mbacked[lo:hi]
+                            c_deliv = mdeliv[lo:hi]
+                            if invoked:
+                                dec = 1 if decided[c] > 0 else 0
+                                for q in range(hi - lo):
+                                    if c_state[q] == t:
+                                        continue
+                                    row = roster_row[c_slot[q]]
+                                    bk = c_backed[q]
+                                    dl = c_deliv[q]
+                                    mt[row, M_PLEDGED] += 1
+                                    mt[row, M_BACKED] += bk
+                                    mt[row, M_FREE_RODE] += dec & (bk ^ 1)
+                                    mt[row, M_DELIVERED] += dl
+                                    mt[row, M_HONORED] += dl & bk
+                                    honored += dl & bk
+                            else:  # nobody decided, so nobody free rode, responded, delivered
+                                for q in range(hi - lo):
+                                    if c_state[q] == t:
+                                        continue
+                                    row = roster_row[c_slot[q]]
+                                    mt[row, M_PLEDGED] += 1
+                                    mt[row, M_BACKED] += c_backed[q]
                         delay_fx = fixed(delay, DELAY_SCALE) if invoked else 0
                         bin_no = delay_bin(delay) if invoked else 0
                         any_vetoed = False
                         for c in range(n_cover):
                             any_vetoed = any_vetoed or vetoed[c] != 0
+                        backing_fx = fixed(n_union_back / n_union, SHARE_SCALE) \
+                            if n_cover > 0 else 0
+                        delivered_fx = fixed((n_resp - n_failed) / n_resp, SHARE_SCALE) \
+                            if invoked and n_resp > 0 else 0
                         for which in range(2):
                             tl = ct[cell] if which == 0 else pc[s]
                             hist = ch[cell] if which == 0 else ph[s]
@@ -563,8 +733,7 @@ def run_campaigns(
                                 tl[C_SUCCEEDED] += 1
                             if n_cover > 0:
                                 tl[C_CONSULTED] += 1
-                                tl[C_BACKING_SHARE_SUM] += fixed(n_union_back / n_union,
-                                                                 SHARE_SCALE)
+                                tl[C_BACKING_SHARE_SUM] += backing_fx
                                 tl[C_ALLIES_SUM] += pledges
                                 tl[C_HONORED_SUM] += honored
                                 if not invoked:
@@ -580,8 +749,7 @@ def run_campaigns(
                                 tl[C_FREE_RIDERS_SUM] += n_free
                                 if n_resp > 0:
                                     tl[C_WITH_ALLIED_BACKERS] += 1
-                                    tl[C_DELIVERED_SHARE_SUM] += fixed(
-                                        (n_resp - n_failed) / n_resp, SHARE_SCALE)
+                                    tl[C_DELIVERED_SHARE_SUM] += delivered_fx
                                 if defection:
                                     tl[C_DEFECTION] += 1
                                 if repelled:
@@ -606,41 +774,77 @@ def run_campaigns(
                                 at[al, A_DELAY_SUM] += delay_fx
                                 ah[al, bin_no] += 1
                         # ---- updates: reputation, aggressor learning --------------------------
+                        # one covering alliance: its members but the target are the exit's
+                        # active slots but the target and the aggressor, in the same order, and
+                        # nothing else changes their reputations before the exit: S and n there
+                        # are the sum and count of the new reputations here
                         for c in range(n_cover):
-                            binding = bindingness[cover[c]]
-                            for q in range(off[c], off[c + 1]):
-                                i = mstate[q]
+                            keep_rep = 1.0 - reputation_learning * bindingness[cover[c]]
+                            c_state = mstate[off[c]:off[c + 1]]
+                            c_backed = mbacked[off[c]:off[c + 1]]
+                            c_deliv = mdeliv[off[c]:off[c + 1]]
+                            for q in range(c_state.shape[0]):  # nobody honored unless invoked
+                                i = c_state[q]
                                 if i == t:
                                     continue
-                                if mbacked[q] != 0 and mark[i] == DELIVERED:
-                                    rep[i] = rep[i] + reputation_learning * (1.0 - rep[i])
+                                old = rep[i]
+                                if invoked and (c_backed[q] & c_deliv[q]) != 0:
+                                    new = old + reputation_learning * (1.0 - old)
                                 else:
-                                    rep[i] = rep[i] * (1.0 - reputation_learning * binding)
-                        for i in range(n_states):
-                            mark[i] = 0
+                                    new = old * keep_rep
+                                rep[i] = new
+                                n_rep_moved += int(new != 1.0) - int(old != 1.0)
+                                exit_sum += new
+                                exit_n += 1
+                        if n_cover == 1:
+                            exit_al = cover[0]
+                        old = mult[j]
                         if repelled:
-                            mult[j] = mult[j] * math.exp(-resolve_learning)
+                            new = old * chastened
                         else:
-                            mult[j] = mult[j] * math.exp(resolve_learning)
+                            new = old * boldened
                             n_successes += 1
+                        mult[j] = new
+                        n_mult_moved += int(new != 1.0) - int(old != 1.0)
+                        changed = True
                     # ---- threat, exit, accession ---------------------------------------------
-                    for i in range(n_states):
-                        threat[i] = min(1.0, (1.0 - threat_decay) * threat[i]
-                                        + threat_shock * exposure[i, t])
+                    if not (threat_zero and threat_shock == 0.0):  # else 0 stays 0
+                        threat_total = 0.0
+                        nonzero = False
+                        exp_t = exposure_to[t]
+                        for i in range(n_states):
+                            h = min(1.0, keep_threat * threat[i] + threat_shock * exp_t[i])
+                            threat[i] = h
+                            threat_total += h
+                            nonzero = nonzero or h != 0.0
+                        threat_zero = not nonzero
                     if exit_threshold > 0.0:
                         for al in range(n_alliances):
                             if alive[al] == 0:
                                 continue
+                            lo_r = roster_ptr[al]
+                            hi_r = roster_ptr[al + 1]
+                            r_idx = roster_idx[lo_r:hi_r]
+                            r_active = active[lo_r:hi_r]
                             left = 0
-                            others_sum, others_n = _others(roster_ptr[al], roster_ptr[al + 1],
-                                                           roster_idx, active, rep, t, a)
-                            for slot in range(roster_ptr[al], roster_ptr[al + 1]):
-                                i = roster_idx[slot]
-                                if active[slot] == 0 or i == t:
+                            if al == exit_al:
+                                others_sum = exit_sum
+                                others_n = exit_n
+                            else:
+                                others_sum = 0.0  # _others, over the zero-based views
+                                others_n = 0
+                                for x in range(hi_r - lo_r):
+                                    i = r_idx[x]
+                                    if r_active[x] != 0 and i != t and i != a:
+                                        others_sum += rep[i]
+                                        others_n += 1
+                            for x in range(hi_r - lo_r):
+                                i = r_idx[x]
+                                if r_active[x] == 0 or i == t:
                                     continue
                                 if _mean_without(others_sum, others_n, rep[i],
                                                  i != a) < exit_threshold:
-                                    active[slot] = 0
+                                    r_active[x] = 0
                                     left += 1
                                     if i != a:
                                         others_sum = others_sum - rep[i]
@@ -649,13 +853,14 @@ def run_campaigns(
                                 n_exits += left
                                 exits_of[al] += left
                                 moved = True
+                                changed = True
                                 still = 0
-                                for slot in range(roster_ptr[al], roster_ptr[al + 1]):
+                                for slot in range(lo_r, hi_r):
                                     still += active[slot]
                                 if still < 2:  # dissolved: nobody is a member any more
                                     alive[al] = 0
                                     n_dissolved += 1
-                                    for slot in range(roster_ptr[al], roster_ptr[al + 1]):
+                                    for slot in range(lo_r, hi_r):
                                         active[slot] = 0
                     if joins_on:
                         for al in range(n_alliances):
@@ -668,38 +873,61 @@ def run_campaigns(
                                     n_joins += 1
                                     joins_of[al] += 1
                                     moved = True
+                                    changed = True
                 # ---- the state at the end of the period -------------------------------------
-                n_roster = roster_states.shape[0]
-                if n_roster > 0:
+                if changed and one_roster and n_roster > 0:
+                    # the roster's and the alliance's sums in one walk, each ascending
+                    changed = False
                     total = 0.0
+                    count = 0
+                    total_al = 0.0
                     for x in range(n_roster):
-                        total += rep[roster_states[x]]
-                    mean_rep = total / n_roster
-                else:
-                    mean_rep = 1.0
-                pt[s, P_REPUTATION_SUM] += fixed(mean_rep, SHARE_SCALE)
-                total = 0.0
-                for jj in range(n_aggressors):
-                    total += mult[jj]
-                pt[s, P_RESOLVE_SUM] += fixed(min(RESOLVE_CAP, total / n_aggressors),
-                                              RESOLVE_SCALE)
-                total = 0.0
-                for i in range(n_states):
-                    total += threat[i]
-                pt[s, P_THREAT_SUM] += fixed(total / n_states, SHARE_SCALE)
+                        r_x = rep[roster_states[x]]
+                        total += r_x
+                        if active[x] != 0:
+                            count += 1
+                            total_al += r_x
+                    rep_fx = fixed(total / n_roster, SHARE_SCALE)
+                    total = 0.0
+                    for jj in range(n_aggressors):
+                        total += mult[jj]
+                    resolve_fx = fixed(min(RESOLVE_CAP, total / n_aggressors), RESOLVE_SCALE)
+                    ap_count[0] = count
+                    ap_rep[0] = fixed(total_al / count, SHARE_SCALE) if count > 0 else 0
+                if changed:  # else the means of the last period, unchanged
+                    changed = False
+                    if n_roster > 0:
+                        total = 0.0
+                        for x in range(n_roster):
+                            total += rep[roster_states[x]]
+                        mean_rep = total / n_roster
+                    else:
+                        mean_rep = 1.0
+                    rep_fx = fixed(mean_rep, SHARE_SCALE)
+                    total = 0.0
+                    for jj in range(n_aggressors):
+                        total += mult[jj]
+                    resolve_fx = fixed(min(RESOLVE_CAP, total / n_aggressors), RESOLVE_SCALE)
+                    for al in range(n_alliances):
+                        r_idx = roster_idx[roster_ptr[al]:roster_ptr[al + 1]]
+                        r_active = active[roster_ptr[al]:roster_ptr[al + 1]]
+                        count = 0
+                        total = 0.0
+                        for x in range(r_idx.shape[0]):
+                            if r_active[x] != 0:
+                                count += 1
+                                total += rep[r_idx[x]]
+                        ap_count[al] = count
+                        ap_rep[al] = fixed(total / count, SHARE_SCALE) if count > 0 else 0
+                pt[s, P_REPUTATION_SUM] += rep_fx
+                pt[s, P_RESOLVE_SUM] += resolve_fx
+                pt[s, P_THREAT_SUM] += fixed(threat_total / n_states, SHARE_SCALE)
                 pt[s, P_EXITS] += n_exits
                 pt[s, P_JOINS] += n_joins
                 pt[s, P_DISSOLVED] += n_dissolved
                 for al in range(n_alliances):
-                    count = 0
-                    total = 0.0
-                    for slot in range(roster_ptr[al], roster_ptr[al + 1]):
-                        if active[slot] != 0:
-                            count += 1
-                            total += rep[roster_idx[slot]]
-                    apt[al, s, AP_ACTIVE] += count
-                    if count > 0:
-                        apt[al, s, AP_REPUTATION_SUM] += fixed(total / count, SHARE_SCALE)
+                    apt[al, s, AP_ACTIVE] += ap_count[al]
+                    apt[al, s, AP_REPUTATION_SUM] += ap_rep[al]
                     apt[al, s, AP_EXITS] += exits_of[al]
                     apt[al, s, AP_JOINS] += joins_of[al]
                     apt[al, s, AP_ALIVE] += alive[al]

@@ -237,6 +237,12 @@ R_DELIVERED_SHARE = 14
 R_FORCE = 15
 R_REPELLED = 16
 N_RECORD_COLUMNS = 17
+
+# ---- work counters of the trial kernel (``counters``: what it hashed, for the roofline) ------
+COUNT_UNIFORMS = 0  # uniforms drawn (each one SplitMix64 hash)
+COUNT_KEYS = 1  # trial and pilot keys derived (one hash each; a pilot key is two)
+COUNT_MEMBER_DRAWS = 2  # of the uniforms, the members' backing draws (step 4)
+N_COUNTERS = 3
 RECORD_COLUMNS = (
     "trial",
     "cell",

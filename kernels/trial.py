@@ -7,11 +7,20 @@ is an integer, so the totals are the same whatever the thread count or block siz
 random number is keyed by the global trial index and the draw's slot (:mod:`kernels.rng`,
 :mod:`kernels.layout`), so the order in which draws are made never matters.
 
-Within a block, trials go in batches of at most ``BATCH``: first every trial's crisis and
-deterrence (steps 1–2); then the attacked trials, grouped by cell, consult as a group (steps 4–5,
-written inline and vectorized over the group's trials: state is member × trial) and finish one
-by one (steps 3 and 6–8).  Grouping changes the order in which trials are tallied, never a
-result.
+Within a block, trials go in batches of at most ``BATCH`` (fewer for large alliances:
+:func:`batch_size`): first every trial's crisis and deterrence (steps 1–2); then the attacked
+trials, grouped by cell, consult as a group (steps 4–5, written inline and vectorized over the
+group's trials: state is member × trial) and finish one by one (steps 3 and 6–8).  Grouping
+changes the order in which trials are tallied, never a result.
+
+An alliance without free riding is consulted *by thresholds*: its members' chances do not depend
+on the trial, so ``1 − Π_{s≤r}(1 − p_s)`` is computed once per member and round, each member's
+one draw gives the round in which it would back, and the rule's deciding round follows from
+those rounds: one pass per member instead of one per member and round, with the round loop's
+own floating-point operations, so every tally is the same.  Step 8 decides ``u < Φ(z)`` from a
+table of Φ unless ``u`` is within a step of ``Φ(z)`` (:func:`kernels.deterrence.below_normal_cdf`).
+The kernel counts the uniforms it draws and the keys it derives (``counters``), for the
+roofline of ``crisis bench``.
 
 The kernel is private: :func:`engine.core.simulate.simulate` builds its inputs
 (:mod:`kernels.args`), allocates the outputs and sums the per-thread slices.
@@ -52,7 +61,7 @@ import math
 import numpy as np
 from numba import get_thread_id, njit, prange
 
-from .deterrence import attribution_factor, decided_force, normal_cdf
+from .deterrence import attribution_factor, below_normal_cdf, decided_force, phi_table
 from .histogram import delay_bin
 from .layout import (
     A_BACKING_SHARE_SUM,
@@ -89,6 +98,9 @@ from .layout import (
     CAUSE_DEFECTION,
     CAUSE_NONE,
     CAUSE_VETO,
+    COUNT_KEYS,
+    COUNT_MEMBER_DRAWS,
+    COUNT_UNIFORMS,
     DELAY_SCALE,
     M_BACKED,
     M_DELIVERED,
@@ -126,6 +138,13 @@ from .layout import (
 from .rng import pilot_key, seed_base, trial_key, uniform
 
 BATCH = 2048  # trials per batch within a block (bounds the scratch memory)
+# members × trials of one batch's member-by-trial scratch at most: a batch of an alliance of L
+# members holds min(BATCH, MEMBER_TRIALS // L) trials (at least MIN_BATCH), so the scratch of a
+# batch stays bounded however large the alliance (2,048 trials of 4,096 members would be 64 MB
+# per float64 array).  Measured on one thread at 512 and 4,096 members: 2^18 was best; 2^14
+# (batches of 16 trials at 4,096 members) cost 1.9× as much per member draw.
+MEMBER_TRIALS = 1 << 18
+MIN_BATCH = 64
 SCRATCH_PAD = 64  # unused elements (≥ 64 bytes) after each thread's scratch: no false sharing
 
 # bits of the per-state mark used while a trial runs
@@ -153,17 +172,41 @@ def delivers(key, state, stability):
 
 
 @njit(cache=True)
+def move_threat(theta, factor, e_base, lo, m, intel, w, r):
+    """Before round ``r``: θ of the ``m`` members moves toward their mean (from round 2 on,
+    alike for every trial: intel sharing ``intel``), and each member's factor follows,
+    ``base · ((1 − w) + w · θ)`` (``e_base[lo + p]``)."""
+    if r > 1:
+        total = 0.0
+        for p in range(m):
+            total += theta[p]
+        mean = total / m
+        for p in range(m):
+            theta[p] = theta[p] + intel * (mean - theta[p])
+    for p in range(m):
+        factor[p] = e_base[lo + p] * ((1.0 - w) + w * theta[p])
+
+
+@njit(cache=True)
 def fixed(x, scale):
     """``x ≥ 0`` in fixed point: ``round(x · scale)`` as int64 (see layout's fixed-point sums)."""
     return np.int64(x * scale + 0.5)
 
 
 @njit(cache=True)
-def _allocate_scratch(n_threads, batch, n_cells, n_states, max_members, max_cover):
+def batch_size(block_size, max_members):
+    """Trials per batch: at most ``BATCH`` and the block, and few enough that the batch's
+    member × trial scratch holds ``MEMBER_TRIALS`` elements (never fewer than ``MIN_BATCH``).
+    Any batch size gives the same tallies."""
+    return min(block_size, BATCH, max(MIN_BATCH, MEMBER_TRIALS // max(1, max_members)))
+
+
+@njit(cache=True)
+def _allocate_scratch(n_threads, batch, n_cells, n_states, max_members, max_cover, max_rounds):
     """Every thread's scratch arrays, allocated once per kernel call: never per block or trial.
 
-    Returns 27 arrays, each with a leading thread axis ``T = n_threads`` (``B = batch``,
-    ``L = max_members``, ``V = max_cover``), in this order:
+    Returns 34 arrays, each with a leading thread axis ``T = n_threads`` (``B = batch``,
+    ``L = max_members``, ``V = max_cover``, ``R = max_rounds``), in this order:
 
     * the batch's attacked trials: ``att_g`` int64 (T, B) global index, ``att_key`` uint64
       (T, B) RNG key, ``att_cell`` int64 (T, B) cell; ``order`` int64 (T, B) their positions
@@ -178,7 +221,16 @@ def _allocate_scratch(n_threads, batch, n_cells, n_states, max_members, max_cove
       (T, V);
     * ``mark`` uint8 (T, S);
     * the pilot's conditional estimate, per trial: ``hazard``, ``hazard_sum``, ``hazard_tail``
-      float64 (T, B).
+      float64 (T, B);
+    * the consultation by thresholds (no free riding): ``threshold`` float64 (T, L, R) (member
+      p backs in the first round r with draw < ``threshold[p, r − 1]``), ``rounds_to_back``
+      uint8 (T, L, B) (that round; 0 for the target, R + 1 for never), ``in_round`` and
+      ``veto_in_round`` int64 (T, R + 2, B) (backers and veto holders by that round), per trial
+      ``limit`` and ``latest`` uint8 (T, B) (uint8 throughout: a uint8 select that mixes in
+      an int64 does not vectorize and cost 15× as much);
+    * ``group_key`` uint64 (T, B): the keys of the cell's group of trials, in group order (the
+      members' draws read them in order: a gather through ``idx`` made each draw 1.3–1.5× as
+      costly).
 
     Every last axis is ``SCRATCH_PAD`` longer than listed and the kernel never touches the
     padding, so no two threads write to one cache line (without it, 2 threads ran up to 1.15×
@@ -222,6 +274,13 @@ def _allocate_scratch(n_threads, batch, n_cells, n_states, max_members, max_cove
         np.empty((t, len_b), dtype=np.float64),  # hazard
         np.empty((t, len_b), dtype=np.float64),  # hazard_sum
         np.empty((t, len_b), dtype=np.float64),  # hazard_tail
+        np.empty((t, max_members, max_rounds + SCRATCH_PAD), dtype=np.float64),  # threshold
+        np.empty((t, max_members, len_b), dtype=np.uint8),  # rounds_to_back
+        np.zeros((t, max_rounds + 2, len_b), dtype=np.int64),  # in_round
+        np.zeros((t, max_rounds + 2, len_b), dtype=np.int64),  # veto_in_round
+        np.empty((t, len_b), dtype=np.uint8),  # limit
+        np.empty((t, len_b), dtype=np.uint8),  # latest
+        np.empty((t, len_b), dtype=np.uint64),  # group_key
     )
 
 
@@ -232,13 +291,16 @@ def _thread_scratch(scratch, tid):
     (att_g, att_key, att_cell, order, cells_seen, cell_count, cell_fill, backed, draw, survival,
      theta, factor, share, units_back, veto_left, new_back, new_units, new_veto,
      decided, rounds_of, n_back_of, vetoed, n_mem_of, mark, hazard, hazard_sum,
-     hazard_tail) = scratch
+     hazard_tail, threshold, rounds_to_back, in_round, veto_in_round, limit, latest,
+     group_key) = scratch
     return (att_g[tid], att_key[tid], att_cell[tid], order[tid], cells_seen[tid],
             cell_count[tid], cell_fill[tid], backed[tid], draw[tid], survival[tid],
             theta[tid], factor[tid], share[tid], units_back[tid], veto_left[tid],
             new_back[tid], new_units[tid], new_veto[tid],
             decided[tid], rounds_of[tid], n_back_of[tid], vetoed[tid], n_mem_of[tid], mark[tid],
-            hazard[tid], hazard_sum[tid], hazard_tail[tid])
+            hazard[tid], hazard_sum[tid], hazard_tail[tid], threshold[tid],
+            rounds_to_back[tid], in_round[tid], veto_in_round[tid], limit[tid], latest[tid],
+            group_key[tid])
 
 
 @njit(cache=True, parallel=True)
@@ -246,6 +308,7 @@ def _run_trials(
     run, states, alliances, crises, attack_types, cells, deterrence, consultations, entries,
     settings,
     cell_tallies, cell_hist, alliance_tallies, alliance_hist, member_tallies, records, pilot,
+    counters,
 ):
     """Simulate trials ``[run.start, run.stop)`` and add their tallies into the outputs.
 
@@ -267,6 +330,8 @@ def _run_trials(
     row ``g − run.record_start`` when ``0 ≤ g − run.record_start < K``.  ``pilot`` float64
     (P, 5) receives, for a pilot run (``run.pilot_samples > 0``), the sums of pilot cell ``p``
     in row ``p`` (see :class:`kernels.args.Run`); a pilot run's other outputs are scratch.
+    ``counters`` (T, N_COUNTERS) receives the work done (:data:`kernels.layout.COUNT_UNIFORMS`
+    …): uniforms drawn, keys derived, members' draws; a handful of integer additions per trial.
     """
     # Every field into a local, here and nowhere else: reading tuple fields inside the loops
     # (or passing the tuples to per-trial helpers) costs reference counting.
@@ -307,8 +372,6 @@ def _run_trials(
     cc_need = consultations.need
     cc_units_members = consultations.units_members
     cc_free_riding = consultations.free_riding
-    max_members = consultations.max_members
-    max_cover = consultations.max_cover
     e_state = entries.state
     e_units = entries.units
     e_free_riding = entries.free_riding
@@ -330,9 +393,13 @@ def _run_trials(
     n_records = records.shape[0]
     n_aggressors = aggressor_cum_weight.shape[0]
     n_blocks = (stop - start + block_size - 1) // block_size
-    batch = min(block_size, BATCH)
-    scratch = _allocate_scratch(cell_tallies.shape[0], batch, n_cells, n_states, max_members,
-                                max_cover)
+    batch = batch_size(block_size, consultations.max_members)
+    longest = 1
+    for al in range(max_rounds.shape[0]):
+        longest = max(longest, max_rounds[al])
+    scratch = _allocate_scratch(cell_tallies.shape[0], batch, n_cells, n_states,
+                                consultations.max_members, consultations.max_cover, longest)
+    phi = phi_table()  # step 8 without erfc for nearly every trial (same answers)
 
     for b in prange(n_blocks):
         tid = get_thread_id()
@@ -346,7 +413,11 @@ def _run_trials(
          backed, draw, survival, theta, factor,
          share, units_back, veto_left, new_back, new_units, new_veto,
          decided, rounds_of, n_back_of, vetoed, n_mem_of, mark,
-         hazard, hazard_sum, hazard_tail) = _thread_scratch(scratch, tid)
+         hazard, hazard_sum, hazard_tail, threshold, rounds_to_back, in_round, veto_in_round,
+         limit, latest, group_key) = _thread_scratch(scratch, tid)
+        n_uniforms = 0  # this block's work (counters)
+        n_keys = 0
+        n_member_draws = 0
 
         block_first = start + b * block_size
         block_last = min(stop, block_first + block_size)
@@ -360,8 +431,11 @@ def _run_trials(
                     pc = g // pilot_samples
                     cell = pilot_cells[pc]
                     key = pilot_key(base_key, cell, g - pc * pilot_samples)
+                    n_keys += 2
                 else:
                     key = trial_key(base_key, g)
+                    n_keys += 1
+                    n_uniforms += 1  # deterrence (step 2)
 
                     # ---- 1. Draw the crisis ------------------------------------------------------
                     # Aggressor j by weight, then its target entry ti and attack-mix entry ki
@@ -369,14 +443,17 @@ def _run_trials(
                     if n_aggressors > 1:
                         j = pick(aggressor_cum_weight, 0, n_aggressors,
                                  uniform(key, SLOT_AGGRESSOR))
+                        n_uniforms += 1
                     ti = target_ptr[j]
                     if target_ptr[j + 1] - ti > 1:
                         ti = pick(target_cum_weight, ti, target_ptr[j + 1],
                                   uniform(key, SLOT_TARGET))
+                        n_uniforms += 1
                     ki = mix_ptr[j]
                     if mix_ptr[j + 1] - ki > 1:
                         ki = pick(mix_cum_weight, ki, mix_ptr[j + 1],
                                   uniform(key, SLOT_ATTACK_TYPE))
+                        n_uniforms += 1
                     cell = target_cell_base[ti] + (ki - mix_ptr[j])
 
                     # ---- 2. Deterrence -----------------------------------------------------------
@@ -440,6 +517,9 @@ def _run_trials(
                 # chance that every waiting member backs in round r
                 hazard_on = pilot_samples > 0 and (
                     pilot_hazard[att_g[idx[0]] // pilot_samples] != 0)
+                for q in range(n):
+                    group_key[q] = att_key[idx[q]]
+                log_threat = math.log(capability[a] * severity[k])  # step 8's threat, per cell
 
                 # ---- 4. Consultation -------------------------------------------------------------
                 # In every covering alliance, for the cell's group of attacked trials at once.
@@ -448,6 +528,11 @@ def _run_trials(
                 # member backs in the first round r with draw < 1 − Π_{s≤r}(1 − p_s); a trial
                 # whose alliance has decided is frozen (masked). (Written inline: a call with
                 # this many arrays costs more than the consultation of a small group.)
+                # Without free riding p_s is alike for every trial of the group, so the
+                # thresholds 1 − Π(1 − p_s) are computed once per member and round (the same
+                # operations as round by round), each member's draw gives the round in which
+                # it would back, and the decision follows from those rounds: one pass per
+                # member instead of one per member and round, the same numbers.
                 for c in range(n_cover):
                     cc = cc_lo + c
                     al = cc_alliance[cc]
@@ -462,6 +547,8 @@ def _run_trials(
                     lo = cc_entry_ptr[cc]
                     m = cc_entry_ptr[cc + 1] - lo
                     slot0 = SLOT_CONSULT_BASE + (al << 20)
+                    riding = cc_free_riding[cc] != 0
+                    by_threshold = not riding and not hazard_on  # (and monotone thresholds)
                     for q in range(n):
                         units_back[q] = 0
                         nb[q] = 0
@@ -481,12 +568,16 @@ def _run_trials(
                                 nb[q] += 1
                                 units_back[q] += e_units[lo + p]
                         else:
-                            vp = e_veto[lo + p]
                             for q in range(n):
                                 b_row[q] = 0
-                                d_row[q] = uniform(att_key[idx[q]], slot0 + i)
-                                s_row[q] = 1.0
-                                veto_left[q] += vp
+                                d_row[q] = uniform(group_key[q], slot0 + i)
+                            n_member_draws += n
+                            if not by_threshold:
+                                for q in range(n):
+                                    s_row[q] = 1.0
+                            if e_veto[lo + p] != 0:
+                                for q in range(n):
+                                    veto_left[q] += 1
                         theta[p] = e_theta[lo + p]
                         factor[p] = e_static[lo + p]
                     need = cc_need[cc]
@@ -501,70 +592,151 @@ def _run_trials(
                             hazard_sum[q] = 0.0
                             hazard_tail[q] = 0.0
                     moving_threat = intel_al > 0.0 and threat_weight > 0.0
-                    riding = cc_free_riding[cc] != 0
-                    units_members = cc_units_members[cc]
                     w = threat_weight
-                    active = n
-                    for r in range(1, max_rounds_al + 1):
-                        if moving_threat:
-                            if r > 1:  # θ moves toward the alliance mean, alike for all trials
-                                total = 0.0
-                                for p in range(m):
-                                    total += theta[p]
-                                mean = total / m
-                                for p in range(m):
-                                    theta[p] = theta[p] + intel_al * (mean - theta[p])
+                    if by_threshold:
+                        top = max_rounds_al
+                        # p_{p,r} into threshold[p, r − 1] round by round (θ may move alike for
+                        # every trial), then 1 − Π_{s≤r}(1 − p_s) member by member; share is 0
+                        # without free riding, so p = f · (1 − ρ · 0) as in the round loop
+                        for r in range(1, top + 1):
+                            if moving_threat:
+                                move_threat(theta, factor, e_base, lo, m, intel_al, w, r)
                             for p in range(m):
-                                factor[p] = e_base[lo + p] * ((1.0 - w) + w * theta[p])
-                        for q in range(n):
-                            share[q] = units_back[q] / units_members if riding else 0.0
-                            new_back[q] = 0
-                            new_units[q] = 0
-                            new_veto[q] = 0
-                        if hazard_on:
-                            for q in range(n):
-                                hazard[q] = 1.0
+                                threshold[p, r - 1] = factor[p] * (
+                                    1.0 - e_free_riding[lo + p] * 0.0)
+                        # 1 − S is nondecreasing whenever every p lies in [0, 1] (validated
+                        # inputs); if rounding ever broke that, the round loop below decides
                         for p in range(m):
-                            f = factor[p]
-                            rho = e_free_riding[lo + p]
-                            u_p = e_units[lo + p]
-                            v_p = e_veto[lo + p]
-                            b_row = bk[p]
-                            d_row = draw[p]
-                            s_row = survival[p]
-                            if hazard_on:  # π_r: every member waiting at the round's start backs
+                            surv = 1.0
+                            before = 0.0
+                            for r in range(top):
+                                surv = surv * (1.0 - threshold[p, r])
+                                threshold[p, r] = 1.0 - surv
+                                by_threshold = by_threshold and threshold[p, r] >= before
+                                before = threshold[p, r]
+                    if by_threshold:
+                        # the round in which each member would back: 1 + the rounds whose
+                        # threshold its draw is not below (0: the target; top + 1: never)
+                        for p in range(m):
+                            k_row = rounds_to_back[p]
+                            if e_state[lo + p] == t:
                                 for q in range(n):
-                                    if b_row[q] == 0 and dc[q] == 0:
-                                        hazard[q] *= f * (1.0 - rho * share[q])
+                                    k_row[q] = 0
+                            else:
+                                d_row = draw[p]
+                                for q in range(n):
+                                    k_row[q] = 1
+                                for r in range(top):
+                                    th = threshold[p, r]
+                                    for q in range(n):
+                                        k_row[q] += d_row[q] >= th
+                        # the rule after each round: the first round whose backers so far meet
+                        # it decides (0: none does)
+                        if need >= m:  # every member must back: the last one decides
                             for q in range(n):
-                                waiting = (b_row[q] == 0) & (dc[q] == 0)
-                                prob = f * (1.0 - rho * share[q])
-                                s_next = s_row[q] * (1.0 - prob)
-                                s_row[q] = s_next if waiting else s_row[q]
-                                backs = waiting & (d_row[q] < 1.0 - s_next)
-                                b_row[q] = b_row[q] | backs
-                                new_back[q] += backs
-                                new_units[q] += u_p if backs else 0
-                                new_veto[q] += v_p if backs else 0
-                        if hazard_on:
-                            weight = force_decided * math.exp(
-                                -(r * round_days[al] + mobilization_al) / window_days)
+                                latest[q] = 1
+                            for p in range(m):
+                                k_row = rounds_to_back[p]
+                                for q in range(n):
+                                    latest[q] = max(latest[q], k_row[q])
                             for q in range(n):
+                                rd[q] = latest[q] if (latest[q] <= top and need == m) else 0
+                        else:
+                            for p in range(m):
+                                k_row = rounds_to_back[p]
+                                for q in range(n):
+                                    in_round[k_row[q], q] += 1
+                                if e_veto[lo + p] != 0 and e_state[lo + p] != t:
+                                    for q in range(n):
+                                        veto_in_round[k_row[q], q] += 1
+                            for q in range(n):
+                                got = in_round[0, q]
+                                left = veto_left[q]
+                                rd[q] = 0
+                                for r in range(1, top + 1):
+                                    got += in_round[r, q]
+                                    left -= veto_in_round[r, q]
+                                    if got >= need and left == 0:
+                                        rd[q] = r
+                                        break
+                            for r in range(top + 2):
+                                for q in range(n):
+                                    in_round[r, q] = 0
+                                    veto_in_round[r, q] = 0
+                        # backed: by the deciding round, or by the last one when undecided
+                        for q in range(n):
+                            dc[q] = 1 if rd[q] > 0 else 0
+                            limit[q] = rd[q] if rd[q] > 0 else top
+                            nb[q] = 0
+                        for p in range(m):
+                            k_row = rounds_to_back[p]
+                            b_row = bk[p]
+                            for q in range(n):
+                                backs = np.uint8(k_row[q] <= limit[q])
+                                b_row[q] = backs
+                                nb[q] += backs
+                    else:
+                        if not riding and not hazard_on:  # thresholds not monotone: start over
+                            for p in range(m):
+                                theta[p] = e_theta[lo + p]
+                                factor[p] = e_static[lo + p]
+                                s_row = survival[p]
+                                for q in range(n):
+                                    s_row[q] = 1.0
+                        units_members = cc_units_members[cc]
+                        active = n
+                        for r in range(1, max_rounds_al + 1):
+                            if moving_threat:
+                                move_threat(theta, factor, e_base, lo, m, intel_al, w, r)
+                            for q in range(n):
+                                share[q] = units_back[q] / units_members if riding else 0.0
+                                new_back[q] = 0
+                                new_units[q] = 0
+                                new_veto[q] = 0
+                            if hazard_on:
+                                for q in range(n):
+                                    hazard[q] = 1.0
+                            for p in range(m):
+                                f = factor[p]
+                                rho = e_free_riding[lo + p]
+                                u_p = e_units[lo + p]
+                                v_p = e_veto[lo + p]
+                                b_row = bk[p]
+                                d_row = draw[p]
+                                s_row = survival[p]
+                                if hazard_on:  # π_r: every member waiting at the round's start
+                                    for q in range(n):
+                                        if b_row[q] == 0 and dc[q] == 0:
+                                            hazard[q] *= f * (1.0 - rho * share[q])
+                                for q in range(n):
+                                    waiting = (b_row[q] == 0) & (dc[q] == 0)
+                                    prob = f * (1.0 - rho * share[q])
+                                    s_next = s_row[q] * (1.0 - prob)
+                                    s_row[q] = s_next if waiting else s_row[q]
+                                    backs = waiting & (d_row[q] < 1.0 - s_next)
+                                    b_row[q] = b_row[q] | backs
+                                    new_back[q] += backs
+                                    new_units[q] += u_p if backs else 0
+                                    new_veto[q] += v_p if backs else 0
+                            if hazard_on:
+                                weight = force_decided * math.exp(
+                                    -(r * round_days[al] + mobilization_al) / window_days)
+                                for q in range(n):
+                                    if dc[q] == 0:
+                                        hazard_sum[q] += hazard[q] * weight
+                                        if r == max_rounds_al:
+                                            hazard_tail[q] = 1.0 - hazard[q]
+                            for q in range(n):  # the rule, checked after the round
                                 if dc[q] == 0:
-                                    hazard_sum[q] += hazard[q] * weight
-                                    if r == max_rounds_al:
-                                        hazard_tail[q] = 1.0 - hazard[q]
-                        for q in range(n):  # the rule, checked after the round
-                            if dc[q] == 0:
-                                nb[q] += new_back[q]
-                                units_back[q] += new_units[q]
-                                veto_left[q] -= new_veto[q]
-                                if nb[q] >= need and veto_left[q] == 0:
-                                    dc[q] = 1
-                                    rd[q] = r
-                                    active -= 1
-                        if active == 0:
-                            break
+                                    nb[q] += new_back[q]
+                                    units_back[q] += new_units[q]
+                                    veto_left[q] -= new_veto[q]
+                                    if nb[q] >= need and veto_left[q] == 0:
+                                        dc[q] = 1
+                                        rd[q] = r
+                                        active -= 1
+                            if active == 0:
+                                break
 
                     # ---- 5. Decision failure -----------------------------------------------------
                     # Undecided: veto when the quota was met but a veto holder never backed; any
@@ -606,6 +778,7 @@ def _run_trials(
                     d_att = 0.0
                     if attribution_days[k] > 0.0:
                         u_att = uniform(key, SLOT_ATTRIBUTION)
+                        n_uniforms += 1
                         d_att = -attribution_days[k] * math.log(1.0 - u_att)
 
                     # ---- 6. Delay ----------------------------------------------------------------
@@ -660,6 +833,7 @@ def _run_trials(
                                 if backed[0, p, q] == 0 or i == t:
                                     continue
                                 n_resp += 1
+                                n_uniforms += stability[i] < 1.0  # delivers() draws
                                 if delivers(key, i, stability):
                                     force = force + capability[i]
                                     row = e_member[lo + p]
@@ -693,6 +867,7 @@ def _run_trials(
                             mark[i] = 0
                             if mk & RESPONDS:
                                 n_resp += 1
+                                n_uniforms += stability[i] < 1.0  # delivers() draws
                                 if delivers(key, i, stability):
                                     force = force + capability[i]
                                     mark[i] = DELIVERED  # kept until its pledges are counted
@@ -732,9 +907,9 @@ def _run_trials(
                         pilot[pc, 0] += value
                         pilot[pc, 1] += value * value
                         continue
-                    threat = capability[a] * severity[k]
-                    z = (math.log(force) - math.log(threat) - delay / window_days) / outcome_noise
-                    repelled = uniform(key, SLOT_OUTCOME) < normal_cdf(z)
+                    z = (math.log(force) - log_threat - delay / window_days) / outcome_noise
+                    repelled = below_normal_cdf(uniform(key, SLOT_OUTCOME), z, phi)
+                    n_uniforms += 1
 
                     # tallies of the cell
                     if repelled:
@@ -805,3 +980,6 @@ def _run_trials(
                         records[rec, R_DELIVERED_SHARE] = delivered_share
                         records[rec, R_FORCE] = force
                         records[rec, R_REPELLED] = 1.0 if repelled else 0.0
+        counters[tid, COUNT_UNIFORMS] += n_uniforms + n_member_draws
+        counters[tid, COUNT_KEYS] += n_keys
+        counters[tid, COUNT_MEMBER_DRAWS] += n_member_draws

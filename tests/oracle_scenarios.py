@@ -177,6 +177,20 @@ def edge_cases(*, name: str) -> dict:
                          defection_threshold=0.0, misperception=2.0)
 
 
+def thresholds(*, name: str) -> dict:
+    """all_knobs (with an aggressor inside NATO) without free riding, so every consultation runs
+    by thresholds (the kernel's one pass per member): majority and qualified rules, a veto rule
+    with a veto-holding target, unanimity, θ moving with intel sharing, several covering
+    alliances, stability < 1 and the pact shared with the aggressor."""
+    data = all_knobs(name=name, member_aggressor=True)
+    for state in data["states"]:
+        state.pop("free_riding", None)
+    data["alliances"][1].update(decision_rule="veto", quota=0.5, veto_holders=["EST", "DEU"])
+    data["alliances"].append({"id": "CORE", "members": ["USA", "POL", "EST", "HUN"],
+                              "round_days": 1.0, "max_rounds": 9, "intel_sharing": 0.5})
+    return data
+
+
 # ---- model v2 core (design §8) -------------------------------------------------------------
 PILOT_SAMPLES = 1024  # the smallest pilot: keeps the plain-Python oracle fast
 
@@ -294,6 +308,8 @@ def exact_cases(*, name: str) -> dict:
 # T3, T4, T5, LONE, T6, each with the attack types conv, slow.
 V2_SCENARIOS = {
     "coverage": coverage,
+    "thresholds": thresholds,
+    "thresholds_expected": lambda *, name: expected_response(thresholds(name=name)),
     "coverage_expected": lambda *, name: expected_response(coverage(name=name)),
     "exact_cases_expected": exact_cases,
     "all_knobs_expected": lambda *, name: expected_response(all_knobs(name=name,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from engine.cli.main import main
@@ -49,3 +50,37 @@ def test_compare_flags_only_drops_beyond_noise():
     other_machine = {**slower, "machine": "elsewhere"}
     lines, regressed = compare([old], [other_machine])
     assert not regressed and "no earlier entry" in lines[0]
+
+
+def test_bench_scaling_and_campaign_record_the_roofline(tmp_path):
+    """The scaling and campaign workloads (quick): one entry per alliance size with the kernel's
+    own counts (a trial of N members draws N − 1 member uniforms when attacked: the target
+    backs without a draw), the hash-bound limit and the fraction reached, the plot of the cost
+    per member draw; the campaign's period against a v1 trial."""
+    history = tmp_path / "history.jsonl"
+    out = tmp_path / "scaling.png"
+    result = CliRunner().invoke(main, [
+        "bench", "--quick", "--workload", "scaling", "--workload", "campaign", "--repeats", "1",
+        "--history", str(history), "--scaling-out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    entries = [json.loads(line) for line in history.read_text().splitlines()]
+    scaling = [e for e in entries if e["workload"].startswith("scaling-")]
+    assert [e["members"] for e in scaling] == [8, 32, 128, 512, 2048, 4096]
+    for e in scaling:
+        n = e["members"]
+        expected = (n - 1) * e["attacked_share"]
+        assert abs(e["member_draws_per_trial"] - expected) <= 1e-3 * expected + 1e-3
+        # keys (1) + deterrence (1) + members, and an outcome per attacked trial (rounded to
+        # 3 decimals in the entry)
+        assert e["hashes_per_trial"] == pytest.approx(
+            2 + e["member_draws_per_trial"] + e["attacked_share"], abs=2e-3)
+        assert e["roofline_fraction"] == pytest.approx(
+            e["trials_per_s"] / e["hash_limit_trials_per_s"], abs=2e-3)
+        assert e["roofline_fraction"] > 0
+        assert 0.95 < e["attacked_share"] < 0.99  # P(deterred) ≈ 3% at every N
+        assert e["scaling_spread"] >= 1.0 and e["ns_per_member_draw"] > 0
+    assert out.stat().st_size > 10_000 and out.with_suffix(".svg").exists()
+    (campaign,) = [e for e in entries if e["workload"] == "campaign"]
+    assert campaign["steps"] == 20 and campaign["periods_per_s"] > 0
+    assert campaign["period_cost_vs_v1_trial"] == pytest.approx(
+        campaign["v1_trials_per_s"] / campaign["periods_per_s"], abs=2e-3)

@@ -34,12 +34,17 @@ from kernels.layout import (
     C_DEFECTION,
     C_INVOKED,
     C_VETO,
+    COUNT_KEYS,
+    COUNT_MEMBER_DRAWS,
+    COUNT_UNIFORMS,
     HIST_FINE_BINS,
     HIST_OVERFLOW,
     M_PLEDGED,
+    N_COUNTERS,
     SLOT_CONSULT_BASE,
     SLOT_DELIVERY_BASE,
     SLOT_OUTCOME,
+    SLOT_ROUND_BASE,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,6 +173,43 @@ def test_model_v2(which):
     tallies = assert_same(c, seed=41, start=500, n=3000)
     assert tallies.members[:, M_PLEDGED].sum() == tallies.cells[:, C_ALLIES_SUM].sum() > 0
     assert_same_deterrence(c, seed=41)
+
+
+@pytest.mark.parametrize("which", ["all_knobs", "edge_cases", "thresholds", "nato"])
+def test_work_counters_are_the_oracles_draws(which, monkeypatch):
+    """The kernel's work counters (what ``crisis bench`` sets against the hashing limit) equal
+    the hashes the plain-Python loop makes for the same trials: every ``uniform`` call, the
+    members' backing draws among them (consultation slots), and every trial key."""
+    if which == "nato":
+        c = compile_scenario(load_scenario(ROOT / "configs" / "nato-baltic-2024.toml")
+                             .with_values({"scenario.deterrence": "capability"}))
+    elif which == "thresholds":
+        c = compiled(oracle_scenarios.thresholds(name=NAME))
+    else:
+        c = compiled({"all_knobs": all_knobs, "edge_cases": edge_cases}[which](name=NAME))
+    assert c.deterrence == 0  # capability: the oracle hashes nothing outside the trials
+    made = {"uniforms": 0, "members": 0, "keys": 0}
+    uniform, trial_key = python_loop.uniform, python_loop.trial_key
+
+    def counted_uniform(key, slot):
+        made["uniforms"] += 1
+        made["members"] += SLOT_CONSULT_BASE <= slot < SLOT_ROUND_BASE
+        return uniform(key, slot)
+
+    def counted_key(base, trial):
+        made["keys"] += 1
+        return trial_key(base, trial)
+
+    monkeypatch.setattr(python_loop, "uniform", counted_uniform)
+    monkeypatch.setattr(python_loop, "trial_key", counted_key)
+    python = simulate_python(c, 5, 100, 2100)
+    counters = np.zeros(N_COUNTERS, np.int64)
+    kernel, _ = simulate(c, 5, 100, 2100, block_size=333, counters=counters)
+    assert kernel.equals(python)
+    assert made["members"] > 0 and made["uniforms"] > made["members"]
+    assert counters[COUNT_UNIFORMS] == made["uniforms"]
+    assert counters[COUNT_MEMBER_DRAWS] == made["members"]
+    assert counters[COUNT_KEYS] == made["keys"] == 2000
 
 
 def test_nato_baltic_config_with_offset():

@@ -87,7 +87,7 @@ def test_the_issues_scenario_is_refused_before_allocating():
 
 def test_shape_and_estimate_match_the_kernels_arrays():
     from kernels.prepare import consultation_tables
-    from kernels.trial import BATCH, _allocate_scratch
+    from kernels.trial import BATCH, _allocate_scratch, batch_size
 
     rng = random.Random(3)
     alliances = [sorted(rng.sample(range(60), rng.randint(2, 25))) for _ in range(12)]
@@ -121,10 +121,11 @@ def test_shape_and_estimate_match_the_kernels_arrays():
     held = sum(a.nbytes for a in (*consultations[:6], *entries))
     assert memory_parts(scenario, 1, 0)["consultation tables"] >= held
     # the scratch estimate is what the kernel allocates per thread (within its padding)
-    scratch = _allocate_scratch(1, BATCH, c.n_cells, c.n_states, shape.largest_consultation,
-                                shape.most_cover)
+    rounds = int(c.max_rounds.max())
+    scratch = _allocate_scratch(1, batch_size(BATCH, shape.largest_consultation), c.n_cells,
+                                c.n_states, shape.largest_consultation, shape.most_cover, rounds)
     allocated = sum(a.nbytes for a in scratch)
-    assert allocated <= scratch_bytes_per_thread(shape) <= 1.05 * allocated
+    assert allocated <= scratch_bytes_per_thread(shape, max_rounds=rounds) <= 1.05 * allocated
 
 
 def test_memory_limit_is_checked_by_the_cli_with_the_new_parts(tmp_path):

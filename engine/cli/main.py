@@ -734,8 +734,10 @@ def backtest(data_dir, coding, split, trials, seed, no_fit, deterrence_step, out
               help="Compare with the previous entry of this machine; flag regressions.")
 @click.option("--plot", "do_plot", is_flag=True, help="Draw the history (PNG and SVG).")
 @click.option("--workload", "names", multiple=True,
-              type=click.Choice(["small", "nato-capability", "nato", "large"]),
-              help="Workloads to run (default: all). Repeat the option for several.")
+              type=click.Choice(["small", "nato-capability", "nato", "large", "scaling",
+                                 "campaign"]),
+              help="Workloads to run (default: small, nato, large, scaling, campaign). Repeat "
+                   "the option for several.")
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("bench/history.jsonl"), show_default=True,
               help="JSON-lines history file to append to.")
@@ -746,16 +748,26 @@ def backtest(data_dir, coding, split, trials, seed, no_fit, deterrence_step, out
 @click.option("--fail-on-regression", is_flag=True, help="Exit 1 when --compare flags one.")
 @click.option("--plot-out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("bench/history.png"), show_default=True)
+@click.option("--scaling-out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench/scaling.png"), show_default=True,
+              help="Where the scaling workload draws its cost per member draw (PNG and SVG).")
 def bench(quick, do_compare, do_plot, names, history, no_record, no_baselines, repeats,
-          fail_on_regression, plot_out):
-    """Run the standard workloads and append their throughput to the history."""
+          fail_on_regression, plot_out, scaling_out):
+    """Run the standard workloads and append their throughput to the history: trials/s, the
+    fraction of the hash-bound limit, the cost per member draw from 8 to 4,096 members
+    (``scaling``) and a campaign period against a v1 trial (``campaign``)."""
     from ..perf.benchmark import append_history, compare, plot_history, read_history, run_benchmarks
+    from ..perf.roofline import plot_scaling
 
     past = read_history(history)
     entries = []
     if not (do_plot and not names and not do_compare and not quick and past):
-        entries = run_benchmarks(names or ("small", "nato", "large"), quick=quick,
-                                 repeats=repeats, baselines=not no_baselines, echo=click.echo)
+        entries = run_benchmarks(names or ("small", "nato", "large", "scaling", "campaign"),
+                                 quick=quick, repeats=repeats, baselines=not no_baselines,
+                                 echo=click.echo)
+    scaling = [e for e in entries if e["workload"].startswith("scaling-")]
+    if scaling:
+        click.echo(f"scaling plot → {plot_scaling(scaling, scaling_out)} (and .svg)")
     regressed = False
     if do_compare and entries:
         lines, regressed = compare(past, entries)

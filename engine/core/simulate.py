@@ -21,6 +21,7 @@ from kernels.layout import (
     C_TRIALS,
     N_ALLIANCE_COLUMNS,
     N_CELL_COLUMNS,
+    N_COUNTERS,
     N_HIST_BINS,
     N_MEMBER_COLUMNS,
     N_RECORD_COLUMNS,
@@ -121,6 +122,13 @@ def _slab(c: CompiledScenario, threads: int) -> tuple[np.ndarray, ...]:
         np.zeros((threads, c.n_alliances, N_HIST_BINS), np.int64),
         np.zeros((threads, c.n_memberships, N_MEMBER_COLUMNS), np.int64),
     )
+
+
+def _counter_slab() -> np.ndarray:
+    """The kernel's per-thread work counters (T, N_COUNTERS), zeroed."""
+    import numba
+
+    return np.zeros((numba.get_num_threads(), N_COUNTERS), np.int64)
 
 
 @dataclass
@@ -265,6 +273,7 @@ def _deterrence_tables(compiled: CompiledScenario, seed: int,
             Run(seed, 0, len(pilot_cells) * n, n, 0, n),
             *prepared.inputs(scratch, pilot_cells, hazard[pilot_cells]),
             *_slab(c, numba.get_num_threads()), np.zeros((0, N_RECORD_COLUMNS)), sums,
+            _counter_slab(),
         )
         mean = sums[:, 0] / n
         expected[pilot_cells] = mean
@@ -302,6 +311,7 @@ def simulate(
     record_start: int | None = None,
     on_wave: Callable[[int, Callable[[], Tallies], np.ndarray], None] | None = None,
     deterrence: DeterrenceTables | None = None,
+    counters: np.ndarray | None = None,
 ) -> tuple[Tallies, np.ndarray]:
     """Simulate global trials ``[start, stop)``.
 
@@ -312,6 +322,9 @@ def simulate(
     ``on_wave(position, snapshot, records)`` is called after each wave; ``snapshot()`` returns the
     tallies of ``[start, position)`` (for checkpoints).  ``deterrence`` is step 2 as
     :func:`deterrence_tables` computes it for this scenario and seed (computed here when None).
+    ``counters`` int64 (N_COUNTERS,), when given, receives the kernel's work
+    (:data:`kernels.layout.COUNT_UNIFORMS` …: what ``crisis bench`` sets against the hashing
+    limit); it never changes a tally.
     """
     import numba
 
@@ -348,17 +361,20 @@ def simulate(
         wave_trials = max(block_size * threads * 8, 1 << 22)
     wave_trials = max(block_size, (wave_trials // block_size) * block_size)
     position = start
+    work = _counter_slab()
     while position < stop:
         end = min(stop, position + wave_trials)
         _run_trials(
             Run(seed, position, end, block_size, record_start, 0), *inputs,
-            *slab, records, NO_PILOT,
+            *slab, records, NO_PILOT, work,
         )
         if progress is not None:
             progress(end - position)
         position = end
         if on_wave is not None:
             on_wave(position, snapshot, records)
+    if counters is not None:
+        counters += work.sum(axis=0)
     return snapshot(), records
 
 

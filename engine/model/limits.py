@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from kernels.layout import (
     DELAY_SCALE,
+    MAX_ROUNDS,
     N_ALLIANCE_COLUMNS,
     N_CELL_COLUMNS,
     N_HIST_BINS,
@@ -172,19 +173,23 @@ def compile_parts(scenario: Scenario, shape: ScenarioShape | None = None) -> dic
     return parts
 
 
-def scratch_bytes_per_thread(shape: ScenarioShape, block_size: int | None = None) -> float:
+def scratch_bytes_per_thread(shape: ScenarioShape, block_size: int | None = None,
+                             max_rounds: int = MAX_ROUNDS) -> float:
     """The kernel's scratch of one thread (``kernels.trial._allocate_scratch``): per batch of
-    ``B = min(block_size, BATCH)`` trials, member × trial arrays of the largest consultation."""
-    from kernels.trial import BATCH, SCRATCH_PAD
+    ``B = batch_size(block_size, L)`` trials, member × trial arrays of the largest consultation
+    (``L`` members), and the thresholds of ``max_rounds`` rounds per member."""
+    from kernels.trial import BATCH, SCRATCH_PAD, batch_size
 
-    batch = min(block_size, BATCH) if block_size else BATCH
-    b = batch + SCRATCH_PAD
     members, cover = shape.largest_consultation, shape.most_cover
+    batch = batch_size.py_func(block_size or BATCH, members)
+    b = batch + SCRATCH_PAD
     return float(
-        b * (5 * 8 + 6 * 8 + 3 * 8)  # attacked trials, their order; share, the five
-        # counters and the pilot's three hazard arrays
+        b * (5 * 8 + 6 * 8 + 3 * 8 + 8 + 2)  # attacked trials, their order; share, the five
+        # counters and the pilot's three hazard arrays; group keys; limit, latest
         + cover * members * b  # backed uint8 (V, L, B)
-        + 2 * 8 * members * b  # draw, survival float64 (L, B)
+        + (2 * 8 + 1) * members * b  # draw, survival float64, rounds_to_back uint8 (L, B)
+        + 8 * members * (max_rounds + SCRATCH_PAD)  # threshold float64 (L, R)
+        + 2 * 8 * (max_rounds + 2) * b  # in_round, veto_in_round (R + 2, B)
         + cover * b * (1 + 8 + 8 + 1)  # decided, rounds_of, n_back_of, vetoed (V, B)
         + 2 * 8 * (shape.cells + SCRATCH_PAD)  # cell_count, cell_fill
         + 2 * 8 * (members + SCRATCH_PAD) + 8 * (cover + SCRATCH_PAD)
@@ -201,7 +206,8 @@ def memory_parts(scenario: Scenario, threads: int, save_trials: int,
         **compile_parts(scenario, shape),
         "consultation tables": (shape.consultations * BYTES_PER_CONSULTATION
                                 + shape.entries * BYTES_PER_ENTRY + 8.0 * shape.cells),
-        "kernel scratch": threads * scratch_bytes_per_thread(shape, block_size),
+        "kernel scratch": threads * scratch_bytes_per_thread(
+            shape, block_size, max((al.max_rounds for al in scenario.alliances), default=1)),
         # one slab per thread, their sum, and the tables built from it
         "tallies": (threads + 3.0) * (shape.cells * per_cell + shape.alliances * per_alliance
                                       + shape.memberships * N_MEMBER_COLUMNS * 8),

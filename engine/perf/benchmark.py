@@ -1,5 +1,11 @@
 """``crisis bench``: standard workloads, throughput appended to a tracked history.
 
+Besides trials/s, every kernel workload reports its hash-bound limit (:mod:`.roofline`: the
+hashes it needs per trial, counted by the kernel, against this machine's hashes per second
+measured in the same run) and the fraction of that limit it reaches; ``scaling`` measures the
+cost per member draw for alliances of 8 … 4,096 members, ``campaign`` the cost of a campaign
+period against a v1 trial of the same scenario.
+
 Each workload is measured ``repeats`` times with all threads and with one thread; the median
 is the figure, the coefficient of variation the noise.  A history entry is one JSON line
 per workload: date, commit, machine, versions, threads, trials/s, compile and load time, peak
@@ -22,6 +28,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import numpy as np
 
 from kernels.layout import C_ATTACKED, C_TRIALS
 
@@ -100,8 +108,11 @@ def run_benchmarks(names=WORKLOADS, *, quick: bool = False, repeats: int | None 
     """Measure every workload; returns one history entry per workload."""
     import numba
 
+    from kernels.layout import N_COUNTERS
+
     from ..core.simulate import deterrence_tables, set_threads, simulate
     from ..oracles.reference import simulate_reference
+    from .roofline import hash_rate, measure_campaign, measure_scaling, roofline
 
     repeats = repeats or (2 if quick else 5)
     pick = 1 if quick else 0
@@ -120,7 +131,18 @@ def run_benchmarks(names=WORKLOADS, *, quick: bool = False, repeats: int | None 
         "quick": quick,
         "repeats": repeats,
     }
+    hashes_per_s = hash_rate(quick)
+    echo(f"hashing: {hashes_per_s / 1e6:.0f} M hashes/s on {threads} threads "
+         f"({1e9 / hashes_per_s:.2f} ns each)")
     for name in names:
+        if name == "scaling":
+            entries += measure_scaling({**base, "threads": threads}, quick=quick,
+                                       repeats=repeats, hashes_per_s=hashes_per_s, echo=echo)
+            continue
+        if name == "campaign":
+            entries.append(measure_campaign({**base, "threads": threads}, quick=quick,
+                                            repeats=min(repeats, 3), echo=echo))
+            continue
         compiled = workload(name)
         t0 = time.perf_counter()
         simulate(compiled, 1, 0, 10)  # load from the cache (or compile) before timing
@@ -133,7 +155,8 @@ def run_benchmarks(names=WORKLOADS, *, quick: bool = False, repeats: int | None 
         pilot_s = time.perf_counter() - t0
         # the share of trials that reach the consultation (the costly part of a trial): the
         # deterrence mode changes it, so trials/s of two modes compare different work
-        probe, _ = simulate(compiled, 1, 0, 200_000, deterrence=step2)
+        counters = np.zeros(N_COUNTERS, np.int64)
+        probe, _ = simulate(compiled, 1, 0, 200_000, deterrence=step2, counters=counters)
         attacked = float(probe.cells[:, C_ATTACKED].sum() / probe.cells[:, C_TRIALS].sum())
 
         def kernel(trials, compiled=compiled, step2=step2):
@@ -171,6 +194,7 @@ def run_benchmarks(names=WORKLOADS, *, quick: bool = False, repeats: int | None 
             entry["python_loop_trials_per_s"] = round(loop.median)
             entry["speedup_vs_python_loop"] = round(full.median / loop.median, 1)
         entry["attacked_trials_per_s"] = round(full.median * attacked)
+        entry.update(roofline(entry, counters, 200_000, hashes_per_s))
         entry["peak_rss_mb"] = round(peak_rss_mb(), 1)
         entries.append(entry)
         echo(_line(entry))
@@ -200,6 +224,10 @@ def _line(e: dict) -> str:
             f"{e['trials_per_s_1_thread'] / 1e6:.2f} M/s on 1 (×{e['thread_scaling']:.2f})")
     if "deterrence" in e:
         text += f"; deterrence {e['deterrence']} ({e['deterrence_s']:.2f} s once per run)"
+    if "roofline_fraction" in e:
+        text += (f"; {e['hashes_per_trial']:.1f} hashes per trial: "
+                 f"{e['roofline_fraction']:.2f} of the hash-bound limit "
+                 f"({e['hash_limit_trials_per_s'] / 1e6:.1f} M/s)")
     if "speedup_vs_reference" in e:
         text += (f"; reference {e['reference_trials_per_s'] / 1e6:.2f} M/s "
                  f"(×{e['speedup_vs_reference']:.1f}), python loop "
@@ -271,6 +299,9 @@ def plot_history(history: list[dict], out: Path, machine: str | None = None) -> 
     import matplotlib.pyplot as plt
 
     machine = machine or machine_id()
+    # the standard workloads (scaling has its own figure; a campaign counts trajectories)
+    history = [h for h in history if not h.get("workload", "").startswith("scaling-")
+               and h.get("workload") != "campaign"]
     rows = [h for h in history if h.get("machine") == machine and not h.get("quick")]
     if not rows:
         rows = [h for h in history if h.get("machine") == machine]
@@ -292,6 +323,14 @@ def plot_history(history: list[dict], out: Path, machine: str | None = None) -> 
     ax.legend(title="workload")
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
+    return save_figure(fig, out)
+
+
+def save_figure(fig, out: Path) -> Path:
+    """Save a benchmark figure as ``out`` .png and .svg (folders made), close it; the PNG's
+    path."""
+    import matplotlib.pyplot as plt
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out.with_suffix(".png"), dpi=120)
