@@ -59,6 +59,9 @@ from .layout import (
     C_TRIALS,
     C_VETO,
     C_WITH_ALLIED_BACKERS,
+    COUNT_KEYS,
+    COUNT_MEMBER_DRAWS,
+    COUNT_UNIFORMS,
     DELAY_SCALE,
     DETERRENCE_CAPABILITY,
     M_BACKED,
@@ -142,10 +145,12 @@ def run_campaigns(
     roster_protected, roster_row, roster_states,
     # outputs (leading axis: thread)
     cell_tallies, cell_hist, alliance_tallies, alliance_hist, member_tallies,
-    period_cells, period_hist, periods, alliance_periods, successes,
+    period_cells, period_hist, periods, alliance_periods, successes, counters,
 ):
     """Simulate trajectories ``[start, stop)`` and add their tallies into the outputs (see
-    ``engine.oracles.campaign_loop.CampaignTallies`` for every output's meaning).
+    ``engine.oracles.campaign_loop.CampaignTallies`` for every output's meaning); ``counters``
+    (T, N_COUNTERS) receives the work as the trial kernel's does (uniforms, keys, members'
+    draws).
 
     Every float is the oracle's, operation for operation; what is hoisted out of the loops is
     a value computed from the same operands (``commitment_i · bindingness_A`` per roster slot,
@@ -240,6 +245,9 @@ def run_campaigns(
 
     for b in prange(n_blocks):
         tid = get_thread_id()
+        n_uniforms = 0  # this block's work (counters, as the trial kernel's)
+        n_keys = 0
+        n_member_draws = 0
         ct = cell_tallies[tid]
         ch = cell_hist[tid]
         at = alliance_tallies[tid]
@@ -300,6 +308,7 @@ def run_campaigns(
             resolve_fx = 0
             n_successes = 0
             trial = trial_key(base_key, g)
+            n_keys += steps  # the trial's key, then a period key per later period
             for s in range(steps):
                 key = trial if s == 0 else period_key(trial, s)
                 n_exits = 0
@@ -309,6 +318,8 @@ def run_campaigns(
                     exits_of[al] = 0
                     joins_of[al] = 0
                 crisis = crisis_rate >= 1.0 or uniform(key, SLOT_CRISIS) < crisis_rate
+                if crisis_rate < 1.0:
+                    n_uniforms += 1
                 if not crisis:
                     if not threat_zero:  # (1 − δ)·0 = 0: nothing to decay otherwise
                         threat_total = 0.0
@@ -322,14 +333,17 @@ def run_campaigns(
                     if n_aggressors > 1:
                         j = pick(aggressor_cum_weight, 0, n_aggressors,
                                  uniform(key, SLOT_AGGRESSOR))
+                        n_uniforms += 1
                     ti = target_ptr[j]
                     if target_ptr[j + 1] - ti > 1:
                         ti = pick(target_cum_weight, ti, target_ptr[j + 1],
                                   uniform(key, SLOT_TARGET))
+                        n_uniforms += 1
                     ki = mix_ptr[j]
                     if mix_ptr[j + 1] - ki > 1:
                         ki = pick(mix_cum_weight, ki, mix_ptr[j + 1],
                                   uniform(key, SLOT_ATTACK_TYPE))
+                        n_uniforms += 1
                     a = aggressor_state[j]
                     t = target_state[ti]
                     k = mix_type[ki]
@@ -379,6 +393,7 @@ def run_campaigns(
                     walk_sum = 0.0
                     walk_n = 0
                     u_det = uniform(key, SLOT_DETERRENCE)
+                    n_uniforms += 1
                     if not moved and n_rep_moved == 0 and n_mult_moved == 0:  # pristine
                         deterred = u_det < p_deterred[cell]
                         deterred_alone = u_det < p_deterred_no_alliance[cell]
@@ -473,6 +488,7 @@ def run_campaigns(
                         if attribution_days[k] > 0.0:
                             d_att = -attribution_days[k] * math.log(
                                 1.0 - uniform(key, SLOT_ATTRIBUTION))
+                            n_uniforms += 1
                         # ---- 4–5. consultation in every covering alliance ---------------------
                         w = threat_weight
                         keep_w = 1.0 - w
@@ -552,6 +568,7 @@ def run_campaigns(
                                 if is_t:
                                     n_back += 1
                                     units_back = units
+                            n_member_draws += m - n_back  # all but the target draw
                             need = backers_needed(rule[al], quota[al], m)
                             sharing = intel_sharing[al]
                             rounds = 0
@@ -626,6 +643,7 @@ def run_campaigns(
                                         continue
                                     if mbacked[q] != 0:
                                         n_resp += 1
+                                        n_uniforms += stability[i] < 1.0  # delivers() draws
                                         if delivers(key, i, stability):
                                             force = force + capability[i]
                                             mdeliv[q] = 1
@@ -656,6 +674,7 @@ def run_campaigns(
                                     continue
                                 if mk & RESPONDS:
                                     n_resp += 1
+                                    n_uniforms += stability[i] < 1.0  # delivers() draws
                                     if delivers(key, i, stability):
                                         force = force + capability[i]
                                         mark[i] = DELIVERED
@@ -683,6 +702,7 @@ def run_campaigns(
                         z = (math.log(force) - cell_log_attack[cell]
                              - delay / window_days) / outcome_noise
                         repelled = below_normal_cdf(uniform(key, SLOT_OUTCOME), z, phi)
+                        n_uniforms += 1
                         # ---- tallies: members, cells and period, alliances ------------------
                         honored = 0
                         pledges = 0
@@ -932,3 +952,6 @@ def run_campaigns(
                     apt[al, s, AP_JOINS] += joins_of[al]
                     apt[al, s, AP_ALIVE] += alive[al]
             sx[n_successes] += 1
+        counters[tid, COUNT_UNIFORMS] += n_uniforms + n_member_draws
+        counters[tid, COUNT_KEYS] += n_keys
+        counters[tid, COUNT_MEMBER_DRAWS] += n_member_draws

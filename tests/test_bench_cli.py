@@ -82,5 +82,9 @@ def test_bench_scaling_and_campaign_record_the_roofline(tmp_path):
     assert out.stat().st_size > 10_000 and out.with_suffix(".svg").exists()
     (campaign,) = [e for e in entries if e["workload"] == "campaign"]
     assert campaign["steps"] == 20 and campaign["periods_per_s"] > 0
+    # 20 keys and at least a crisis draw per period and trajectory, per the kernel's count
+    assert campaign["hashes_per_trial"] >= 40 and campaign["member_draws_per_trial"] > 0
+    assert campaign["roofline_fraction"] == pytest.approx(
+        campaign["trials_per_s"] / campaign["hash_limit_trials_per_s"], abs=2e-3)
     assert campaign["period_cost_vs_v1_trial"] == pytest.approx(
         campaign["v1_trials_per_s"] / campaign["periods_per_s"], abs=2e-3)

@@ -102,3 +102,50 @@ def test_one_neutral_period_is_the_v1_kernel_run():
     for name in ("cells", "cell_hist", "alliances", "alliance_hist"):
         assert np.array_equal(getattr(got, name), getattr(ref, name)), name
     assert np.array_equal(got.members, ref.members)
+
+
+@pytest.mark.parametrize("case", ["candidates", "all_knobs_expected", "thresholds"])
+def test_work_counters_are_the_oracles_draws(case, monkeypatch):
+    """The campaign kernel's work counters (the roofline of ``crisis bench --workload
+    campaign``) equal the hashes the plain-Python campaign loop makes: every ``uniform`` call
+    (its own and those of the v1 helpers it shares), the members' backing draws among them, and
+    every trial and period key."""
+    from engine.oracles import campaign_loop, python_loop
+    from kernels.layout import (
+        COUNT_KEYS,
+        COUNT_MEMBER_DRAWS,
+        COUNT_UNIFORMS,
+        N_COUNTERS,
+        SLOT_CONSULT_BASE,
+        SLOT_ROUND_BASE,
+    )
+
+    c = compiled(CASES[case]())
+    tables = deterrence_tables(c, 17)
+    made = {"uniforms": 0, "members": 0, "keys": 0}
+    uniform = python_loop.uniform
+    trial_key, period_key = campaign_loop.trial_key, campaign_loop.period_key
+
+    def counted_uniform(key, slot):
+        made["uniforms"] += 1
+        made["members"] += SLOT_CONSULT_BASE <= slot < SLOT_ROUND_BASE
+        return uniform(key, slot)
+
+    def counted(function):
+        def wrapper(*args):
+            made["keys"] += 1
+            return function(*args)
+        return wrapper
+
+    monkeypatch.setattr(python_loop, "uniform", counted_uniform)
+    monkeypatch.setattr(campaign_loop, "uniform", counted_uniform)
+    monkeypatch.setattr(campaign_loop, "trial_key", counted(trial_key))
+    monkeypatch.setattr(campaign_loop, "period_key", counted(period_key))
+    oracle = simulate_campaign_python(c, 17, 100, 400, deterrence=tables)
+    counters = np.zeros(N_COUNTERS, np.int64)
+    kernel = simulate_campaign(c, 17, 100, 400, deterrence=tables, counters=counters)
+    _same(kernel, oracle)
+    assert made["members"] > 0 and made["uniforms"] > made["members"]
+    assert counters[COUNT_UNIFORMS] == made["uniforms"]
+    assert counters[COUNT_MEMBER_DRAWS] == made["members"]
+    assert counters[COUNT_KEYS] == made["keys"] == 300 * c.campaign.steps

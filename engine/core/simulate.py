@@ -429,11 +429,14 @@ class CampaignTallies:
 
 def simulate_campaign(compiled: CompiledScenario, seed: int, start: int, stop: int, *,
                       block_size: int = 256,
-                      deterrence: DeterrenceTables | None = None) -> CampaignTallies:
+                      deterrence: DeterrenceTables | None = None,
+                      counters: np.ndarray | None = None) -> CampaignTallies:
     """Simulate campaign trajectories ``[start, stop)`` (design §7) with the campaign kernel
     (:mod:`kernels.campaign`); ``deterrence`` is step 2 of the scenario's cells at the start
     (computed here when None).  Tallies are integers summed over threads: the same for any
-    thread count or block size."""
+    thread count or block size.  ``counters`` int64 (N_COUNTERS,), when given, receives the
+    kernel's work as :func:`simulate`'s does (uniforms, keys: the trial's and each later
+    period's, members' draws)."""
     import numba
 
     from kernels.campaign import run_campaigns
@@ -450,6 +453,7 @@ def simulate_campaign(compiled: CompiledScenario, seed: int, start: int, stop: i
                 else np.full(c.n_cells, np.nan))
     threads = numba.get_num_threads()
     slab = CampaignTallies.zeros(c, threads)
+    work = _counter_slab()
     run_campaigns(
         np.int64(seed), np.int64(start), np.int64(stop), np.int64(block_size),
         c.capability, c.capability_units, c.commitment, c.stability, c.free_riding,
@@ -468,6 +472,8 @@ def simulate_campaign(compiled: CompiledScenario, seed: int, start: int, stop: i
         cp.resolve_learning, cp.threat_shock, cp.threat_decay, cp.exit_threshold,
         cp.join_threshold, cp.roster_ptr, cp.roster_idx, cp.roster_initial,
         cp.roster_protected, cp.roster_row, np.unique(cp.roster_idx).astype(np.int64),
-        *slab.arrays(),
+        *slab.arrays(), work,
     )
+    if counters is not None:
+        counters += work.sum(axis=0)
     return CampaignTallies(*(x.sum(axis=0) for x in slab.arrays()))

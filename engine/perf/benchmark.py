@@ -141,7 +141,8 @@ def run_benchmarks(names=WORKLOADS, *, quick: bool = False, repeats: int | None 
             continue
         if name == "campaign":
             entries.append(measure_campaign({**base, "threads": threads}, quick=quick,
-                                            repeats=min(repeats, 3), echo=echo))
+                                            repeats=min(repeats, 3),
+                                            hashes_per_s=hashes_per_s, echo=echo))
             continue
         compiled = workload(name)
         t0 = time.perf_counter()

@@ -197,9 +197,13 @@ def plot_scaling(entries: list[dict], out: Path) -> Path:
 CAMPAIGN_TRAJECTORIES = (1_000_000, 50_000)
 
 
-def measure_campaign(base: dict, *, quick: bool, repeats: int, echo=print) -> dict:
+def measure_campaign(base: dict, *, quick: bool, repeats: int, hashes_per_s: float,
+                     echo=print) -> dict:
     """The shipped 20-quarter NATO campaign (configs/nato-hybrid-campaign-2024.toml) against
-    v1 trials of the same scenario without its ``[campaign]`` table, in the same run."""
+    v1 trials of the same scenario without its ``[campaign]`` table, in the same run; the
+    roofline per trajectory (20 periods)."""
+    from kernels.layout import N_COUNTERS
+
     from ..core.simulate import deterrence_tables, simulate, simulate_campaign
     from ..model.compile import compile_scenario
     from ..model.config import load_scenario
@@ -213,6 +217,8 @@ def measure_campaign(base: dict, *, quick: bool, repeats: int, echo=print) -> di
     simulate_campaign(c, 1, 0, 100, deterrence=step2)
     simulate(v1, 1, 0, 1000, deterrence=step2_v1)
     n = CAMPAIGN_TRAJECTORIES[1 if quick else 0]
+    counters = np.zeros(N_COUNTERS, np.int64)
+    simulate_campaign(c, 1, 0, n, deterrence=step2, counters=counters)
     steps = c.campaign.steps
     seconds, noise = _timed(lambda: simulate_campaign(c, 1, 0, n, deterrence=step2), repeats)
     v1_trials = n * steps
@@ -226,8 +232,10 @@ def measure_campaign(base: dict, *, quick: bool, repeats: int, echo=print) -> di
              "campaign_s": round(seconds, 3), "v1_trials_per_s": round(v1_rate),
              "v1_noise": round(v1_noise, 4),
              "period_cost_vs_v1_trial": round(v1_rate / periods, 3)}
+    entry.update(roofline(entry, counters, n, hashes_per_s))
     echo(f"campaign: {n:,} trajectories × {steps} periods in {seconds:.1f} s = "
          f"{periods / 1e6:.2f} M trial-periods/s; v1 trials of the same scenario "
          f"{v1_rate / 1e6:.2f} M/s: a period costs ×{entry['period_cost_vs_v1_trial']:.2f} "
-         "a trial")
+         f"a trial; {entry['hashes_per_trial']:.1f} hashes per trajectory, "
+         f"{entry['roofline_fraction']:.2f} of the hash-bound limit")
     return entry
