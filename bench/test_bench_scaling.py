@@ -11,7 +11,7 @@ import pytest
 from engine.core.simulate import deterrence_tables, simulate, simulate_campaign
 from engine.model.compile import compile_scenario
 from engine.model.config import load_scenario, scenario_from_dict
-from engine.perf.roofline import _hash_rows, roofline, scaling_world
+from engine.perf.roofline import hash_rate, roofline, scaling_world, timed
 from engine.perf.workloads import CONFIGS
 from kernels.layout import COUNT_MEMBER_DRAWS, N_COUNTERS
 
@@ -20,16 +20,7 @@ MEMBER_DRAWS = 100_000_000
 
 @pytest.fixture(scope="module")
 def hashes_per_s():
-    import numba
-
-    out = np.zeros((numba.get_num_threads(), 256))
-    _hash_rows(2, 64, out)
-    rows = (1 << 27) // (256 * 64)
-    import time
-
-    t0 = time.perf_counter()
-    _hash_rows(rows, 64, out)
-    return rows * 64 * 256 / (time.perf_counter() - t0)
+    return hash_rate()
 
 
 @pytest.mark.parametrize("members", [8, 128, 2048])
@@ -50,8 +41,6 @@ def test_scaling(benchmark, members, hashes_per_s):
 
 
 def test_campaign_period_against_v1_trial(benchmark):
-    import time
-
     scenario = load_scenario(CONFIGS / "nato-hybrid-campaign-2024.toml")
     c = compile_scenario(scenario)
     v1 = compile_scenario(scenario.model_copy(update={"campaign": None}))
@@ -62,11 +51,7 @@ def test_campaign_period_against_v1_trial(benchmark):
                        rounds=3, iterations=1)
     periods = n * c.campaign.steps / benchmark.stats.stats.median
     simulate(v1, 1, 0, 1000, deterrence=step2_v1)
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        simulate(v1, 1, 0, n * c.campaign.steps, deterrence=step2_v1)
-        times.append(time.perf_counter() - t0)
-    v1_rate = n * c.campaign.steps / float(np.median(times))
+    seconds, _ = timed(lambda: simulate(v1, 1, 0, n * c.campaign.steps, deterrence=step2_v1), 3)
+    v1_rate = n * c.campaign.steps / seconds
     benchmark.extra_info.update(periods_per_s=round(periods), v1_trials_per_s=round(v1_rate),
                                 period_cost_vs_v1_trial=round(v1_rate / periods, 3))

@@ -559,12 +559,10 @@ def _run_trials(
                         i = e_state[lo + p]
                         b_row = bk[p]
                         d_row = draw[p]
-                        s_row = survival[p]
                         if i == t:  # the target backs action from the start
                             for q in range(n):
                                 b_row[q] = 1
                                 d_row[q] = 0.0
-                                s_row[q] = 1.0
                                 nb[q] += 1
                                 units_back[q] += e_units[lo + p]
                         else:
@@ -572,14 +570,9 @@ def _run_trials(
                                 b_row[q] = 0
                                 d_row[q] = uniform(group_key[q], slot0 + i)
                             n_member_draws += n
-                            if not by_threshold:
-                                for q in range(n):
-                                    s_row[q] = 1.0
                             if e_veto[lo + p] != 0:
                                 for q in range(n):
                                     veto_left[q] += 1
-                        theta[p] = e_theta[lo + p]
-                        factor[p] = e_static[lo + p]
                     need = cc_need[cc]
                     force_decided = 0.0
                     mobilization_al = 0.0
@@ -597,13 +590,16 @@ def _run_trials(
                         top = max_rounds_al
                         # p_{p,r} into threshold[p, r − 1] round by round (θ may move alike for
                         # every trial), then 1 − Π_{s≤r}(1 − p_s) member by member; share is 0
-                        # without free riding, so p = f · (1 − ρ · 0) as in the round loop
+                        # without free riding, so the round loop's p = f · (1 − ρ · 0) is f
+                        # exactly (ρ ∈ [0, 1])
+                        for p in range(m):
+                            theta[p] = e_theta[lo + p]
+                            factor[p] = e_static[lo + p]
                         for r in range(1, top + 1):
                             if moving_threat:
                                 move_threat(theta, factor, e_base, lo, m, intel_al, w, r)
                             for p in range(m):
-                                threshold[p, r - 1] = factor[p] * (
-                                    1.0 - e_free_riding[lo + p] * 0.0)
+                                threshold[p, r - 1] = factor[p]
                         # 1 − S is nondecreasing whenever every p lies in [0, 1] (validated
                         # inputs); if rounding ever broke that, the round loop below decides
                         for p in range(m):
@@ -676,13 +672,14 @@ def _run_trials(
                                 b_row[q] = backs
                                 nb[q] += backs
                     else:
-                        if not riding and not hazard_on:  # thresholds not monotone: start over
-                            for p in range(m):
-                                theta[p] = e_theta[lo + p]
-                                factor[p] = e_static[lo + p]
-                                s_row = survival[p]
-                                for q in range(n):
-                                    s_row[q] = 1.0
+                        # round by round (free riding, the pilot's conditional estimate, or
+                        # thresholds that are not monotone): its own state from the start
+                        for p in range(m):
+                            theta[p] = e_theta[lo + p]
+                            factor[p] = e_static[lo + p]
+                            s_row = survival[p]
+                            for q in range(n):
+                                s_row[q] = 1.0
                         units_members = cc_units_members[cc]
                         active = n
                         for r in range(1, max_rounds_al + 1):

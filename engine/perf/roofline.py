@@ -105,7 +105,9 @@ def scaling_world(n: int) -> dict:
     }
 
 
-def _timed(run, repeats: int) -> tuple[float, float]:
+def timed(run, repeats: int) -> tuple[float, float]:
+    """The median seconds of ``repeats`` calls of ``run()`` and their coefficient of
+    variation."""
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -134,19 +136,23 @@ def measure_scaling(base: dict, *, quick: bool, repeats: int, hashes_per_s: floa
         step2 = deterrence_tables(c, 1, cache=False)
         simulate(c, 1, 0, 1000, deterrence=step2)  # compiled and warm
         trials = max(20_000, draws // n)
+        # the timed runs count their own work (a few integer additions per trial)
         counters = np.zeros(N_COUNTERS, np.int64)
-        tallies, _ = simulate(c, 1, 0, trials, deterrence=step2, counters=counters)
-        seconds, noise = _timed(lambda c=c, s=step2, k=trials: simulate(c, 1, 0, k, deterrence=s),
-                                repeats)
+        last = {}
+
+        def run(c=c, step2=step2, trials=trials, counters=counters, last=last):
+            last["tallies"], _ = simulate(c, 1, 0, trials, deterrence=step2, counters=counters)
+
+        seconds, noise = timed(run, repeats)
+        tallies = last["tallies"]
         rate = trials / seconds
-        per_trial = counters / trials
-        member_draws = float(per_trial[COUNT_MEMBER_DRAWS])
+        member_draws = float(counters[COUNT_MEMBER_DRAWS]) / (trials * repeats)
         entry = {**base, "workload": f"scaling-{n}", "members": n, "deterrence": "capability",
                  "trials": trials, "trials_per_s": round(rate), "noise": round(noise, 4),
                  "attacked_share": round(float(tallies.cells[:, C_ATTACKED].sum()
                                                / tallies.cells[:, C_TRIALS].sum()), 4),
                  "ns_per_member_draw": round(1e9 / rate / member_draws, 3)}
-        entry.update(roofline(entry, counters, trials, hashes_per_s))
+        entry.update(roofline(entry, counters, trials * repeats, hashes_per_s))
         entries.append(entry)
         echo(f"scaling-{n:>4}: {rate / 1e6:8.3f} M trials/s, {member_draws:7.1f} member draws "
              f"per trial, {entry['ns_per_member_draw']:.2f} ns per member draw, "
@@ -210,20 +216,21 @@ def measure_campaign(base: dict, *, quick: bool, repeats: int, hashes_per_s: flo
     from .workloads import CONFIGS
 
     scenario = load_scenario(CONFIGS / "nato-hybrid-campaign-2024.toml")
+    seed = scenario.scenario.seed
     c = compile_scenario(scenario)
     v1 = compile_scenario(scenario.model_copy(update={"campaign": None}))
-    step2 = deterrence_tables(c, scenario.scenario.seed)
-    step2_v1 = deterrence_tables(v1, scenario.scenario.seed)
-    simulate_campaign(c, 1, 0, 100, deterrence=step2)
-    simulate(v1, 1, 0, 1000, deterrence=step2_v1)
+    step2 = deterrence_tables(c, seed)
+    step2_v1 = deterrence_tables(v1, seed)
+    simulate_campaign(c, seed, 0, 100, deterrence=step2)
+    simulate(v1, seed, 0, 1000, deterrence=step2_v1)
     n = CAMPAIGN_TRAJECTORIES[1 if quick else 0]
-    counters = np.zeros(N_COUNTERS, np.int64)
-    simulate_campaign(c, 1, 0, n, deterrence=step2, counters=counters)
     steps = c.campaign.steps
-    seconds, noise = _timed(lambda: simulate_campaign(c, 1, 0, n, deterrence=step2), repeats)
+    counters = np.zeros(N_COUNTERS, np.int64)  # counted by the timed runs
+    seconds, noise = timed(
+        lambda: simulate_campaign(c, seed, 0, n, deterrence=step2, counters=counters), repeats)
     v1_trials = n * steps
-    v1_seconds, v1_noise = _timed(lambda: simulate(v1, 1, 0, v1_trials, deterrence=step2_v1),
-                                  repeats)
+    v1_seconds, v1_noise = timed(lambda: simulate(v1, seed, 0, v1_trials, deterrence=step2_v1),
+                                 repeats)
     periods = n * steps / seconds
     v1_rate = v1_trials / v1_seconds
     entry = {**base, "workload": "campaign", "deterrence": step2.mode, "trials": n,
@@ -232,7 +239,7 @@ def measure_campaign(base: dict, *, quick: bool, repeats: int, hashes_per_s: flo
              "campaign_s": round(seconds, 3), "v1_trials_per_s": round(v1_rate),
              "v1_noise": round(v1_noise, 4),
              "period_cost_vs_v1_trial": round(v1_rate / periods, 3)}
-    entry.update(roofline(entry, counters, n, hashes_per_s))
+    entry.update(roofline(entry, counters, n * repeats, hashes_per_s))
     echo(f"campaign: {n:,} trajectories × {steps} periods in {seconds:.1f} s = "
          f"{periods / 1e6:.2f} M trial-periods/s; v1 trials of the same scenario "
          f"{v1_rate / 1e6:.2f} M/s: a period costs ×{entry['period_cost_vs_v1_trial']:.2f} "
