@@ -16,7 +16,7 @@ a leading thread axis and are summed by the caller.
 import math
 
 import numpy as np
-from numba import get_thread_id, njit, prange
+from numba import njit
 
 from .consultation import backers_needed
 from .deterrence import below_normal_cdf, phi_table
@@ -69,6 +69,7 @@ from .layout import (
     M_FREE_RODE,
     M_HONORED,
     M_PLEDGED,
+    N_MEMBER_COLUMNS,
     OBLIGATION_COLLECTIVE_SECURITY,
     OBLIGATION_DEFENSE,
     P_DISSOLVED,
@@ -91,10 +92,8 @@ from .layout import (
     SLOT_TARGET,
 )
 from .rng import period_key, seed_base, trial_key, uniform
+from .threads import run_blocks
 from .trial import BACKED_ANY, DELIVERED, IN_COVER, IN_DECIDING, RESPONDS, delivers, fixed, pick
-
-PAD = 16  # float64/int64 elements after each thread's row of scratch (128 bytes)
-PAD_BYTES = 128  # the same for uint8 rows
 
 
 @njit(cache=True)
@@ -121,8 +120,9 @@ def _ascending_rosters(roster_ptr, roster_idx):
     return True
 
 
-@njit(cache=True, parallel=True)
-def run_campaigns(
+@njit(cache=True, nogil=True)
+def _campaign_blocks(
+    tid, first_block, last_block, phi,
     seed, start, stop, block_size,
     # states
     capability, capability_units, commitment, stability, free_riding, exposure,
@@ -147,10 +147,13 @@ def run_campaigns(
     cell_tallies, cell_hist, alliance_tallies, alliance_hist, member_tallies,
     period_cells, period_hist, periods, alliance_periods, successes, counters,
 ):
-    """Simulate trajectories ``[start, stop)`` and add their tallies into the outputs (see
-    ``engine.oracles.campaign_loop.CampaignTallies`` for every output's meaning); ``counters``
-    (T, N_COUNTERS) receives the work as the trial kernel's does (uniforms, keys, members'
-    draws).
+    """Simulate the trajectories of blocks ``[first_block, last_block)`` of ``[start, stop)``
+    (block ``b``: trajectories ``start + b · block_size …``) and add their tallies into row
+    ``tid`` of the outputs (see ``engine.oracles.campaign_loop.CampaignTallies`` for every
+    output's meaning); ``counters`` (T, N_COUNTERS) receives the work as the trial kernel's does
+    (uniforms, keys, members' draws); ``phi`` is :func:`kernels.deterrence.phi_table` (u < Φ(z)
+    without erfc for nearly every draw).  Releases the GIL: :func:`run_campaigns` runs workers on
+    threads.
 
     Every float is the oracle's, operation for operation; what is hoisted out of the loops is
     a value computed from the same operands (``commitment_i · bindingness_A`` per roster slot,
@@ -164,11 +167,8 @@ def run_campaigns(
     n_aggressors = aggressor_state.shape[0]
     n_slots = roster_idx.shape[0]
     n_roster = roster_states.shape[0]
-    n_blocks = (stop - start + block_size - 1) // block_size
-    n_threads = cell_tallies.shape[0]
     joins_on = not math.isinf(join_threshold)
     ascending = _ascending_rosters(roster_ptr, roster_idx)
-    phi = phi_table()  # u < Φ(z) without erfc for nearly every draw
     # loop invariants: the same operands, the same operation, hence the same floats
     keep_threat = 1.0 - threat_decay
     boldened = math.exp(resolve_learning)
@@ -213,38 +213,43 @@ def run_campaigns(
                 cell_log_alone[e_cell] = math.log(alone) if alone > 0.0 else -math.inf
                 cell_log_attack[e_cell] = math.log(capability[aggressor_state[e_j]]
                                                    * severity[k_type])
-    # per-thread scratch; each row padded so that two threads' rows never share a cache line
-    s_rep = np.ones((n_threads, n_states + PAD))
-    s_threat = np.zeros((n_threads, n_states + PAD))
-    s_cred = np.zeros((n_threads, n_states + PAD))
-    s_mark = np.zeros((n_threads, n_states + PAD), dtype=np.int64)
-    s_mult = np.ones((n_threads, n_aggressors + PAD))
-    s_active = np.zeros((n_threads, n_slots + PAD_BYTES), dtype=np.uint8)
-    s_alive = np.zeros((n_threads, n_alliances + PAD_BYTES), dtype=np.uint8)
-    s_exits = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
-    s_joins = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
-    s_ap_count = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
-    s_ap_rep = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
-    s_cover = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
-    s_off = np.zeros((n_threads, n_alliances + 1 + PAD), dtype=np.int64)
-    s_decided = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)  # rounds, 0 = undecided
-    s_nback = np.zeros((n_threads, n_alliances + PAD), dtype=np.int64)
-    s_vetoed = np.zeros((n_threads, n_alliances + PAD_BYTES), dtype=np.uint8)
-    s_mstate = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
-    s_mslot = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
-    s_base = np.zeros((n_threads, n_slots + PAD))
-    s_theta = np.zeros((n_threads, n_slots + PAD))
-    s_static = np.zeros((n_threads, n_slots + PAD))
-    s_draw = np.zeros((n_threads, n_slots + PAD))
-    s_surv = np.zeros((n_threads, n_slots + PAD))
-    s_fr = np.zeros((n_threads, n_slots + PAD))
-    s_units = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
-    s_mveto = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
-    s_backed = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
-    s_deliv = np.zeros((n_threads, n_slots + PAD), dtype=np.int64)
+    # this call's scratch (one worker's: each call allocates its own)
+    rep = np.ones(n_states)
+    threat = np.zeros(n_states)
+    cred = np.zeros(n_states)
+    mark = np.zeros(n_states, dtype=np.int64)
+    mult = np.ones(n_aggressors)
+    active = np.zeros(n_slots, dtype=np.uint8)
+    alive = np.zeros(n_alliances, dtype=np.uint8)
+    exits_of = np.zeros(n_alliances, dtype=np.int64)
+    joins_of = np.zeros(n_alliances, dtype=np.int64)
+    ap_count = np.zeros(n_alliances, dtype=np.int64)
+    ap_rep = np.zeros(n_alliances, dtype=np.int64)
+    cover = np.zeros(n_alliances, dtype=np.int64)
+    off = np.zeros(n_alliances + 1, dtype=np.int64)
+    decided = np.zeros(n_alliances, dtype=np.int64)  # rounds, 0 = undecided
+    nback = np.zeros(n_alliances, dtype=np.int64)
+    vetoed = np.zeros(n_alliances, dtype=np.uint8)
+    mstate = np.zeros(n_slots, dtype=np.int64)
+    mslot = np.zeros(n_slots, dtype=np.int64)
+    mbase = np.zeros(n_slots)
+    mtheta = np.zeros(n_slots)
+    mstatic = np.zeros(n_slots)
+    mdraw = np.zeros(n_slots)
+    msurv = np.zeros(n_slots)
+    mfr = np.zeros(n_slots)
+    munits = np.zeros(n_slots, dtype=np.int64)
+    mveto = np.zeros(n_slots, dtype=np.int64)
+    mbacked = np.zeros(n_slots, dtype=np.int64)
+    mdeliv = np.zeros(n_slots, dtype=np.int64)
+    # the per-member tallies of a block, per roster slot and column (added into member_tallies
+    # at the block's end: integer sums, so the same totals), and one crisis's pledges per slot
+    acc = np.zeros((N_MEMBER_COLUMNS, n_slots), dtype=np.int64)
+    slot_on = np.zeros(n_slots, dtype=np.int64)
+    slot_bk = np.zeros(n_slots, dtype=np.int64)
+    slot_dl = np.zeros(n_slots, dtype=np.int64)
 
-    for b in prange(n_blocks):
-        tid = get_thread_id()
+    for b in range(first_block, last_block):
         n_uniforms = 0  # this block's work (counters, as the trial kernel's)
         n_keys = 0
         n_member_draws = 0
@@ -258,34 +263,11 @@ def run_campaigns(
         pt = periods[tid]
         apt = alliance_periods[tid]
         sx = successes[tid]
-        rep = s_rep[tid]
-        threat = s_threat[tid]
-        cred = s_cred[tid]
-        mark = s_mark[tid]
-        mult = s_mult[tid]
-        active = s_active[tid]
-        alive = s_alive[tid]
-        exits_of = s_exits[tid]
-        joins_of = s_joins[tid]
-        ap_count = s_ap_count[tid]
-        ap_rep = s_ap_rep[tid]
-        cover = s_cover[tid]
-        off = s_off[tid]
-        decided = s_decided[tid]
-        nback = s_nback[tid]
-        vetoed = s_vetoed[tid]
-        mstate = s_mstate[tid]
-        mslot = s_mslot[tid]
-        mbase = s_base[tid]
-        mtheta = s_theta[tid]
-        mstatic = s_static[tid]
-        mdraw = s_draw[tid]
-        msurv = s_surv[tid]
-        mfr = s_fr[tid]
-        munits = s_units[tid]
-        mveto = s_mveto[tid]
-        mbacked = s_backed[tid]
-        mdeliv = s_deliv[tid]
+        acc_pledged = acc[M_PLEDGED]
+        acc_backed = acc[M_BACKED]
+        acc_delivered = acc[M_DELIVERED]
+        acc_honored = acc[M_HONORED]
+        acc_rode = acc[M_FREE_RODE]
         first_g = start + b * block_size
         last_g = min(stop, first_g + block_size)
         for g in range(first_g, last_g):
@@ -704,37 +686,51 @@ def run_campaigns(
                         repelled = below_normal_cdf(uniform(key, SLOT_OUTCOME), z, phi)
                         n_uniforms += 1
                         # ---- tallies: members, cells and period, alliances ------------------
+                        # per roster slot of each covering alliance: on (a member but the
+                        # target), backed, delivered; then the five columns over the slots at
+                        # once (no per-member row lookups)
                         honored = 0
                         pledges = 0
                         for c in range(n_cover):
                             lo = off[c]
                             hi = off[c + 1]
                             pledges += hi - lo - 1
-                            c_state = mstate[lo:hi]
-                            c_slot = mslot[lo:hi]
-                            c_backed = mbacked[lo:hi]
-                            c_deliv = mdeliv[lo:hi]
+                            lo_r = roster_ptr[cover[c]]
+                            n_r = roster_ptr[cover[c] + 1] - lo_r
+                            on_r = slot_on[lo_r:lo_r + n_r]
+                            bk_r = slot_bk[lo_r:lo_r + n_r]
+                            dl_r = slot_dl[lo_r:lo_r + n_r]
+                            for x in range(n_r):
+                                on_r[x] = 0
+                                bk_r[x] = 0
+                                dl_r[x] = 0
+                            for q in range(lo, hi):
+                                x = mslot[q] - lo_r
+                                on_r[x] = 0 if mstate[q] == t else 1
+                                bk_r[x] = mbacked[q]
+                                dl_r[x] = mdeliv[q]
+                            a_pl = acc_pledged[lo_r:lo_r + n_r]
+                            a_bk = acc_backed[lo_r:lo_r + n_r]
                             if invoked:
                                 dec = 1 if decided[c] > 0 else 0
-                                for q in range(hi - lo):
-                                    if c_state[q] == t:
-                                        continue
-                                    row = roster_row[c_slot[q]]
-                                    bk = c_backed[q]
-                                    dl = c_deliv[q]
-                                    mt[row, M_PLEDGED] += 1
-                                    mt[row, M_BACKED] += bk
-                                    mt[row, M_FREE_RODE] += dec & (bk ^ 1)
-                                    mt[row, M_DELIVERED] += dl
-                                    mt[row, M_HONORED] += dl & bk
+                                a_dl = acc_delivered[lo_r:lo_r + n_r]
+                                a_ho = acc_honored[lo_r:lo_r + n_r]
+                                a_fr = acc_rode[lo_r:lo_r + n_r]
+                                for x in range(n_r):
+                                    o = on_r[x]
+                                    bk = bk_r[x] & o
+                                    dl = dl_r[x] & o
+                                    a_pl[x] += o
+                                    a_bk[x] += bk
+                                    a_fr[x] += dec & o & (bk ^ 1)
+                                    a_dl[x] += dl
+                                    a_ho[x] += dl & bk
                                     honored += dl & bk
                             else:  # nobody decided, so nobody free rode, responded, delivered
-                                for q in range(hi - lo):
-                                    if c_state[q] == t:
-                                        continue
-                                    row = roster_row[c_slot[q]]
-                                    mt[row, M_PLEDGED] += 1
-                                    mt[row, M_BACKED] += c_backed[q]
+                                for x in range(n_r):
+                                    o = on_r[x]
+                                    a_pl[x] += o
+                                    a_bk[x] += bk_r[x] & o
                         delay_fx = fixed(delay, DELAY_SCALE) if invoked else 0
                         bin_no = delay_bin(delay) if invoked else 0
                         any_vetoed = False
@@ -952,6 +948,24 @@ def run_campaigns(
                     apt[al, s, AP_JOINS] += joins_of[al]
                     apt[al, s, AP_ALIVE] += alive[al]
             sx[n_successes] += 1
+        for slot in range(n_slots):  # the block's per-member tallies into their rows
+            row = roster_row[slot]
+            for col in range(N_MEMBER_COLUMNS):
+                mt[row, col] += acc[col, slot]
+                acc[col, slot] = 0
         counters[tid, COUNT_UNIFORMS] += n_uniforms + n_member_draws
         counters[tid, COUNT_KEYS] += n_keys
         counters[tid, COUNT_MEMBER_DRAWS] += n_member_draws
+
+
+def run_campaigns(seed, start, stop, block_size, *arrays):
+    """Simulate trajectories ``[start, stop)`` on every worker and add their tallies into the
+    outputs, whose leading axis is the worker (``arrays``: :func:`_campaign_blocks`'s arguments
+    after ``block_size``, the outputs last).  Blocks are shared among the workers as they come
+    (:func:`kernels.threads.run_blocks`); each worker adds into its own row, so the tallies are
+    the same whatever the thread count or the order in which blocks ran."""
+    n_workers = arrays[-11].shape[0]  # cell_tallies (T, C, N_CELL_COLUMNS)
+    n_blocks = (stop - start + block_size - 1) // block_size
+    phi = phi_table()  # once per call, not per range of blocks
+    run_blocks(lambda tid, first, last: _campaign_blocks(
+        tid, first, last, phi, seed, start, stop, block_size, *arrays), n_blocks, n_workers)

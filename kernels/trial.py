@@ -1,8 +1,9 @@
 """The trial loop: design §2 steps 1–8 for a range of global trial indices, tallied in-kernel.
 
-Trials ``run.start … run.stop − 1`` are split into blocks of ``run.block_size``; blocks run in
-``prange`` and each thread adds into its own slice of the tally arrays and works in its own slice
-of the scratch arrays (``numba.get_thread_id()``).  Every tally
+Trials ``run.start … run.stop − 1`` are split into blocks of ``run.block_size``; workers on
+threads take ranges of blocks as they come (:mod:`kernels.threads`: the kernel releases the GIL;
+a plain ``@njit`` function compiles several times faster than a ``parallel=True`` one), and each
+adds into its own slice of the tally arrays and works in its own scratch.  Every tally
 is an integer, so the totals are the same whatever the thread count or block size, and every
 random number is keyed by the global trial index and the draw's slot (:mod:`kernels.rng`,
 :mod:`kernels.layout`), so the order in which draws are made never matters.
@@ -28,7 +29,7 @@ The kernel is private: :func:`engine.core.simulate.simulate` builds its inputs
 Legend of the short names
 -------------------------
 ==================  ============================================================================
-``b``, ``tid``      block index (the ``prange`` variable), thread id
+``b``, ``tid``      block index, worker (the row of the outputs it adds into)
 ``g``, ``key``      global trial index and its RNG key (:func:`kernels.rng.trial_key`)
 ``j``, ``a``        aggressor index (into :class:`kernels.args.Crises`) and its state
 ``ti``, ``t``       (aggressor, target) entry and the target state
@@ -59,7 +60,7 @@ Legend of the short names
 import math
 
 import numpy as np
-from numba import get_thread_id, njit, prange
+from numba import njit
 
 from .deterrence import attribution_factor, below_normal_cdf, decided_force, phi_table
 from .histogram import delay_bin
@@ -136,6 +137,7 @@ from .layout import (
     SLOT_TARGET,
 )
 from .rng import pilot_key, seed_base, trial_key, uniform
+from .threads import run_blocks
 
 BATCH = 2048  # trials per batch within a block (bounds the scratch memory)
 # members × trials of one batch's member-by-trial scratch at most: a batch of an alliance of L
@@ -236,9 +238,9 @@ def _allocate_scratch(n_threads, batch, n_cells, n_states, max_members, max_cove
     padding, so no two threads write to one cache line (without it, 2 threads ran up to 1.15×
     slower).  A block needs ``cell_count`` and ``mark`` at zero and leaves them at zero (each
     entry it raises is reset after the batch, after the trial); it writes every other array
-    before reading it.  Allocating once per call matches what Numba did with ``np.empty`` calls
-    in the ``prange`` body: it hoists them out of the loop, but not a call that allocates, and
-    allocating per block made the NATO-32 workload 1.3–1.5× slower.
+    before reading it.  :func:`_run_trials` allocates one worker's scratch (``n_threads`` = 1)
+    once per call and worker, never per block: allocating per block made the NATO-32 workload
+    1.3–1.5× slower.
     """
     t = n_threads
     len_b = batch + SCRATCH_PAD
@@ -303,14 +305,19 @@ def _thread_scratch(scratch, tid):
             group_key[tid])
 
 
-@njit(cache=True, parallel=True)
-def _run_trials(
+@njit(cache=True, nogil=True)
+def _trial_blocks(
+    tid, first_block, last_block, scratch, phi,
     run, states, alliances, crises, attack_types, cells, deterrence, consultations, entries,
     settings,
     cell_tallies, cell_hist, alliance_tallies, alliance_hist, member_tallies, records, pilot,
     counters,
 ):
-    """Simulate trials ``[run.start, run.stop)`` and add their tallies into the outputs.
+    """Simulate the trials of blocks ``[first_block, last_block)`` of ``[run.start, run.stop)``
+    (block ``b``: trials ``run.start + b · run.block_size …``) and add their tallies into row
+    ``tid`` of the outputs, working in ``scratch`` (one worker's :func:`_allocate_scratch`);
+    ``phi`` is :func:`kernels.deterrence.phi_table` (step 8 without erfc for nearly every trial).
+    Releases the GIL: :func:`_run_trials` runs workers on threads.
 
     Inputs are the named tuples of :mod:`kernels.args` (each field's dtype and shape is stated
     there): ``run`` :class:`~kernels.args.Run`, ``states`` :class:`~kernels.args.States`,
@@ -320,9 +327,8 @@ def _run_trials(
     :class:`~kernels.args.Consultations`, ``entries`` :class:`~kernels.args.Entries`,
     ``settings`` :class:`~kernels.args.Settings`.
 
-    Outputs stay plain arrays (a write through a tuple attribute in a ``parallel=True`` function
-    can be lost). They are int64 unless noted, and their leading axis is the thread id
-    < ``numba.get_num_threads()``: ``cell_tallies`` (T, C, N_CELL_COLUMNS), ``cell_hist``
+    Outputs stay plain arrays. They are int64 unless noted, and their leading axis is the
+    worker: ``cell_tallies`` (T, C, N_CELL_COLUMNS), ``cell_hist``
     (T, C, N_HIST_BINS), ``alliance_tallies`` (T, A, N_ALLIANCE_COLUMNS), ``alliance_hist``
     (T, A, N_HIST_BINS), ``member_tallies`` (T, memberships, N_MEMBER_COLUMNS) (rows: the
     entries' ``member``).  ``A_COVERED`` and ``A_DETERRED`` are left to the caller (they follow
@@ -389,20 +395,11 @@ def _run_trials(
 
     base_key = seed_base(seed)
     n_states = capability.shape[0]
-    n_cells = cc_ptr.shape[0] - 1
     n_records = records.shape[0]
     n_aggressors = aggressor_cum_weight.shape[0]
-    n_blocks = (stop - start + block_size - 1) // block_size
     batch = batch_size(block_size, consultations.max_members)
-    longest = 1
-    for al in range(max_rounds.shape[0]):
-        longest = max(longest, max_rounds[al])
-    scratch = _allocate_scratch(cell_tallies.shape[0], batch, n_cells, n_states,
-                                consultations.max_members, consultations.max_cover, longest)
-    phi = phi_table()  # step 8 without erfc for nearly every trial (same answers)
 
-    for b in prange(n_blocks):
-        tid = get_thread_id()
+    for b in range(first_block, last_block):
         ct = cell_tallies[tid]
         ch = cell_hist[tid]
         at = alliance_tallies[tid]
@@ -414,7 +411,7 @@ def _run_trials(
          share, units_back, veto_left, new_back, new_units, new_veto,
          decided, rounds_of, n_back_of, vetoed, n_mem_of, mark,
          hazard, hazard_sum, hazard_tail, threshold, rounds_to_back, in_round, veto_in_round,
-         limit, latest, group_key) = _thread_scratch(scratch, tid)
+         limit, latest, group_key) = _thread_scratch(scratch, 0)
         n_uniforms = 0  # this block's work (counters)
         n_keys = 0
         n_member_draws = 0
@@ -980,3 +977,31 @@ def _run_trials(
         counters[tid, COUNT_UNIFORMS] += n_uniforms + n_member_draws
         counters[tid, COUNT_KEYS] += n_keys
         counters[tid, COUNT_MEMBER_DRAWS] += n_member_draws
+
+
+def _run_trials(run, states, alliances, crises, attack_types, cells, deterrence, consultations,
+                entries, settings, *outputs):
+    """Simulate trials ``[run.start, run.stop)`` on every worker and add their tallies into the
+    outputs (:func:`_trial_blocks`'s, whose leading axis is the worker).  Blocks are shared among
+    the workers as they come (:func:`kernels.threads.run_blocks`); each worker allocates its
+    scratch once, on its first range, and adds into its own row, so the tallies are the same
+    whatever the thread count or the order in which blocks ran (a pilot cell is one block)."""
+    n_workers = outputs[0].shape[0]  # cell_tallies (T, C, N_CELL_COLUMNS)
+    n_blocks = (run.stop - run.start + run.block_size - 1) // run.block_size
+    batch = batch_size(run.block_size, consultations.max_members)
+    longest = max([1, *(int(r) for r in alliances.max_rounds)])
+    n_cells = consultations.ptr.shape[0] - 1
+    n_states = states.capability.shape[0]
+    scratch = [None] * n_workers
+    phi = phi_table()  # once per call, not per range of blocks
+
+    def call(tid, first, last):
+        if scratch[tid] is None:
+            scratch[tid] = _allocate_scratch(1, batch, n_cells, n_states,
+                                             consultations.max_members, consultations.max_cover,
+                                             longest)
+        _trial_blocks(tid, first, last, scratch[tid], phi, run, states, alliances, crises,
+                      attack_types, cells, deterrence, consultations, entries, settings,
+                      *outputs)
+
+    run_blocks(call, n_blocks, n_workers)

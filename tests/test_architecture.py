@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# typing only declares the NamedTuple argument packs (no behaviour at run time)
-KERNEL_IMPORTS = {"numpy", "numba", "math", "typing"}
+# typing only declares the NamedTuple argument packs (no behaviour at run time); threading runs
+# the kernels' blocks on worker threads (kernels/threads.py)
+KERNEL_IMPORTS = {"numpy", "numba", "math", "typing", "threading"}
 
 
 def _tool(name: str) -> str:
@@ -44,7 +45,7 @@ def test_every_engine_module_is_in_a_layer():
     assert top <= layers, f"not in any layer: {sorted(top - layers)}"
 
 
-def test_kernels_import_only_numpy_numba_and_math():
+def test_kernels_import_only_numpy_numba_math_and_threading():
     for path in sorted((ROOT / "kernels").glob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
