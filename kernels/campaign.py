@@ -245,6 +245,11 @@ def _campaign_blocks(
     # the per-member tallies of a block, per roster slot and column (added into member_tallies
     # at the block's end: integer sums, so the same totals), and one crisis's pledges per slot
     acc = np.zeros((N_MEMBER_COLUMNS, n_slots), dtype=np.int64)
+    acc_pledged = acc[M_PLEDGED]
+    acc_backed = acc[M_BACKED]
+    acc_delivered = acc[M_DELIVERED]
+    acc_honored = acc[M_HONORED]
+    acc_rode = acc[M_FREE_RODE]
     slot_on = np.zeros(n_slots, dtype=np.int64)
     slot_bk = np.zeros(n_slots, dtype=np.int64)
     slot_dl = np.zeros(n_slots, dtype=np.int64)
@@ -263,11 +268,6 @@ def _campaign_blocks(
         pt = periods[tid]
         apt = alliance_periods[tid]
         sx = successes[tid]
-        acc_pledged = acc[M_PLEDGED]
-        acc_backed = acc[M_BACKED]
-        acc_delivered = acc[M_DELIVERED]
-        acc_honored = acc[M_HONORED]
-        acc_rode = acc[M_FREE_RODE]
         first_g = start + b * block_size
         last_g = min(stop, first_g + block_size)
         for g in range(first_g, last_g):

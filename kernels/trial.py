@@ -204,105 +204,84 @@ def batch_size(block_size, max_members):
 
 
 @njit(cache=True)
-def _allocate_scratch(n_threads, batch, n_cells, n_states, max_members, max_cover, max_rounds):
-    """Every thread's scratch arrays, allocated once per kernel call: never per block or trial.
+def _allocate_scratch(batch, n_cells, n_states, max_members, max_cover, max_rounds):
+    """One worker's scratch arrays, allocated once per kernel call: never per block or trial.
 
-    Returns 34 arrays, each with a leading thread axis ``T = n_threads`` (``B = batch``,
-    ``L = max_members``, ``V = max_cover``, ``R = max_rounds``), in this order:
+    Returns 34 arrays (``B = batch``, ``L = max_members``, ``V = max_cover``,
+    ``R = max_rounds``), in this order:
 
-    * the batch's attacked trials: ``att_g`` int64 (T, B) global index, ``att_key`` uint64
-      (T, B) RNG key, ``att_cell`` int64 (T, B) cell; ``order`` int64 (T, B) their positions
-      grouped by cell; ``cells_seen`` int64 (T, B) the cells in order of first appearance;
-      ``cell_count`` int64 (T, C) and ``cell_fill`` int64 (T, C) (a counting sort);
-    * consultation, member × trial: ``backed`` uint8 (T, V, L, B), ``draw`` float64 (T, L, B),
-      ``survival`` float64 (T, L, B); per member: ``theta`` float64 (T, L), ``factor`` float64
-      (T, L); per trial: ``share`` float64 (T, B), ``units_back``, ``veto_left``, ``new_back``,
-      ``new_units``, ``new_veto`` int64 (T, B);
-    * per consultation of the cell × trial: ``decided`` uint8 (T, V, B), ``rounds_of`` int64
-      (T, V, B), ``n_back_of`` int64 (T, V, B), ``vetoed`` uint8 (T, V, B); ``n_mem_of`` int64
-      (T, V);
-    * ``mark`` uint8 (T, S);
+    * the batch's attacked trials: ``att_g`` int64 (B) global index, ``att_key`` uint64
+      (B) RNG key, ``att_cell`` int64 (B) cell; ``order`` int64 (B) their positions
+      grouped by cell; ``cells_seen`` int64 (B) the cells in order of first appearance;
+      ``cell_count`` int64 (C) and ``cell_fill`` int64 (C) (a counting sort);
+    * consultation, member × trial: ``backed`` uint8 (V, L, B), ``draw`` float64 (L, B),
+      ``survival`` float64 (L, B); per member: ``theta`` float64 (L), ``factor`` float64
+      (L); per trial: ``share`` float64 (B), ``units_back``, ``veto_left``, ``new_back``,
+      ``new_units``, ``new_veto`` int64 (B);
+    * per consultation of the cell × trial: ``decided`` uint8 (V, B), ``rounds_of`` int64
+      (V, B), ``n_back_of`` int64 (V, B), ``vetoed`` uint8 (V, B); ``n_mem_of`` int64
+      (V);
+    * ``mark`` uint8 (S);
     * the pilot's conditional estimate, per trial: ``hazard``, ``hazard_sum``, ``hazard_tail``
-      float64 (T, B);
-    * the consultation by thresholds (no free riding): ``threshold`` float64 (T, L, R) (member
+      float64 (B);
+    * the consultation by thresholds (no free riding): ``threshold`` float64 (L, R) (member
       p backs in the first round r with draw < ``threshold[p, r − 1]``), ``rounds_to_back``
-      uint8 (T, L, B) (that round; 0 for the target, R + 1 for never), ``in_round`` and
-      ``veto_in_round`` int64 (T, R + 2, B) (backers and veto holders by that round), per trial
-      ``limit`` and ``latest`` uint8 (T, B) (uint8 throughout: a uint8 select that mixes in
+      uint8 (L, B) (that round; 0 for the target, R + 1 for never), ``in_round`` and
+      ``veto_in_round`` int64 (R + 2, B) (backers and veto holders by that round), per trial
+      ``limit`` and ``latest`` uint8 (B) (uint8 throughout: a uint8 select that mixes in
       an int64 does not vectorize and cost 15× as much);
-    * ``group_key`` uint64 (T, B): the keys of the cell's group of trials, in group order (the
+    * ``group_key`` uint64 (B): the keys of the cell's group of trials, in group order (the
       members' draws read them in order: a gather through ``idx`` made each draw 1.3–1.5× as
       costly).
 
     Every last axis is ``SCRATCH_PAD`` longer than listed and the kernel never touches the
-    padding, so no two threads write to one cache line (without it, 2 threads ran up to 1.15×
-    slower).  A block needs ``cell_count`` and ``mark`` at zero and leaves them at zero (each
-    entry it raises is reset after the batch, after the trial); it writes every other array
-    before reading it.  :func:`_run_trials` allocates one worker's scratch (``n_threads`` = 1)
-    once per call and worker, never per block: allocating per block made the NATO-32 workload
-    1.3–1.5× slower.
+    padding, so two workers' arrays never share a cache line (without it, 2 threads ran up to
+    1.15× slower).  A block needs ``cell_count`` and ``mark`` at zero and leaves them at zero
+    (each entry it raises is reset after the batch, after the trial); it writes every other
+    array before reading it.  :func:`_run_trials` allocates a worker's scratch once per call
+    and worker, never per block: allocating per block made the NATO-32 workload 1.3–1.5× slower.
     """
-    t = n_threads
     len_b = batch + SCRATCH_PAD
     len_c = n_cells + SCRATCH_PAD
     len_l = max_members + SCRATCH_PAD
     len_v = max_cover + SCRATCH_PAD
     len_s = n_states + SCRATCH_PAD
     return (
-        np.empty((t, len_b), dtype=np.int64),  # att_g
-        np.empty((t, len_b), dtype=np.uint64),  # att_key
-        np.empty((t, len_b), dtype=np.int64),  # att_cell
-        np.empty((t, len_b), dtype=np.int64),  # order
-        np.empty((t, len_b), dtype=np.int64),  # cells_seen
-        np.zeros((t, len_c), dtype=np.int64),  # cell_count
-        np.zeros((t, len_c), dtype=np.int64),  # cell_fill
-        np.zeros((t, max_cover, max_members, len_b), dtype=np.uint8),  # backed
-        np.empty((t, max_members, len_b), dtype=np.float64),  # draw
-        np.empty((t, max_members, len_b), dtype=np.float64),  # survival
-        np.empty((t, len_l), dtype=np.float64),  # theta
-        np.empty((t, len_l), dtype=np.float64),  # factor
-        np.empty((t, len_b), dtype=np.float64),  # share
-        np.empty((t, len_b), dtype=np.int64),  # units_back
-        np.empty((t, len_b), dtype=np.int64),  # veto_left
-        np.empty((t, len_b), dtype=np.int64),  # new_back
-        np.empty((t, len_b), dtype=np.int64),  # new_units
-        np.empty((t, len_b), dtype=np.int64),  # new_veto
-        np.zeros((t, max_cover, len_b), dtype=np.uint8),  # decided
-        np.zeros((t, max_cover, len_b), dtype=np.int64),  # rounds_of
-        np.zeros((t, max_cover, len_b), dtype=np.int64),  # n_back_of
-        np.zeros((t, max_cover, len_b), dtype=np.uint8),  # vetoed
-        np.zeros((t, len_v), dtype=np.int64),  # n_mem_of
-        np.zeros((t, len_s), dtype=np.uint8),  # mark
-        np.empty((t, len_b), dtype=np.float64),  # hazard
-        np.empty((t, len_b), dtype=np.float64),  # hazard_sum
-        np.empty((t, len_b), dtype=np.float64),  # hazard_tail
-        np.empty((t, max_members, max_rounds + SCRATCH_PAD), dtype=np.float64),  # threshold
-        np.empty((t, max_members, len_b), dtype=np.uint8),  # rounds_to_back
-        np.zeros((t, max_rounds + 2, len_b), dtype=np.int64),  # in_round
-        np.zeros((t, max_rounds + 2, len_b), dtype=np.int64),  # veto_in_round
-        np.empty((t, len_b), dtype=np.uint8),  # limit
-        np.empty((t, len_b), dtype=np.uint8),  # latest
-        np.empty((t, len_b), dtype=np.uint64),  # group_key
+        np.empty(len_b, dtype=np.int64),  # att_g
+        np.empty(len_b, dtype=np.uint64),  # att_key
+        np.empty(len_b, dtype=np.int64),  # att_cell
+        np.empty(len_b, dtype=np.int64),  # order
+        np.empty(len_b, dtype=np.int64),  # cells_seen
+        np.zeros(len_c, dtype=np.int64),  # cell_count
+        np.zeros(len_c, dtype=np.int64),  # cell_fill
+        np.zeros((max_cover, max_members, len_b), dtype=np.uint8),  # backed
+        np.empty((max_members, len_b), dtype=np.float64),  # draw
+        np.empty((max_members, len_b), dtype=np.float64),  # survival
+        np.empty(len_l, dtype=np.float64),  # theta
+        np.empty(len_l, dtype=np.float64),  # factor
+        np.empty(len_b, dtype=np.float64),  # share
+        np.empty(len_b, dtype=np.int64),  # units_back
+        np.empty(len_b, dtype=np.int64),  # veto_left
+        np.empty(len_b, dtype=np.int64),  # new_back
+        np.empty(len_b, dtype=np.int64),  # new_units
+        np.empty(len_b, dtype=np.int64),  # new_veto
+        np.zeros((max_cover, len_b), dtype=np.uint8),  # decided
+        np.zeros((max_cover, len_b), dtype=np.int64),  # rounds_of
+        np.zeros((max_cover, len_b), dtype=np.int64),  # n_back_of
+        np.zeros((max_cover, len_b), dtype=np.uint8),  # vetoed
+        np.zeros(len_v, dtype=np.int64),  # n_mem_of
+        np.zeros(len_s, dtype=np.uint8),  # mark
+        np.empty(len_b, dtype=np.float64),  # hazard
+        np.empty(len_b, dtype=np.float64),  # hazard_sum
+        np.empty(len_b, dtype=np.float64),  # hazard_tail
+        np.empty((max_members, max_rounds + SCRATCH_PAD), dtype=np.float64),  # threshold
+        np.empty((max_members, len_b), dtype=np.uint8),  # rounds_to_back
+        np.zeros((max_rounds + 2, len_b), dtype=np.int64),  # in_round
+        np.zeros((max_rounds + 2, len_b), dtype=np.int64),  # veto_in_round
+        np.empty(len_b, dtype=np.uint8),  # limit
+        np.empty(len_b, dtype=np.uint8),  # latest
+        np.empty(len_b, dtype=np.uint64),  # group_key
     )
-
-
-@njit(cache=True)
-def _thread_scratch(scratch, tid):
-    """Thread ``tid``'s part (index ``tid`` of the leading axis) of every array of
-    :func:`_allocate_scratch`, in the same order."""
-    (att_g, att_key, att_cell, order, cells_seen, cell_count, cell_fill, backed, draw, survival,
-     theta, factor, share, units_back, veto_left, new_back, new_units, new_veto,
-     decided, rounds_of, n_back_of, vetoed, n_mem_of, mark, hazard, hazard_sum,
-     hazard_tail, threshold, rounds_to_back, in_round, veto_in_round, limit, latest,
-     group_key) = scratch
-    return (att_g[tid], att_key[tid], att_cell[tid], order[tid], cells_seen[tid],
-            cell_count[tid], cell_fill[tid], backed[tid], draw[tid], survival[tid],
-            theta[tid], factor[tid], share[tid], units_back[tid], veto_left[tid],
-            new_back[tid], new_units[tid], new_veto[tid],
-            decided[tid], rounds_of[tid], n_back_of[tid], vetoed[tid], n_mem_of[tid], mark[tid],
-            hazard[tid], hazard_sum[tid], hazard_tail[tid], threshold[tid],
-            rounds_to_back[tid], in_round[tid], veto_in_round[tid], limit[tid], latest[tid],
-            group_key[tid])
 
 
 @njit(cache=True, nogil=True)
@@ -405,13 +384,13 @@ def _trial_blocks(
         at = alliance_tallies[tid]
         ah = alliance_hist[tid]
         mt = member_tallies[tid]
-        # this thread's scratch (see _allocate_scratch for every array's dtype and shape)
+        # this worker's scratch (see _allocate_scratch for every array's dtype and shape)
         (att_g, att_key, att_cell, order, cells_seen, cell_count, cell_fill,
          backed, draw, survival, theta, factor,
          share, units_back, veto_left, new_back, new_units, new_veto,
          decided, rounds_of, n_back_of, vetoed, n_mem_of, mark,
          hazard, hazard_sum, hazard_tail, threshold, rounds_to_back, in_round, veto_in_round,
-         limit, latest, group_key) = _thread_scratch(scratch, 0)
+         limit, latest, group_key) = scratch
         n_uniforms = 0  # this block's work (counters)
         n_keys = 0
         n_member_draws = 0
@@ -997,9 +976,8 @@ def _run_trials(run, states, alliances, crises, attack_types, cells, deterrence,
 
     def call(tid, first, last):
         if scratch[tid] is None:
-            scratch[tid] = _allocate_scratch(1, batch, n_cells, n_states,
-                                             consultations.max_members, consultations.max_cover,
-                                             longest)
+            scratch[tid] = _allocate_scratch(batch, n_cells, n_states, consultations.max_members,
+                                             consultations.max_cover, longest)
         _trial_blocks(tid, first, last, scratch[tid], phi, run, states, alliances, crises,
                       attack_types, cells, deterrence, consultations, entries, settings,
                       *outputs)

@@ -122,7 +122,7 @@ def test_shape_and_estimate_match_the_kernels_arrays():
     assert memory_parts(scenario, 1, 0)["consultation tables"] >= held
     # the scratch estimate is what the kernel allocates per thread (within its padding)
     rounds = int(c.max_rounds.max())
-    scratch = _allocate_scratch(1, batch_size(BATCH, shape.largest_consultation), c.n_cells,
+    scratch = _allocate_scratch(batch_size(BATCH, shape.largest_consultation), c.n_cells,
                                 c.n_states, shape.largest_consultation, shape.most_cover, rounds)
     allocated = sum(a.nbytes for a in scratch)
     assert allocated <= scratch_bytes_per_thread(shape, max_rounds=rounds) <= 1.05 * allocated
